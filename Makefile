@@ -1,0 +1,39 @@
+# converge: `make test` installs what the build needs when it is missing, lints, builds and runs every test.
+SHELL := /bin/bash
+DEBIAN_PACKAGES := pkg-config libyaml-dev libcurl4-openssl-dev libsqlite3-dev
+SWIFT_FORMAT := swift format
+
+.PHONY: deps build lint format test validate
+
+## deps: install the Debian packages the build needs (as root with apt-get; otherwise print the command).
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "run: sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	swift build
+
+lint:
+	$(SWIFT_FORMAT) lint --strict -r Sources Tests
+
+format:
+	$(SWIFT_FORMAT) format -i -r Sources Tests
+
+test: deps lint
+	swift build --build-tests
+	swift test --skip-build
+
+## validate: the main command until the daemon lands.
+validate: build
+	swift run converge validate examples/gitops

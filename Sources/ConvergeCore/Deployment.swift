@@ -1,0 +1,97 @@
+import Foundation
+
+/// An immutable record of one attempt to make infrastructure match an instance's configuration (DESIGN §3).
+///
+/// The snapshot is frozen when the record is created; only status, timestamps, attempt, lease, approvals,
+/// error, outputs and plan result change afterwards.
+public struct Deployment: Equatable, Sendable, Identifiable {
+    /// Where a deployment is in its life; every change goes through `transition(from:to:)`.
+    public enum Status: String, Sendable, CaseIterable, Codable {
+        case proposed = "PROPOSED"
+        case rejected = "REJECTED"
+        case approved = "APPROVED"
+        case pending = "PENDING"
+        case running = "RUNNING"
+        case completed = "COMPLETED"
+        case failed = "FAILED"
+        case aborted = "ABORTED"
+
+        /// Statuses that count for idempotent enqueue: at most one per instance and desired-state hash.
+        public static let open: [Status] = [.proposed, .approved, .pending, .running]
+        /// Statuses waiting in an instance's queue, drained together in creation order.
+        public static let queued: [Status] = [.approved, .pending]
+
+        /// No transition leaves a terminal status.
+        public var isTerminal: Bool { [.rejected, .completed, .failed, .aborted].contains(self) }
+    }
+
+    /// What the provisioner is asked to do.
+    public enum Action: String, Sendable, CaseIterable, Codable {
+        case provision
+        case plan
+        case decommission
+    }
+
+    /// The lease of a RUNNING deployment: who holds it and until when.
+    public struct Lease: Equatable, Sendable {
+        public var owner: String
+        public var expiresAt: Date
+
+        public init(owner: String, expiresAt: Date) {
+            self.owner = owner
+            self.expiresAt = expiresAt
+        }
+    }
+
+    public var id: String
+    /// The creation sequence the database assigns; queue order comes from it, never from clocks.
+    public var sequence: Int64
+    public var instanceID: String
+    public var snapshot: DeploymentSnapshot
+    /// The canonical hash of the snapshot's desired state; enqueue is idempotent on it.
+    public var desiredHash: String
+    public var status: Status
+    public var proposedBy: String?
+    public var approvedBy: String?
+    public var createdBy: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var attempt: Int
+    public var lease: Lease?
+    public var error: String?
+    public var outputs: Value?
+    public var planResult: Value?
+
+    public var action: Action { snapshot.action }
+}
+
+/// The frozen part of a deployment: what the provisioner is asked to apply.
+public struct DeploymentSnapshot: Equatable, Sendable {
+    public var action: Deployment.Action
+    public var params: Value
+    /// The resolved connections: slot name → the connected artifact's data.
+    public var connectionParams: Value
+    /// The bundle release.
+    public var version: String
+    /// Instance name, labels, deployment id, the git commit of the manifests, the actor.
+    public var metadata: Value
+
+    public init(action: Deployment.Action, params: Value, connectionParams: Value, version: String, metadata: Value) {
+        self.action = action
+        self.params = params
+        self.connectionParams = connectionParams
+        self.version = version
+        self.metadata = metadata
+    }
+
+    /// The canonical hash of the desired state this snapshot captures: action, params, connection params and
+    /// version. Metadata (commit, actor) is left out, so re-reading an unchanged repository hashes the same.
+    public var desiredHash: String {
+        Value.object([
+            "action": .string(action.rawValue), "params": params, "connectionParams": connectionParams,
+            "version": .string(version),
+        ]).canonicalHash
+    }
+}

@@ -1,0 +1,275 @@
+/// Where a manifest value was written: file (relative to the loaded directory), line and column, 1-based.
+public struct SourceLocation: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+
+    public static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
+        (lhs.file, lhs.line, lhs.column) < (rhs.file, rhs.line, rhs.column)
+    }
+}
+
+/// The seven kinds of manifest (DESIGN §2).
+public enum ResourceKind: String, Sendable, CaseIterable, Codable, Comparable {
+    case project = "Project"
+    case environment = "Environment"
+    case resource = "Resource"
+    case bundle = "Bundle"
+    case provisioner = "Provisioner"
+    case instance = "Instance"
+    case preview = "Preview"
+
+    public static func < (lhs: ResourceKind, rhs: ResourceKind) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+/// How changes to an environment's instances are approved.
+public enum ApprovalPolicy: String, Sendable, CaseIterable, Codable {
+    /// Changes deploy at once.
+    case auto
+    /// Changes are proposed and wait for an approver.
+    case review
+    /// Changes run a plan first, then need a plan approval and an apply approval.
+    case twoPhase = "two-phase"
+}
+
+/// A namespace for environments.
+public struct Project: Equatable, Sendable, Codable {
+    public var id: String
+    public var description: String?
+    public var labels: [String: String]
+
+    public init(id: String, description: String?, labels: [String: String]) {
+        self.id = id
+        self.description = description
+        self.labels = labels
+    }
+}
+
+/// A set of instances that deploy together, with defaults and an approval policy.
+public struct Environment: Equatable, Sendable, Codable {
+    public var id: String
+    public var project: String
+    public var name: String
+    public var description: String?
+    public var policy: ApprovalPolicy
+    /// Whether instances removed from the manifests are decommissioned (else reported as orphaned).
+    public var prune: Bool
+    /// Connection type → id of the imported resource every instance gets for a slot of that type.
+    public var defaults: [String: String]
+    public var labels: [String: String]
+
+    public init(
+        id: String, project: String, name: String, description: String?, policy: ApprovalPolicy, prune: Bool,
+        defaults: [String: String], labels: [String: String]
+    ) {
+        self.id = id
+        self.project = project
+        self.name = name
+        self.description = description
+        self.policy = policy
+        self.prune = prune
+        self.defaults = defaults
+        self.labels = labels
+    }
+}
+
+/// A resource imported from outside converge (a shared VPC, a DNS zone), usable as an environment default.
+public struct ImportedResource: Equatable, Sendable, Codable {
+    public var id: String
+    public var project: String
+    public var environment: String?
+    public var type: String
+    public var data: Value
+    public var labels: [String: String]
+
+    public init(id: String, project: String, environment: String?, type: String, data: Value, labels: [String: String])
+    {
+        self.id = id
+        self.project = project
+        self.environment = environment
+        self.type = type
+        self.data = data
+        self.labels = labels
+    }
+}
+
+/// A typed input slot of a bundle.
+public struct ConnectionSlot: Equatable, Sendable, Codable {
+    public var type: String
+    public var optional: Bool
+
+    public init(type: String, optional: Bool) {
+        self.type = type
+        self.optional = optional
+    }
+}
+
+/// A published, versioned infrastructure package: its provisioner, connections, artifacts and params schema.
+public struct BundleDefinition: Equatable, Sendable, Codable {
+    public var id: String
+    public var provisioner: String
+    public var description: String?
+    public var connections: [String: ConnectionSlot]
+    /// Artifact name → type.
+    public var artifacts: [String: String]
+    /// A JSON-Schema subset (DESIGN §2) that instance params must satisfy.
+    public var paramsSchema: Value
+    public var labels: [String: String]
+
+    public init(
+        id: String, provisioner: String, description: String?, connections: [String: ConnectionSlot],
+        artifacts: [String: String], paramsSchema: Value, labels: [String: String]
+    ) {
+        self.id = id
+        self.provisioner = provisioner
+        self.description = description
+        self.connections = connections
+        self.artifacts = artifacts
+        self.paramsSchema = paramsSchema
+        self.labels = labels
+    }
+}
+
+/// What applies a bundle: a webhook or a local command.
+public struct Provisioner: Equatable, Sendable, Codable {
+    /// How a webhook provisioner is called.
+    public struct Webhook: Equatable, Sendable, Codable {
+        public var url: String
+        /// The environment variable of the daemon that holds the HMAC secret.
+        public var secretEnv: String?
+        public var timeoutSeconds: Int
+
+        public init(url: String, secretEnv: String?, timeoutSeconds: Int) {
+            self.url = url
+            self.secretEnv = secretEnv
+            self.timeoutSeconds = timeoutSeconds
+        }
+    }
+
+    /// How an exec provisioner is run.
+    public struct Exec: Equatable, Sendable, Codable {
+        public var command: [String]
+        public var workingDirectory: String?
+        public var timeoutSeconds: Int
+
+        public init(command: [String], workingDirectory: String?, timeoutSeconds: Int) {
+            self.command = command
+            self.workingDirectory = workingDirectory
+            self.timeoutSeconds = timeoutSeconds
+        }
+    }
+
+    public var id: String
+    public var webhook: Webhook?
+    public var exec: Exec?
+    public var labels: [String: String]
+
+    public init(id: String, webhook: Webhook?, exec: Exec?, labels: [String: String]) {
+        self.id = id
+        self.webhook = webhook
+        self.exec = exec
+        self.labels = labels
+    }
+}
+
+/// Where an instance's connection slot is wired: an artifact of another instance in the same environment.
+public struct ConnectionTarget: Equatable, Sendable, Codable {
+    public var instance: String
+    public var artifact: String
+
+    public init(instance: String, artifact: String) {
+        self.instance = instance
+        self.artifact = artifact
+    }
+}
+
+/// One use of a bundle in an environment; its params (with the bundle's defaults applied) are what it asks for.
+public struct Instance: Equatable, Sendable, Codable {
+    public var id: String
+    public var project: String
+    public var environment: String
+    public var name: String
+    public var bundle: String
+    public var version: String?
+    public var params: Value
+    public var connections: [String: ConnectionTarget]
+    public var labels: [String: String]
+
+    public init(
+        id: String, project: String, environment: String, name: String, bundle: String, version: String?, params: Value,
+        connections: [String: ConnectionTarget], labels: [String: String]
+    ) {
+        self.id = id
+        self.project = project
+        self.environment = environment
+        self.name = name
+        self.bundle = bundle
+        self.version = version
+        self.params = params
+        self.connections = connections
+        self.labels = labels
+    }
+}
+
+/// An environment forked from a base for a pull request, with overrides and a time to live (DESIGN §6).
+public struct Preview: Equatable, Sendable, Codable {
+    /// A default to pin in the preview environment.
+    public struct Default: Equatable, Sendable, Codable {
+        public var resourceType: String
+        public var resourceId: String
+
+        public init(resourceType: String, resourceId: String) {
+            self.resourceType = resourceType
+            self.resourceId = resourceId
+        }
+    }
+
+    /// Per-instance overrides, deep-merged onto the forked instance.
+    public struct Override: Equatable, Sendable, Codable {
+        public var version: String?
+        public var params: Value?
+        public var secrets: [String: String]
+
+        public init(version: String?, params: Value?, secrets: [String: String]) {
+            self.version = version
+            self.params = params
+            self.secrets = secrets
+        }
+    }
+
+    public var project: String
+    public var name: String?
+    public var baseEnvironment: String
+    public var copyEnvironmentDefaults: Bool
+    public var copySecrets: Bool
+    public var attributes: Value
+    public var environmentDefaults: [Default]
+    public var instances: [String: Override]
+    /// Seconds after which the preview is decommissioned, if set.
+    public var ttlSeconds: Int?
+
+    public init(
+        project: String, name: String?, baseEnvironment: String, copyEnvironmentDefaults: Bool, copySecrets: Bool,
+        attributes: Value, environmentDefaults: [Default], instances: [String: Override], ttlSeconds: Int?
+    ) {
+        self.project = project
+        self.name = name
+        self.baseEnvironment = baseEnvironment
+        self.copyEnvironmentDefaults = copyEnvironmentDefaults
+        self.copySecrets = copySecrets
+        self.attributes = attributes
+        self.environmentDefaults = environmentDefaults
+        self.instances = instances
+        self.ttlSeconds = ttlSeconds
+    }
+}

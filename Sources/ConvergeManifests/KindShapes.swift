@@ -1,0 +1,152 @@
+import ConvergeCore
+
+/// The shape of every kind's document: what `converge validate` checks and `converge schema` prints.
+public enum KindShapes {
+    static let apiVersion = "converge/v1"
+    static let durationPattern = "[0-9]+(s|m|h|d)"
+    static let versionRule = Shape.StringRule.pattern(
+        "[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}", description: "a version such as 1.4.2 (letters, digits, . + _ -)")
+
+    /// The shape of a whole document of `kind`.
+    public static func document(_ kind: ResourceKind) -> Shape {
+        .object([
+            Field("apiVersion", .string(.oneOf([apiVersion])), required: true, "always \(apiVersion)"),
+            Field("kind", .string(.oneOf([kind.rawValue])), required: true, "the kind of the document"),
+            Field("metadata", .object(metadata(kind)), required: true, "name and scope"),
+            Field("spec", spec(kind), required: kind != .project, "the desired state"),
+        ])
+    }
+
+    /// The shape of the `spec` of a preview, also the top level of a plain preview file (with `project`).
+    static let previewFields: [Field] = [
+        Field("baseEnvironment", .string(.segment), required: true, "the environment the preview forks"),
+        Field("copyEnvironmentDefaults", .boolean, "copy the base environment's defaults (default true)"),
+        Field("copySecrets", .boolean, "copy the base instances' secrets (default false)"),
+        Field("attributes", .anyObject, "free-form attributes of the preview environment"),
+        Field(
+            "environmentDefaults",
+            .array(
+                .object([
+                    Field("resourceType", .string(.identifier), required: true, "the connection type"),
+                    Field("resourceId", .string(.identifier), required: true, "the id of the imported resource"),
+                ])), "defaults to pin in the preview"),
+        Field(
+            "instances",
+            .map(
+                keys: .segment,
+                values: .object([
+                    Field("version", .string(versionRule), "the bundle version to run"),
+                    Field("params", .anyObject, "params deep-merged onto the forked instance"),
+                    Field("secrets", .map(keys: .any, values: .string(.any)), "secrets of the instance"),
+                ])), "per-instance overrides"),
+        Field(
+            "ttl", .string(.pattern(durationPattern, description: "a duration such as 30m, 72h or 7d")), "time to live"),
+    ]
+
+    static func metadata(_ kind: ResourceKind) -> [Field] {
+        let labels = Field("labels", .map(keys: .any, values: .string(.any)), "free-form labels")
+        let project = Field("project", .string(.segment), required: true, "the project")
+        let name: Field =
+            switch kind {
+            case .bundle, .provisioner: Field("name", .string(.identifier), required: true, "the name")
+            default: Field("name", .string(.segment), required: true, "the name, one identifier segment")
+            }
+        switch kind {
+        case .project, .bundle, .provisioner:
+            return [name, labels]
+        case .environment, .preview:
+            return [name, project, labels]
+        case .resource:
+            return [
+                name, project, Field("environment", .string(.segment), "the environment, if not project-wide"), labels,
+            ]
+        case .instance:
+            return [name, project, Field("environment", .string(.segment), required: true, "the environment"), labels]
+        }
+    }
+
+    static func spec(_ kind: ResourceKind) -> Shape {
+        let description = Field("description", .string(.any), "what it is for")
+        switch kind {
+        case .project:
+            return .object([description])
+        case .environment:
+            return .object([
+                description,
+                Field(
+                    "policy", .string(.oneOf(ApprovalPolicy.allCases.map(\.rawValue))),
+                    "how changes are approved (default review)"),
+                Field("prune", .boolean, "decommission instances removed from the manifests (default false)"),
+                Field(
+                    "defaults", .map(keys: .identifier, values: .string(.segment)),
+                    "connection type → name of the Resource every instance gets for it"),
+            ])
+        case .resource:
+            return .object([
+                Field("type", .string(.identifier), required: true, "the artifact type (aws-vpc)"),
+                Field("data", .anyObject, "what connected instances receive"),
+            ])
+        case .bundle:
+            return .object([
+                description,
+                Field("provisioner", .string(.identifier), required: true, "the provisioner that applies it"),
+                Field(
+                    "connections",
+                    .map(
+                        keys: .segment,
+                        values: .object([
+                            Field("type", .string(.identifier), required: true, "the artifact type it accepts"),
+                            Field("optional", .boolean, "whether it may stay unwired (default false)"),
+                        ])), "typed input slots"),
+                Field(
+                    "artifacts",
+                    .map(
+                        keys: .segment,
+                        values: .object([Field("type", .string(.identifier), required: true, "the artifact type")])),
+                    "typed outputs other instances can connect to"),
+                Field("paramsSchema", .anyObject, "a JSON-Schema subset the params must satisfy"),
+            ])
+        case .provisioner:
+            let timeout = Field("timeoutSeconds", .integer(minimum: 1), "how long one call may take")
+            return .object([
+                description,
+                Field(
+                    "webhook",
+                    .object([
+                        Field(
+                            "url", .string(.pattern("https?://.+", description: "an http or https url")),
+                            required: true,
+                            "where deployments are posted"),
+                        Field(
+                            "secretEnv", .string(.pattern("[A-Za-z_][A-Za-z0-9_]*", description: "a variable name")),
+                            "the daemon's environment variable holding the HMAC secret"),
+                        timeout,
+                    ]), "call an HTTP endpoint (exactly one of webhook and exec)"),
+                Field(
+                    "exec",
+                    .object([
+                        Field("command", .array(.string(.any)), required: true, "the program and its arguments"),
+                        Field("workingDirectory", .string(.any), "where it runs"),
+                        timeout,
+                    ]), "run a local command (exactly one of webhook and exec)"),
+            ])
+        case .instance:
+            return .object([
+                Field("bundle", .string(.identifier), required: true, "the bundle it uses"),
+                Field("version", .string(versionRule), "the bundle version"),
+                Field("params", .anyObject, "its configuration, checked against the bundle's paramsSchema"),
+                Field(
+                    "connections",
+                    .map(
+                        keys: .segment,
+                        values: .string(
+                            .pattern(
+                                "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20})?",
+                                description: "an instance of the environment, optionally .artifact"))),
+                    "slot → instance (or instance.artifact) in the same environment"),
+            ])
+        case .preview:
+            return .object(previewFields)
+        }
+    }
+}

@@ -1,0 +1,246 @@
+import ConvergeCore
+
+extension Load {
+    /// Cross-resource checks, once every document is declared: dangling references, connection types, unwired
+    /// required connections, connection cycles and params against their bundle's schema.
+    mutating func checkReferences() {
+        let projects = Array(state.projects.keys)
+        for id in state.environments.keys.sorted() {
+            let environment = state.environments[id]!
+            let document = documents[ResourceKey(.environment, id)]!
+            _ = require(
+                ResourceKey(.project, environment.project), at: document["metadata"]!["project"]!, "metadata.project",
+                candidates: projects)
+            checkDefaults(of: environment, document: document)
+        }
+        for id in state.resources.keys.sorted() {
+            let resource = state.resources[id]!
+            let metadata = documents[ResourceKey(.resource, id)]!["metadata"]!
+            _ = require(
+                ResourceKey(.project, resource.project), at: metadata["project"]!, "metadata.project",
+                candidates: projects)
+            if let environment = resource.environment {
+                _ = require(
+                    ResourceKey(.environment, Identifier.join(resource.project, environment)),
+                    at: metadata["environment"]!,
+                    "metadata.environment", candidates: Array(state.environments.keys))
+            }
+        }
+        for id in state.bundles.keys.sorted() {
+            let bundle = state.bundles[id]!
+            let spec = documents[ResourceKey(.bundle, id)]!["spec"]!
+            _ = require(
+                ResourceKey(.provisioner, bundle.provisioner), at: spec["provisioner"]!, "spec.provisioner",
+                candidates: Array(state.provisioners.keys))
+            if let schema = spec["paramsSchema"] {
+                let problems = ParamsSchema.problems(of: schema, path: "spec.paramsSchema")
+                diagnostics += problems
+                if !problems.isEmpty { broken.insert(ResourceKey(.bundle, id)) }
+            }
+        }
+        for id in state.provisioners.keys.sorted() {
+            let provisioner = state.provisioners[id]!
+            if (provisioner.webhook == nil) == (provisioner.exec == nil) {
+                report(
+                    documents[ResourceKey(.provisioner, id)]!["spec"]!, "spec",
+                    "exactly one of \"webhook\" and \"exec\" must be set")
+            }
+        }
+        for id in state.instances.keys.sorted() { checkInstance(id) }
+        checkCycles()
+        for id in state.previews.keys.sorted() { checkPreview(id) }
+    }
+
+    /// Every default names a resource of the environment (or its project) whose type is the default's type.
+    mutating func checkDefaults(of environment: Environment, document: YAMLNode) {
+        var resolved: [String: String] = [:]
+        for entry in document["spec"]?["defaults"]?.entries ?? [] {
+            let path = "spec.defaults.\(entry.key)"
+            guard let name = entry.value.string else { continue }
+            let scoped = [Identifier.join(environment.id, name), Identifier.join(environment.project, name)]
+            guard let id = scoped.first(where: { documents[ResourceKey(.resource, $0)] != nil }) else {
+                report(
+                    entry.value, path,
+                    "unknown resource \"\(name)\" in environment \(environment.id) or project \(environment.project)"
+                        + didYouMean(
+                            name, among: state.resources.values.map { String($0.id.split(separator: "-").last!) }))
+                continue
+            }
+            guard let resource = state.resources[id] else { continue }
+            if resource.type != entry.key {
+                report(entry.value, path, "resource \(id) is of type \(resource.type), not \(entry.key)")
+            }
+            resolved[entry.key] = id
+        }
+        state.environments[environment.id]?.defaults = resolved
+    }
+
+    mutating func checkInstance(_ id: String) {
+        let instance = state.instances[id]!
+        let document = documents[ResourceKey(.instance, id)]!
+        let metadata = document["metadata"]!
+        let spec = document["spec"]!
+        guard
+            require(
+                ResourceKey(.project, instance.project), at: metadata["project"]!, "metadata.project",
+                candidates: Array(state.projects.keys))
+        else { return }
+        let environmentKnown = require(
+            ResourceKey(.environment, instance.environment), at: metadata["environment"]!, "metadata.environment",
+            candidates: Array(state.environments.keys))
+        guard
+            require(
+                ResourceKey(.bundle, instance.bundle), at: spec["bundle"]!, "spec.bundle",
+                candidates: Array(state.bundles.keys)),
+            !broken.contains(ResourceKey(.bundle, instance.bundle)), let bundle = state.bundles[instance.bundle]
+        else { return }
+        let paramsNode = spec["params"] ?? YAMLNode(kind: .mapping([]), location: spec.location)
+        let violations = ParamsSchema.violations(of: paramsNode, schema: bundle.paramsSchema, path: "spec.params")
+        diagnostics += violations
+        state.instances[id]!.params = ParamsSchema.applyingDefaults(to: instance.params, schema: bundle.paramsSchema)
+        guard environmentKnown else { return }
+        let environment = state.environments[instance.environment]
+        var connections: [String: ConnectionTarget] = [:]
+        for entry in spec["connections"]?.entries ?? [] {
+            let path = "spec.connections.\(entry.key)"
+            guard let slot = bundle.connections[entry.key] else {
+                report(
+                    entry.value, path,
+                    "bundle \(bundle.id) has no connection \"\(entry.key)\""
+                        + didYouMean(entry.key, among: Array(bundle.connections.keys)))
+                continue
+            }
+            guard let wire = entry.value.string else { continue }
+            let parts = wire.split(separator: ".").map(String.init)
+            let targetID = Identifier.join(instance.environment, parts[0])
+            guard
+                require(
+                    ResourceKey(.instance, targetID), at: entry.value, path,
+                    candidates: state.instances.keys.filter { $0.hasPrefix(instance.environment + "-") })
+            else { continue }
+            guard let target = state.instances[targetID], let targetBundle = state.bundles[target.bundle] else {
+                continue
+            }
+            if let target = resolve(wire: parts, slot: slot, targetBundle: targetBundle, at: entry.value, path) {
+                connections[entry.key] = ConnectionTarget(instance: targetID, artifact: target)
+            }
+        }
+        state.instances[id]!.connections = connections
+        for (name, slot) in bundle.connections.sorted(by: { $0.key < $1.key })
+        where !slot.optional && spec["connections"]?[name] == nil && environment?.defaults[slot.type] == nil {
+            report(
+                spec, "spec.connections.\(name)",
+                "required connection \"\(name)\" (type \(slot.type)) is not wired and environment \(instance.environment) has no default for \(slot.type)"
+            )
+        }
+    }
+
+    /// The artifact of the target's bundle that a wire (`db` or `db.endpoint`) connects to a slot, checking types.
+    mutating func resolve(
+        wire parts: [String], slot: ConnectionSlot, targetBundle: BundleDefinition, at node: YAMLNode, _ path: String
+    ) -> String? {
+        let target = parts[0]
+        if parts.count == 2 {
+            let artifact = parts[1]
+            guard let type = targetBundle.artifacts[artifact] else {
+                report(
+                    node, path,
+                    "instance \(target) (bundle \(targetBundle.id)) has no artifact \"\(artifact)\""
+                        + didYouMean(artifact, among: Array(targetBundle.artifacts.keys)))
+                return nil
+            }
+            guard type == slot.type else {
+                report(
+                    node, path,
+                    "artifact \(target).\(artifact) is of type \(type), but the connection expects \(slot.type)")
+                return nil
+            }
+            return artifact
+        }
+        let matching = targetBundle.artifacts.filter { $0.value == slot.type }.keys.sorted()
+        switch matching.count {
+        case 1:
+            return matching[0]
+        case 0:
+            let produced = targetBundle.artifacts.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
+            report(
+                node, path,
+                "instance \(target) produces no artifact of type \(slot.type); it produces "
+                    + (produced.isEmpty ? "none" : produced.joined(separator: ", ")))
+        default:
+            report(
+                node, path,
+                "instance \(target) produces several artifacts of type \(slot.type) (\(matching.joined(separator: ", "))); name one as \(target).ARTIFACT"
+            )
+        }
+        return nil
+    }
+
+    /// Reports every cycle of connections between instances once, named in order from its first instance.
+    mutating func checkCycles() {
+        var finished: Set<String> = []
+        var reported: Set<Set<String>> = []
+        for start in state.instances.keys.sorted() where !finished.contains(start) {
+            var path: [String] = []
+            visit(start, path: &path, finished: &finished, reported: &reported)
+        }
+    }
+
+    private mutating func visit(
+        _ id: String, path: inout [String], finished: inout Set<String>, reported: inout Set<Set<String>>
+    ) {
+        if let index = path.firstIndex(of: id) {
+            let cycle = Array(path[index...])
+            guard reported.insert(Set(cycle)).inserted, let first = cycle.min() else { return }
+            let rotated = Array(cycle[cycle.firstIndex(of: first)!...] + cycle[..<cycle.firstIndex(of: first)!])
+            let next = rotated.count > 1 ? rotated[1] : rotated[0]
+            let slot = state.instances[first]!.connections.first { $0.value.instance == next }!.key
+            let node = documents[ResourceKey(.instance, first)]!["spec"]!["connections"]![slot]!
+            report(
+                node, "spec.connections.\(slot)", "connection cycle: \((rotated + [first]).joined(separator: " -> "))")
+            return
+        }
+        guard !finished.contains(id), let instance = state.instances[id] else { return }
+        path.append(id)
+        for target in Set(instance.connections.values.map(\.instance)).sorted() {
+            visit(target, path: &path, finished: &finished, reported: &reported)
+        }
+        path.removeLast()
+        finished.insert(id)
+    }
+
+    mutating func checkPreview(_ id: String) {
+        let preview = state.previews[id]!
+        let document = documents[ResourceKey(.preview, id)]!
+        let spec = document["spec"]!
+        guard
+            require(
+                ResourceKey(.project, preview.project), at: document["metadata"]!["project"]!, "metadata.project",
+                candidates: Array(state.projects.keys))
+        else { return }
+        let base = Identifier.join(preview.project, preview.baseEnvironment)
+        guard
+            require(
+                ResourceKey(.environment, base), at: spec["baseEnvironment"]!, "spec.baseEnvironment",
+                candidates: Array(state.environments.keys))
+        else { return }
+        for (index, pinned) in preview.environmentDefaults.enumerated() {
+            let node = spec["environmentDefaults"]!.elements![index]["resourceId"]!
+            let path = "spec.environmentDefaults[\(index)].resourceId"
+            guard
+                require(
+                    ResourceKey(.resource, pinned.resourceId), at: node, path, candidates: Array(state.resources.keys)),
+                let resource = state.resources[pinned.resourceId]
+            else { continue }
+            if resource.type != pinned.resourceType {
+                report(node, path, "resource \(resource.id) is of type \(resource.type), not \(pinned.resourceType)")
+            }
+        }
+        for entry in spec["instances"]?.entries ?? [] {
+            _ = require(
+                ResourceKey(.instance, Identifier.join(base, entry.key)), at: entry.value,
+                "spec.instances.\(entry.key)",
+                candidates: state.instances.keys.filter { $0.hasPrefix(base + "-") })
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import ConvergeCore
+
+/// The Swift description of a manifest's structure: the validator checks documents against it and
+/// `converge schema` turns it into a JSON Schema, so the two can never disagree.
+public indirect enum Shape: Sendable {
+    /// What a string must look like.
+    public enum StringRule: Sendable, Equatable {
+        case any
+        /// A full identifier (`aws-rds-postgres`).
+        case identifier
+        /// One identifier segment (`production`).
+        case segment
+        case oneOf([String])
+        /// A regular expression the whole string must match, with a human description.
+        case pattern(String, description: String)
+    }
+
+    case string(StringRule)
+    case integer(minimum: Int?)
+    case boolean
+    /// A closed object: only these fields, unknown ones are errors.
+    case object([Field])
+    /// An object whose keys follow `keys` and whose values all have one shape.
+    case map(keys: StringRule, values: Shape)
+    case array(Shape)
+    /// Any object, its members unchecked (params, data).
+    case anyObject
+}
+
+/// One field of a closed object.
+public struct Field: Sendable {
+    public var name: String
+    public var shape: Shape
+    public var required: Bool
+    public var summary: String
+
+    public init(_ name: String, _ shape: Shape, required: Bool = false, _ summary: String) {
+        self.name = name
+        self.shape = shape
+        self.required = required
+        self.summary = summary
+    }
+}
+
+extension Shape.StringRule {
+    static let identifierPattern = "^[a-z0-9]{1,20}(-[a-z0-9]{1,20})*$"
+    static let segmentPattern = "^[a-z0-9]{1,20}$"
+
+    /// Why `text` breaks the rule, or nil.
+    func problem(with text: String) -> String? {
+        switch self {
+        case .any:
+            return nil
+        case .identifier:
+            return Identifier.problem(with: text)
+        case .segment:
+            return Identifier.problem(withSegment: text).map { $0.hasPrefix("\"") ? $0 : $0 + " in \"\(text)\"" }
+        case .oneOf(let allowed):
+            guard !allowed.contains(text) else { return nil }
+            let list = allowed.map { "\"\($0)\"" }.joined(separator: ", ")
+            return "expected one of \(list), got \"\(text)\"" + didYouMean(text, among: allowed)
+        case .pattern(let pattern, let description):
+            guard let regex = try? Regex(pattern), (try? regex.wholeMatch(in: text)) != nil else {
+                return "expected \(description), got \"\(text)\""
+            }
+            return nil
+        }
+    }
+}
+
+/// A suggestion for a misspelt name: `; did you mean "policy"?` when one candidate is close, else empty.
+func didYouMean(_ text: String, among candidates: [String]) -> String {
+    let scored = candidates.map { ($0, editDistance(text.lowercased(), $0.lowercased())) }
+    guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(1, min(3, best.0.count / 3)) else { return "" }
+    return "; did you mean \"\(best.0)\"?"
+}
+
+/// The Levenshtein distance between two strings.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    var previous = Array(0...b.count)
+    for i in 1...max(1, a.count) where !a.isEmpty {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...max(1, b.count) where !b.isEmpty {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return a.isEmpty ? b.count : previous[b.count]
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import ConvergeCore
+import ConvergeManifests
+import Foundation
+
+/// `converge validate [DIR]`: loads a manifests directory and explains it, or every error in it.
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a manifests directory.",
+        discussion: "Exits 0 with a summary, or 1 with every error as file:line:col: field: message on stderr."
+    )
+
+    @Argument(help: "The manifests directory.", completion: .directory)
+    var directory: String = "."
+
+    @Option(name: [.short, .long], help: "Output format: text or json.")
+    var output: OutputFormat = .text
+
+    @OptionGroup var limits: LimitOptions
+
+    func run() throws {
+        do {
+            let state = try ManifestLoader(limits: limits.yamlLimits).load(directory: URL(fileURLWithPath: directory))
+            let counts = ResourceKind.allCases.map { kind in (kind, state.counts[kind] ?? 0) }
+            switch output {
+            case .text:
+                let parts = counts.map { "\($0.1) \($0.0.rawValue.lowercased())\($0.1 == 1 ? "" : "s")" }
+                print("\(directory): valid: " + parts.joined(separator: ", "))
+            case .json:
+                let summary = Dictionary(uniqueKeysWithValues: counts.map { ($0.0.rawValue, Value.int($0.1)) })
+                print(Value.object(["valid": true, "counts": .object(summary), "errors": []]).prettyJSON)
+            }
+        } catch let errors {
+            switch output {
+            case .text:
+                for diagnostic in errors.diagnostics { FileHandle.standardError.write(line: diagnostic.description) }
+                let count = errors.diagnostics.count
+                FileHandle.standardError.write(line: "\(count) error\(count == 1 ? "" : "s") in \(directory)")
+            case .json:
+                print(Value.object(["valid": false, "errors": .array(errors.diagnostics.map(\.jsonValue))]).prettyJSON)
+            }
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// The bounds on hostile YAML, settable on every command that reads manifests.
+struct LimitOptions: ParsableArguments {
+    @Option(help: "The largest manifest file read, in bytes.")
+    var maxFileBytes = YAMLLimits().maxFileBytes
+
+    @Option(help: "The deepest nesting allowed in a manifest.")
+    var maxDepth = YAMLLimits().maxDepth
+
+    @Option(help: "How many nodes YAML aliases may expand to in one document.")
+    var maxAliasExpansion = YAMLLimits().maxAliasExpansion
+
+    var yamlLimits: YAMLLimits {
+        YAMLLimits(maxFileBytes: maxFileBytes, maxDepth: maxDepth, maxAliasExpansion: maxAliasExpansion)
+    }
+
+    func validate() throws {
+        guard maxFileBytes > 0, maxDepth > 0, maxAliasExpansion >= 0 else {
+            throw ValidationError("limits must be positive")
+        }
+    }
+}
