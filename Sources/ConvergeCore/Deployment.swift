@@ -65,6 +65,32 @@ public struct Deployment: Equatable, Sendable, Identifiable {
     public var planResult: Value?
 
     public var action: Action { snapshot.action }
+
+    public init(
+        id: String, sequence: Int64, instanceID: String, snapshot: DeploymentSnapshot, desiredHash: String,
+        status: Status, proposedBy: String? = nil, approvedBy: String? = nil, createdBy: String, createdAt: Date,
+        updatedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil, attempt: Int, lease: Lease? = nil,
+        error: String? = nil, outputs: Value? = nil, planResult: Value? = nil
+    ) {
+        self.id = id
+        self.sequence = sequence
+        self.instanceID = instanceID
+        self.snapshot = snapshot
+        self.desiredHash = desiredHash
+        self.status = status
+        self.proposedBy = proposedBy
+        self.approvedBy = approvedBy
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.attempt = attempt
+        self.lease = lease
+        self.error = error
+        self.outputs = outputs
+        self.planResult = planResult
+    }
 }
 
 /// The frozen part of a deployment: what the provisioner is asked to apply.

@@ -1,1 +1,255 @@
+import ConvergeCore
+import Foundation
 import GRDB
+import Logging
+
+/// The embedded store: one SQLite file in WAL mode, through GRDB.
+///
+/// Write transactions begin IMMEDIATE so that several processes on one file queue on the busy timeout instead of
+/// failing on a lock upgrade. Times are Unix milliseconds from the injected clock.
+public final class SQLiteStore: Store {
+    let pool: DatabasePool
+    let clock: @Sendable () -> Date
+    let logger: Logger
+
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    public init(path: String, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "converge"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw ConvergeError(.internal, "cannot open database \(path): \(error)")
+        }
+        self.clock = clock
+        self.logger = logger
+        logger.info("store opened", metadata: ["store.path": "\(path)"])
+    }
+
+    /// The current time in Unix milliseconds.
+    var now: Int64 { Int64((clock().timeIntervalSince1970 * 1000).rounded()) }
+
+    /// Runs `body` in one IMMEDIATE transaction, mapping database errors to `ConvergeError`s.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Runs a read-only `body` on a snapshot of the database.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    static func mapped(_ error: any Error) -> ConvergeError {
+        if let error = error as? ConvergeError { return error }
+        guard let error = error as? DatabaseError else { return ConvergeError(.internal, "\(error)") }
+        let message = error.message ?? "\(error)"
+        switch error.resultCode {
+        case .SQLITE_CONSTRAINT:
+            if message.contains("deployments.instance_id") && !message.contains("desired_hash") {
+                return ConvergeError(.failedPrecondition, "the instance already has a RUNNING deployment")
+            }
+            return ConvergeError(.failedPrecondition, message.lowercased())
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return ConvergeError(.aborted, "the database is busy; retry")
+        default:
+            return ConvergeError(.internal, "database error: \(message)")
+        }
+    }
+
+    /// Records a mutation in the audit log, in the mutation's transaction.
+    func audit(
+        _ db: Database, actor: String, action: String, kind: String, id: String, before: Value?, after: Value?
+    ) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO audit_log (at, actor, action, target_kind, target_id, before, after)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [now, actor, action, kind, id, before?.canonicalJSON, after?.canonicalJSON])
+    }
+
+    /// Reads and advances a named counter.
+    func increment(_ db: Database, _ counter: String) throws -> Int64 {
+        try db.execute(sql: "UPDATE counters SET value = value + 1 WHERE name = ?", arguments: [counter])
+        return try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [counter])!
+    }
+
+    static func checkLimit(_ limit: Int) throws {
+        guard (1...1000).contains(limit) else {
+            throw ConvergeError(.invalidArgument, "limit must be between 1 and 1000, got \(limit)")
+        }
+    }
+
+    /// The sequence a cursor stands for; cursors are the decimal sequence of the last item of a page.
+    static func sequence(of cursor: String?, default fallback: Int64) throws -> Int64 {
+        guard let cursor else { return fallback }
+        guard let sequence = Int64(cursor), sequence >= 0 else {
+            throw ConvergeError(.invalidArgument, "invalid cursor \"\(cursor)\"")
+        }
+        return sequence
+    }
+}
+
+extension SQLiteStore {
+    public func replaceDesiredState(_ resources: [DesiredResource], expectedVersion: Int64?, actor: String) async throws
+        -> DesiredStateRevision
+    {
+        let keys = resources.map { ResourceKey($0.kind, $0.id) }
+        if let duplicate = Dictionary(grouping: keys, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw ConvergeError(.invalidArgument, "\(duplicate) is given twice")
+        }
+        return try await transaction { db in
+            let version = try Int64.fetchOne(
+                db, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
+            if let expectedVersion, expectedVersion != version {
+                throw ConvergeError(
+                    .aborted, "the desired state changed: expected version \(expectedVersion), found \(version)")
+            }
+            var existing: [ResourceKey: (hash: String, source: String?)] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT kind, id, spec_hash, source FROM resources") {
+                guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
+                existing[ResourceKey(kind, row["id"])] = (row["spec_hash"], row["source"])
+            }
+            var added: [ResourceKey] = []
+            var changed: [ResourceKey] = []
+            let now = self.now
+            for resource in resources {
+                let key = ResourceKey(resource.kind, resource.id)
+                let hash = resource.spec.canonicalHash
+                let source = resource.source?.description
+                if let recorded = existing[key] {
+                    guard recorded.hash != hash || recorded.source != source else { continue }
+                    if recorded.hash != hash { changed.append(key) }
+                    try db.execute(
+                        sql: """
+                            UPDATE resources SET spec = ?, spec_hash = ?, source = ?, resource_version = ?, updated_at = ?,
+                                generation = generation + CASE WHEN spec_hash = ? THEN 0 ELSE 1 END
+                            WHERE kind = ? AND id = ?
+                            """,
+                        arguments: [
+                            resource.spec.canonicalJSON, hash, source, try self.increment(db, "resource_version"), now,
+                            hash, resource.kind.rawValue, resource.id,
+                        ])
+                } else {
+                    added.append(key)
+                    try db.execute(
+                        sql: """
+                            INSERT INTO resources (kind, id, spec, spec_hash, generation, resource_version, source,
+                                created_at, updated_at)
+                            VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            resource.kind.rawValue, resource.id, resource.spec.canonicalJSON, hash,
+                            try self.increment(db, "resource_version"), source, now, now,
+                        ])
+                }
+                if resource.kind == .instance {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO instances (id, environment, bundle, status, created_at, updated_at)
+                            VALUES (?, ?, ?, 'INITIALIZED', ?, ?)
+                            ON CONFLICT (id) DO UPDATE SET bundle = excluded.bundle
+                            """,
+                        arguments: [
+                            resource.id, resource.spec["environment"]?.stringValue ?? "",
+                            resource.spec["bundle"]?.stringValue ?? "", now, now,
+                        ])
+                }
+            }
+            let removed = Set(existing.keys).subtracting(keys).sorted()
+            for key in removed {
+                try db.execute(
+                    sql: "DELETE FROM resources WHERE kind = ? AND id = ?", arguments: [key.kind.rawValue, key.id])
+            }
+            guard !(added.isEmpty && changed.isEmpty && removed.isEmpty) else {
+                return DesiredStateRevision(version: version, added: [], changed: [], removed: [])
+            }
+            let revision = DesiredStateRevision(
+                version: try self.increment(db, "desired_state_version"), added: added.sorted(),
+                changed: changed.sorted(), removed: removed)
+            try self.audit(
+                db, actor: actor, action: "desiredState.replace", kind: "DesiredState", id: "desired-state",
+                before: ["version": .int(Int(version))], after: revision.auditValue)
+            return revision
+        }
+    }
+
+    public func desiredState() async throws -> (version: Int64, resources: [StoredResource]) {
+        try await read { db in
+            let version = try Int64.fetchOne(
+                db, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM resources ORDER BY kind, id")
+            let resources = try rows.compactMap { row -> StoredResource? in
+                guard let kind = ResourceKind(rawValue: row["kind"]) else { return nil }
+                return StoredResource(
+                    resource: DesiredResource(
+                        kind: kind, id: row["id"], spec: try Value(json: row["spec"]),
+                        source: (row["source"] as String?).flatMap(SourceLocation.init(parsing:))),
+                    generation: row["generation"], resourceVersion: row["resource_version"])
+            }
+            return (
+                version, resources.sorted { ($0.resource.kind, $0.resource.id) < ($1.resource.kind, $1.resource.id) }
+            )
+        }
+    }
+
+    public func instance(_ id: String) async throws -> InstanceRecord {
+        try await read { db in try Self.fetchInstance(db, id) }
+    }
+
+    static func fetchInstance(_ db: Database, _ id: String) throws -> InstanceRecord {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM instances WHERE id = ?", arguments: [id]) else {
+            throw ConvergeError(.notFound, "instance \(id) not found")
+        }
+        return InstanceRecord(
+            id: row["id"], environment: row["environment"], bundle: row["bundle"],
+            status: InstanceStatus(rawValue: row["status"]) ?? .initialized,
+            params: try (row["params"] as String?).map(Value.init(json:)),
+            connectionParams: try (row["connection_params"] as String?).map(Value.init(json:)),
+            version: row["version"], outputs: try (row["outputs"] as String?).map(Value.init(json:)),
+            updatedAt: date(row["updated_at"]))
+    }
+}
+
+extension DesiredStateRevision {
+    var auditValue: Value {
+        [
+            "version": .int(Int(version)), "added": .array(added.map { .string($0.description) }),
+            "changed": .array(changed.map { .string($0.description) }),
+            "removed": .array(removed.map { .string($0.description) }),
+        ]
+    }
+}
+
+extension SourceLocation {
+    /// Reads back `file:line:col`.
+    init?(parsing text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 3, let line = Int(parts[parts.count - 2]), let column = Int(parts[parts.count - 1]) else {
+            return nil
+        }
+        self.init(file: parts.dropLast(2).joined(separator: ":"), line: line, column: column)
+    }
+}
+
+/// A date from Unix milliseconds.
+func date(_ millis: Int64) -> Date {
+    Date(timeIntervalSince1970: TimeInterval(millis) / 1000)
+}

@@ -1,0 +1,368 @@
+import ConvergeCore
+import Foundation
+import GRDB
+
+extension SQLiteStore {
+    static let openStatuses = "('PROPOSED', 'APPROVED', 'PENDING', 'RUNNING')"
+
+    public func createDeployment(_ request: DeploymentRequest) async throws -> DeploymentCreation {
+        if request.mode == .proposal && request.snapshot.action == .plan {
+            throw ConvergeError(.invalidArgument, "only provision and decommission deployments can be proposed")
+        }
+        return try await transaction { db in
+            let instance = try Self.fetchInstance(db, request.instanceID)
+            let now = self.now
+            let id = DeploymentID.make(now: date(now))
+            var snapshot = request.snapshot
+            snapshot.metadata = snapshot.metadata.merged(with: ["deploymentId": .string(id)])
+            let status: Deployment.Status = request.mode == .direct ? .pending : .proposed
+            try db.execute(
+                sql: """
+                    INSERT INTO deployments (id, instance_id, action, params, connection_params, version, md_metadata,
+                        desired_hash, status, created_by, proposed_by, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (instance_id, desired_hash) WHERE status IN \(Self.openStatuses) DO NOTHING
+                    """,
+                arguments: [
+                    id, instance.id, snapshot.action.rawValue, snapshot.params.canonicalJSON,
+                    snapshot.connectionParams.canonicalJSON, snapshot.version, snapshot.metadata.canonicalJSON,
+                    snapshot.desiredHash, status.rawValue, request.actor,
+                    request.mode == .proposal ? request.actor : nil, now, now,
+                ])
+            guard db.changesCount == 1 else {
+                let existing = try Self.fetchDeployment(
+                    db,
+                    where: "instance_id = ? AND desired_hash = ? AND status IN \(Self.openStatuses)",
+                    arguments: [instance.id, snapshot.desiredHash])
+                return DeploymentCreation(deployment: existing!, created: false)
+            }
+            let deployment = try Self.fetchDeployment(db, id)
+            if request.mode == .direct { try self.advanceInstance(db, to: deployment) }
+            try self.record(db, deployment, kind: .status, message: "created as \(status.rawValue)")
+            try self.audit(
+                db, actor: request.actor, action: "deployment.create", kind: "Deployment", id: id, before: nil,
+                after: deployment.auditValue)
+            return DeploymentCreation(deployment: deployment, created: true)
+        }
+    }
+
+    public func approve(_ id: String, approver: String) async throws -> Deployment {
+        try await transaction { db in
+            let deployment = try Self.fetchDeployment(db, id)
+            try transition(from: deployment.status, to: .approved)
+            if deployment.proposedBy == approver {
+                throw ConvergeError(.permissionDenied, "\(approver) proposed deployment \(id) and cannot approve it")
+            }
+            let approved = try self.move(db, deployment, to: .approved, actor: approver, set: ["approved_by": approver])
+            try self.advanceInstance(db, to: approved)
+            return approved
+        }
+    }
+
+    public func reject(_ id: String, actor: String, reason: String?) async throws -> Deployment {
+        try await transaction { db in
+            let deployment = try Self.fetchDeployment(db, id)
+            return try self.move(
+                db, deployment, to: .rejected, actor: actor, set: ["error": reason, "finished_at": self.now])
+        }
+    }
+
+    public func abort(_ id: String, actor: String, reason: String?) async throws -> Deployment {
+        try await transaction { db in
+            let deployment = try Self.fetchDeployment(db, id)
+            return try self.move(
+                db, deployment, to: .aborted, actor: actor,
+                set: ["error": reason ?? "aborted by \(actor)", "finished_at": self.now, "lease_expires_at": nil])
+        }
+    }
+
+    public func claimNextDeployments(owner: String, leaseDuration: TimeInterval, limit: Int) async throws
+        -> [Deployment]
+    {
+        try Self.checkLimit(limit)
+        return try await transaction { db in
+            let heads = try Self.fetchDeployments(
+                db,
+                sql: """
+                    SELECT d.* FROM deployments AS d INDEXED BY deployments_queue
+                    WHERE d.status IN ('APPROVED', 'PENDING')
+                      AND NOT EXISTS (SELECT 1 FROM deployments AS q INDEXED BY deployments_queue
+                          WHERE q.instance_id = d.instance_id AND q.status IN ('APPROVED', 'PENDING') AND q.seq < d.seq)
+                      AND NOT EXISTS (SELECT 1 FROM deployments AS r INDEXED BY deployments_one_running
+                          WHERE r.instance_id = d.instance_id AND r.status = 'RUNNING')
+                    ORDER BY d.seq LIMIT ?
+                    """, arguments: [limit])
+            let now = self.now
+            return try heads.map { head in
+                try self.move(
+                    db, head, to: .running, actor: owner,
+                    set: [
+                        "attempt": head.attempt + 1, "lease_owner": owner,
+                        "lease_expires_at": now + Int64(leaseDuration * 1000), "started_at": now,
+                    ])
+            }
+        }
+    }
+
+    public func renewLease(_ id: String, owner: String, leaseDuration: TimeInterval) async throws -> Deployment {
+        try await transaction { db in
+            let deployment = try self.leased(db, id, owner: owner)
+            try db.execute(
+                sql: "UPDATE deployments SET lease_expires_at = ?, updated_at = ? WHERE seq = ?",
+                arguments: [self.now + Int64(leaseDuration * 1000), self.now, deployment.sequence])
+            return try Self.fetchDeployment(db, id)
+        }
+    }
+
+    public func complete(_ id: String, owner: String, outputs: Value, planResult: Value?) async throws -> Deployment {
+        try await transaction { db in
+            let deployment = try self.leased(db, id, owner: owner)
+            return try self.finish(
+                db, deployment, as: .completed, actor: owner,
+                set: ["outputs": outputs.canonicalJSON, "plan_result": planResult?.canonicalJSON])
+        }
+    }
+
+    public func fail(_ id: String, owner: String, error: String) async throws -> Deployment {
+        try await transaction { db in
+            let deployment = try self.leased(db, id, owner: owner)
+            return try self.finish(db, deployment, as: .failed, actor: owner, set: ["error": error])
+        }
+    }
+
+    public func expiredLeases(limit: Int) async throws -> [Deployment] {
+        try Self.checkLimit(limit)
+        return try await read { db in
+            try Self.fetchDeployments(
+                db,
+                sql: """
+                    SELECT * FROM deployments INDEXED BY deployments_leases
+                    WHERE status = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?
+                    """, arguments: [self.now, limit])
+        }
+    }
+
+    public func failExpired(_ id: String, reason: String) async throws -> Deployment {
+        try await transaction { db in
+            let deployment = try Self.fetchDeployment(db, id)
+            guard deployment.status == .running, let lease = deployment.lease,
+                Int64(lease.expiresAt.timeIntervalSince1970 * 1000) < self.now
+            else {
+                throw ConvergeError(.failedPrecondition, "deployment \(id) has no expired lease")
+            }
+            return try self.finish(db, deployment, as: .failed, actor: "converge", set: ["error": reason])
+        }
+    }
+
+    public func deployment(_ id: String) async throws -> Deployment {
+        try await read { db in try Self.fetchDeployment(db, id) }
+    }
+
+    public func history(of instanceID: String, after cursor: String?, limit: Int) async throws -> Page<Deployment> {
+        try Self.checkLimit(limit)
+        let before = try Self.sequence(of: cursor, default: Int64.max)
+        return try await read { db in
+            let items = try Self.fetchDeployments(
+                db,
+                sql: """
+                    SELECT * FROM deployments INDEXED BY deployments_history
+                    WHERE instance_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?
+                    """, arguments: [instanceID, before, limit + 1])
+            return Page(
+                items: Array(items.prefix(limit)),
+                nextCursor: items.count > limit ? String(items[limit - 1].sequence) : nil)
+        }
+    }
+
+    public func appendEvents(_ events: [DeploymentEventDraft], to id: String) async throws {
+        try await transaction { db in
+            let deployment = try Self.fetchDeployment(db, id)
+            for event in events {
+                try self.record(db, deployment, kind: event.kind, message: event.message, data: event.data)
+            }
+        }
+    }
+
+    public func events(of id: String, after cursor: String?, limit: Int) async throws -> Page<DeploymentEvent> {
+        try Self.checkLimit(limit)
+        let after = try Self.sequence(of: cursor, default: 0)
+        return try await read { db in
+            _ = try Self.fetchDeployment(db, id)
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM deployment_events WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [id, after, limit + 1])
+            let items = try rows.prefix(limit).map { row in
+                DeploymentEvent(
+                    sequence: row["seq"], deploymentID: row["deployment_id"], at: date(row["at"]),
+                    kind: DeploymentEventDraft.Kind(rawValue: row["kind"]) ?? .log, message: row["message"],
+                    data: try (row["data"] as String?).map(Value.init(json:)))
+            }
+            return Page(items: items, nextCursor: rows.count > limit ? String(items[limit - 1].sequence) : nil)
+        }
+    }
+
+    public func auditLog(after cursor: String?, limit: Int) async throws -> Page<AuditEntry> {
+        try Self.checkLimit(limit)
+        let after = try Self.sequence(of: cursor, default: 0)
+        return try await read { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [after, limit + 1])
+            let items = try rows.prefix(limit).map { row in
+                AuditEntry(
+                    sequence: row["seq"], at: date(row["at"]), actor: row["actor"], action: row["action"],
+                    targetKind: row["target_kind"], targetID: row["target_id"],
+                    before: try (row["before"] as String?).map(Value.init(json:)),
+                    after: try (row["after"] as String?).map(Value.init(json:)))
+            }
+            return Page(items: items, nextCursor: rows.count > limit ? String(items[limit - 1].sequence) : nil)
+        }
+    }
+}
+
+extension SQLiteStore {
+    /// Moves a deployment to `status` if `transition(from:to:)` allows it, with a compare-and-set on its current
+    /// status, and records the change in its event log and the audit log.
+    func move(
+        _ db: Database, _ deployment: Deployment, to status: Deployment.Status, actor: String,
+        set columns: [String: (any DatabaseValueConvertible)?] = [:]
+    ) throws -> Deployment {
+        try transition(from: deployment.status, to: status)
+        let assignments = columns.keys.sorted()
+        let sql =
+            "UPDATE deployments SET status = ?, updated_at = ?"
+            + assignments.map { ", \($0) = ?" }.joined() + " WHERE seq = ? AND status = ?"
+        var arguments: StatementArguments = [status.rawValue, now]
+        for column in assignments { arguments += [columns[column]!] }
+        arguments += [deployment.sequence, deployment.status.rawValue]
+        try db.execute(sql: sql, arguments: arguments)
+        guard db.changesCount == 1 else {
+            throw ConvergeError(.aborted, "deployment \(deployment.id) changed concurrently; retry")
+        }
+        let moved = try Self.fetchDeployment(db, deployment.id)
+        try record(db, moved, kind: .status, message: "\(deployment.status.rawValue) -> \(status.rawValue)")
+        try audit(
+            db, actor: actor, action: "deployment.\(status.rawValue.lowercased())", kind: "Deployment",
+            id: deployment.id, before: deployment.auditValue, after: moved.auditValue)
+        return moved
+    }
+
+    /// Ends a RUNNING deployment and moves its instance's status (and outputs) as `InstanceStatus.after` says.
+    func finish(
+        _ db: Database, _ deployment: Deployment, as status: Deployment.Status, actor: String,
+        set columns: [String: (any DatabaseValueConvertible)?]
+    ) throws -> Deployment {
+        var columns = columns
+        columns["finished_at"] = now
+        columns["lease_expires_at"] = .some(nil)
+        let finished = try move(db, deployment, to: status, actor: actor, set: columns)
+        if let instanceStatus = InstanceStatus.after(finished.action, endedWith: status) {
+            let outputs: String? =
+                switch (finished.action, status) {
+                case (.provision, .completed): finished.outputs?.canonicalJSON
+                case (.decommission, .completed): nil
+                default:
+                    try String.fetchOne(
+                        db, sql: "SELECT outputs FROM instances WHERE id = ?", arguments: [finished.instanceID])
+                }
+            try db.execute(
+                sql: "UPDATE instances SET status = ?, outputs = ?, updated_at = ? WHERE id = ?",
+                arguments: [instanceStatus.rawValue, outputs, now, finished.instanceID])
+        }
+        return finished
+    }
+
+    /// The RUNNING deployment `id` whose unexpired lease `owner` holds, or why not.
+    func leased(_ db: Database, _ id: String, owner: String) throws -> Deployment {
+        let deployment = try Self.fetchDeployment(db, id)
+        guard deployment.status == .running, let lease = deployment.lease else {
+            throw ConvergeError(.failedPrecondition, "deployment \(id) is \(deployment.status.rawValue), not RUNNING")
+        }
+        guard lease.owner == owner else {
+            throw ConvergeError(.failedPrecondition, "the lease of deployment \(id) is held by another owner")
+        }
+        guard Int64(lease.expiresAt.timeIntervalSince1970 * 1000) >= now else {
+            throw ConvergeError(.failedPrecondition, "the lease of deployment \(id) has expired")
+        }
+        return deployment
+    }
+
+    /// Copies a deployment's snapshot into its instance's current configuration; a plan never moves it.
+    func advanceInstance(_ db: Database, to deployment: Deployment) throws {
+        guard deployment.action != .plan else { return }
+        try db.execute(
+            sql: "UPDATE instances SET params = ?, connection_params = ?, version = ?, updated_at = ? WHERE id = ?",
+            arguments: [
+                deployment.snapshot.params.canonicalJSON, deployment.snapshot.connectionParams.canonicalJSON,
+                deployment.snapshot.version, now, deployment.instanceID,
+            ])
+    }
+
+    func record(
+        _ db: Database, _ deployment: Deployment, kind: DeploymentEventDraft.Kind, message: String, data: Value? = nil
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO deployment_events (deployment_id, at, kind, message, data) VALUES (?, ?, ?, ?, ?)",
+            arguments: [deployment.id, now, kind.rawValue, message, data?.canonicalJSON])
+    }
+
+    static func fetchDeployment(_ db: Database, _ id: String) throws -> Deployment {
+        guard let deployment = try fetchDeployment(db, where: "id = ?", arguments: [id]) else {
+            throw ConvergeError(.notFound, "deployment \(id) not found")
+        }
+        return deployment
+    }
+
+    static func fetchDeployment(_ db: Database, where condition: String, arguments: StatementArguments) throws
+        -> Deployment?
+    {
+        try fetchDeployments(db, sql: "SELECT * FROM deployments WHERE \(condition) LIMIT 1", arguments: arguments)
+            .first
+    }
+
+    static func fetchDeployments(_ db: Database, sql: String, arguments: StatementArguments) throws -> [Deployment] {
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map(deployment(from:))
+    }
+
+    static func deployment(from row: Row) throws -> Deployment {
+        let leaseOwner: String? = row["lease_owner"]
+        let leaseExpiry: Int64? = row["lease_expires_at"]
+        let status: String = row["status"]
+        let action: String = row["action"]
+        return Deployment(
+            id: row["id"], sequence: row["seq"], instanceID: row["instance_id"],
+            snapshot: DeploymentSnapshot(
+                action: Deployment.Action(rawValue: action)!, params: try Value(json: row["params"]),
+                connectionParams: try Value(json: row["connection_params"]), version: row["version"],
+                metadata: try Value(json: row["md_metadata"])),
+            desiredHash: row["desired_hash"], status: Deployment.Status(rawValue: status)!,
+            proposedBy: row["proposed_by"], approvedBy: row["approved_by"], createdBy: row["created_by"],
+            createdAt: date(row["created_at"]), updatedAt: date(row["updated_at"]),
+            startedAt: (row["started_at"] as Int64?).map(date), finishedAt: (row["finished_at"] as Int64?).map(date),
+            attempt: row["attempt"],
+            lease: status == "RUNNING"
+                ? zip(leaseOwner, leaseExpiry).map { Deployment.Lease(owner: $0, expiresAt: date($1)) } : nil,
+            error: row["error"], outputs: try (row["outputs"] as String?).map(Value.init(json:)),
+            planResult: try (row["plan_result"] as String?).map(Value.init(json:)))
+    }
+}
+
+/// Both values when both are there.
+private func zip<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
+    guard let a, let b else { return nil }
+    return (a, b)
+}
+
+extension Deployment {
+    /// What the audit log records of a deployment before and after a change.
+    var auditValue: Value {
+        var value: [String: Value] = [
+            "id": .string(id), "instance": .string(instanceID), "action": .string(action.rawValue),
+            "status": .string(status.rawValue), "attempt": .int(attempt),
+        ]
+        if let lease { value["leaseOwner"] = .string(lease.owner) }
+        if let error { value["error"] = .string(error) }
+        if let approvedBy { value["approvedBy"] = .string(approvedBy) }
+        return .object(value)
+    }
+}

@@ -1,0 +1,149 @@
+import GRDB
+
+extension SQLiteStore {
+    /// The named, append-only migrations; each runs in its own transaction. Never edit one that has shipped:
+    /// add another.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("2026-11-24-initial") { db in
+            try db.execute(sql: initialSchema)
+        }
+        return migrator
+    }
+
+    /// The allowed status changes, as the trigger spells them; a store test checks them against
+    /// `transition(from:to:)` by trying every pair.
+    private static let initialSchema = """
+        CREATE TABLE counters (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        );
+        INSERT INTO counters (name, value) VALUES ('desired_state_version', 0), ('resource_version', 0);
+
+        CREATE TABLE resources (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            spec_hash TEXT NOT NULL,
+            generation INTEGER NOT NULL,
+            resource_version INTEGER NOT NULL,
+            source TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (kind, id)
+        );
+
+        CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            environment TEXT NOT NULL,
+            bundle TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('INITIALIZED', 'PROVISIONED', 'FAILED', 'DECOMMISSIONED')),
+            params TEXT,
+            connection_params TEXT,
+            version TEXT,
+            outputs TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX instances_by_environment ON instances (environment, id);
+
+        CREATE TABLE deployments (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            instance_id TEXT NOT NULL REFERENCES instances (id),
+            action TEXT NOT NULL CHECK (action IN ('provision', 'plan', 'decommission')),
+            params TEXT NOT NULL,
+            connection_params TEXT NOT NULL,
+            version TEXT NOT NULL,
+            md_metadata TEXT NOT NULL,
+            desired_hash TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('PROPOSED', 'REJECTED', 'APPROVED', 'PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'ABORTED')),
+            created_by TEXT NOT NULL,
+            proposed_by TEXT,
+            approved_by TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            started_at INTEGER,
+            finished_at INTEGER,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires_at INTEGER,
+            error TEXT,
+            outputs TEXT,
+            plan_result TEXT
+        );
+        -- At most one RUNNING deployment per instance.
+        CREATE UNIQUE INDEX deployments_one_running ON deployments (instance_id) WHERE status = 'RUNNING';
+        -- At most one open deployment per instance and desired-state hash: enqueueing twice is a no-op.
+        CREATE UNIQUE INDEX deployments_one_open_per_hash ON deployments (instance_id, desired_hash)
+            WHERE status IN ('PROPOSED', 'APPROVED', 'PENDING', 'RUNNING');
+        -- Each instance's queue, in creation order.
+        CREATE INDEX deployments_queue ON deployments (instance_id, seq) WHERE status IN ('APPROVED', 'PENDING');
+        -- An instance's history, newest first.
+        CREATE INDEX deployments_history ON deployments (instance_id, seq);
+        -- Leases to resolve.
+        CREATE INDEX deployments_leases ON deployments (lease_expires_at) WHERE status = 'RUNNING';
+
+        CREATE TRIGGER deployments_snapshot_immutable BEFORE UPDATE ON deployments
+        WHEN NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id OR NEW.instance_id IS NOT OLD.instance_id
+            OR NEW.action IS NOT OLD.action OR NEW.params IS NOT OLD.params
+            OR NEW.connection_params IS NOT OLD.connection_params OR NEW.version IS NOT OLD.version
+            OR NEW.md_metadata IS NOT OLD.md_metadata OR NEW.desired_hash IS NOT OLD.desired_hash
+            OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment snapshot is immutable');
+        END;
+
+        CREATE TRIGGER deployments_status_transition BEFORE UPDATE OF status ON deployments
+        WHEN NEW.status IS NOT OLD.status AND OLD.status || '>' || NEW.status NOT IN (
+            'PROPOSED>APPROVED', 'PROPOSED>REJECTED', 'PROPOSED>ABORTED',
+            'APPROVED>RUNNING', 'PENDING>RUNNING', 'APPROVED>ABORTED', 'PENDING>ABORTED',
+            'RUNNING>COMPLETED', 'RUNNING>FAILED', 'RUNNING>ABORTED')
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment status transition not allowed');
+        END;
+
+        CREATE TRIGGER deployments_never_deleted BEFORE DELETE ON deployments
+        BEGIN
+            SELECT RAISE(ABORT, 'deployments are never deleted');
+        END;
+
+        CREATE TABLE deployment_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            deployment_id TEXT NOT NULL REFERENCES deployments (id),
+            at INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            data TEXT
+        );
+        CREATE INDEX deployment_events_by_deployment ON deployment_events (deployment_id, seq);
+        CREATE TRIGGER deployment_events_append_only BEFORE UPDATE ON deployment_events
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment events are append-only');
+        END;
+        CREATE TRIGGER deployment_events_never_deleted BEFORE DELETE ON deployment_events
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment events are append-only');
+        END;
+
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target_kind TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            before TEXT,
+            after TEXT
+        );
+        CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+        BEGIN
+            SELECT RAISE(ABORT, 'the audit log is append-only');
+        END;
+        CREATE TRIGGER audit_log_never_deleted BEFORE DELETE ON audit_log
+        BEGIN
+            SELECT RAISE(ABORT, 'the audit log is append-only');
+        END;
+        """
+}

@@ -1,0 +1,163 @@
+import ConvergeCore
+import Foundation
+
+/// The durable record of desired state, instances and deployments (DESIGN §3).
+///
+/// Every operation is one transaction: it happens whole or not at all. The invariants (one RUNNING deployment
+/// per instance, one open deployment per instance and desired-state hash, frozen snapshots, legal status
+/// changes) are enforced by the database itself, so they hold across processes. Errors are `ConvergeError`s.
+public protocol Store: Sendable {
+    /// Replaces the desired state with a load, whole. `expectedVersion` (when given) must be the current
+    /// desired-state version, or the call fails with `aborted`. Creates an INITIALIZED instance record for every
+    /// new instance; recorded instances are never removed here.
+    func replaceDesiredState(_ resources: [DesiredResource], expectedVersion: Int64?, actor: String) async throws
+        -> DesiredStateRevision
+    /// The recorded desired state and its version.
+    func desiredState() async throws -> (version: Int64, resources: [StoredResource])
+
+    /// An instance's recorded state; `not_found` when it has none.
+    func instance(_ id: String) async throws -> InstanceRecord
+
+    /// Creates a deployment directly (PENDING, instance params advance) or as a proposal (PROPOSED, instance
+    /// untouched). Idempotent: when an open deployment of the instance has the same desired-state hash, that one is
+    /// returned with `created == false`.
+    func createDeployment(_ request: DeploymentRequest) async throws -> DeploymentCreation
+    /// Approves a proposal: PROPOSED → APPROVED and the instance's params advance to its snapshot. The proposer
+    /// cannot approve its own proposal (`permission_denied`).
+    func approve(_ id: String, approver: String) async throws -> Deployment
+    /// Rejects a proposal: PROPOSED → REJECTED; nothing else changes.
+    func reject(_ id: String, actor: String, reason: String?) async throws -> Deployment
+    /// Aborts a proposed, queued or running deployment; work already done is not undone.
+    func abort(_ id: String, actor: String, reason: String?) async throws -> Deployment
+
+    /// For every instance without a RUNNING deployment, makes the head of its queue (APPROVED and PENDING together,
+    /// in creation order) RUNNING with a lease held by `owner`, at most `limit` of them, oldest first.
+    func claimNextDeployments(owner: String, leaseDuration: TimeInterval, limit: Int) async throws -> [Deployment]
+    /// Extends the lease of a RUNNING deployment that `owner` holds.
+    func renewLease(_ id: String, owner: String, leaseDuration: TimeInterval) async throws -> Deployment
+    /// Completes a RUNNING deployment that `owner` holds; a provision's outputs become the instance's outputs.
+    func complete(_ id: String, owner: String, outputs: Value, planResult: Value?) async throws -> Deployment
+    /// Fails a RUNNING deployment that `owner` holds, with an error for people.
+    func fail(_ id: String, owner: String, error: String) async throws -> Deployment
+    /// RUNNING deployments whose lease has expired, oldest first.
+    func expiredLeases(limit: Int) async throws -> [Deployment]
+    /// Fails a RUNNING deployment whose lease has expired, with `reason`; `failed_precondition` if it has not.
+    func failExpired(_ id: String, reason: String) async throws -> Deployment
+
+    /// A deployment by id.
+    func deployment(_ id: String) async throws -> Deployment
+    /// An instance's deployments, newest first, by cursor.
+    func history(of instanceID: String, after cursor: String?, limit: Int) async throws -> Page<Deployment>
+    /// Appends log lines, phases and other events to a deployment's append-only log.
+    func appendEvents(_ events: [DeploymentEventDraft], to id: String) async throws
+    /// A deployment's events in order, by cursor.
+    func events(of id: String, after cursor: String?, limit: Int) async throws -> Page<DeploymentEvent>
+    /// The audit log in order, by cursor.
+    func auditLog(after cursor: String?, limit: Int) async throws -> Page<AuditEntry>
+}
+
+/// The outcome of replacing the desired state.
+public struct DesiredStateRevision: Equatable, Sendable {
+    public var version: Int64
+    public var added: [ResourceKey]
+    public var changed: [ResourceKey]
+    public var removed: [ResourceKey]
+}
+
+/// A desired resource as recorded, with its generation (bumped when its spec changes) and resource version
+/// (the store-wide counter value of its last write).
+public struct StoredResource: Equatable, Sendable {
+    public var resource: DesiredResource
+    public var generation: Int64
+    public var resourceVersion: Int64
+}
+
+/// An instance's recorded state: its current configuration and how its last deployment ended.
+public struct InstanceRecord: Equatable, Sendable {
+    public var id: String
+    public var environment: String
+    public var bundle: String
+    public var status: InstanceStatus
+    /// The params of the last deployment that advanced them; nil before the first.
+    public var params: Value?
+    public var connectionParams: Value?
+    public var version: String?
+    public var outputs: Value?
+    public var updatedAt: Date
+}
+
+/// A request to create a deployment of an instance.
+public struct DeploymentRequest: Sendable {
+    /// Whether the deployment enters the queue at once or waits for approval.
+    public enum Mode: String, Sendable {
+        case direct
+        case proposal
+    }
+
+    public var instanceID: String
+    public var snapshot: DeploymentSnapshot
+    public var mode: Mode
+    public var actor: String
+
+    public init(instanceID: String, snapshot: DeploymentSnapshot, mode: Mode, actor: String) {
+        self.instanceID = instanceID
+        self.snapshot = snapshot
+        self.mode = mode
+        self.actor = actor
+    }
+}
+
+/// A created deployment, or the open one with the same desired-state hash that made the request a no-op.
+public struct DeploymentCreation: Equatable, Sendable {
+    public var deployment: Deployment
+    public var created: Bool
+}
+
+/// One page of a listing and the cursor of the next, nil at the end.
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var nextCursor: String?
+}
+
+/// An event to append to a deployment's log.
+public struct DeploymentEventDraft: Equatable, Sendable {
+    /// What the event is.
+    public enum Kind: String, Sendable, Codable {
+        case log
+        case phase
+        case heartbeat
+        case status
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var data: Value?
+
+    public init(kind: Kind, message: String, data: Value? = nil) {
+        self.kind = kind
+        self.message = message
+        self.data = data
+    }
+}
+
+/// An event of a deployment's append-only log.
+public struct DeploymentEvent: Equatable, Sendable {
+    public var sequence: Int64
+    public var deploymentID: String
+    public var at: Date
+    public var kind: DeploymentEventDraft.Kind
+    public var message: String
+    public var data: Value?
+}
+
+/// One mutation: who, what, when, before and after.
+public struct AuditEntry: Equatable, Sendable {
+    public var sequence: Int64
+    public var at: Date
+    public var actor: String
+    public var action: String
+    public var targetKind: String
+    public var targetID: String
+    public var before: Value?
+    public var after: Value?
+}
