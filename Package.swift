@@ -45,12 +45,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"]),
-        .testTarget(
-            name: "ConvergeManifestsTests",
-            dependencies: ["ConvergeManifests"],
-            resources: [.copy("Fixtures")]
-        ),
+        .testTarget(name: "ConvergeManifestsTests", dependencies: ["ConvergeManifests"], exclude: ["Fixtures"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore"]),
-        .testTarget(name: "ConvergeCLITests", dependencies: ["converge", "ConvergeManifests"]),
+        .testTarget(name: "ConvergeCLITests", dependencies: ["converge"]),
     ]
 )

@@ -4,6 +4,12 @@ public struct ValueChange: Equatable, Sendable, CustomStringConvertible {
     public var before: Value?
     public var after: Value?
 
+    public init(path: String, before: Value?, after: Value?) {
+        self.path = path
+        self.before = before
+        self.after = after
+    }
+
     public var description: String {
         "\(path): \(before?.canonicalJSON ?? "<absent>") -> \(after?.canonicalJSON ?? "<absent>")"
     }
@@ -30,9 +36,10 @@ extension Value {
             }
         case (.array(let old)?, .array(let new)?):
             for index in 0..<max(old.count, new.count) {
-                collect(
-                    from: index < old.count ? old[index] : nil, to: index < new.count ? new[index] : nil,
-                    at: "\(path)[\(index)]", into: &changes)
+                // Spelled out: a bare `nil` here would become `Value.null` through ExpressibleByNilLiteral.
+                let before: Value? = index < old.count ? .some(old[index]) : .none
+                let after: Value? = index < new.count ? .some(new[index]) : .none
+                collect(from: before, to: after, at: "\(path)[\(index)]", into: &changes)
             }
         default:
             if before != after {

@@ -39,7 +39,7 @@ struct Load {
         guard let metadata, nameIsValid else { return }
         let key = ManifestDecoding.key(kind: kind, metadata: metadata)
         if let first = state.sources[key] ?? documents[key].map(\.location) {
-            return report(document, "metadata.name", "duplicate \(key), first declared at \(first)")
+            return report(metadata["name"]!, "metadata.name", "duplicate \(key), first declared at \(first)")
         }
         documents[key] = document
         guard diagnostics.count == before else {

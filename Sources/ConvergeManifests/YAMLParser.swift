@@ -84,8 +84,11 @@ private struct Builder {
 
     func syntaxError(_ parser: yaml_parser_t) -> ManifestDiagnostic {
         let problem = parser.problem.map { String(cString: $0) } ?? "invalid yaml"
-        let context = parser.context.map { String(cString: $0) }
-        let message = context.map { "\($0), \(problem)" } ?? problem
+        var message = problem
+        if let context = parser.context.map({ String(cString: $0) }) {
+            let started = location(parser.context_mark)
+            message = "\(context) (line \(started.line), column \(started.column)), \(problem)"
+        }
         return ManifestDiagnostic(location(parser.problem_mark), "", "yaml syntax error: \(message)")
     }
 

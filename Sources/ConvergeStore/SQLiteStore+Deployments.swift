@@ -5,6 +5,29 @@ import GRDB
 extension SQLiteStore {
     static let openStatuses = "('PROPOSED', 'APPROVED', 'PENDING', 'RUNNING')"
 
+    /// The head of every instance's queue whose instance has nothing RUNNING, oldest first; indexed throughout.
+    static let claimSQL = """
+        SELECT d.* FROM deployments AS d INDEXED BY deployments_queue
+        WHERE d.status IN ('APPROVED', 'PENDING')
+          AND NOT EXISTS (SELECT 1 FROM deployments AS q INDEXED BY deployments_queue
+              WHERE q.instance_id = d.instance_id AND q.status IN ('APPROVED', 'PENDING') AND q.seq < d.seq)
+          AND NOT EXISTS (SELECT 1 FROM deployments AS r INDEXED BY deployments_one_running
+              WHERE r.instance_id = d.instance_id AND r.status = 'RUNNING')
+        ORDER BY d.seq LIMIT ?
+        """
+
+    /// An instance's deployments before a sequence, newest first.
+    static let historySQL = """
+        SELECT * FROM deployments INDEXED BY deployments_history
+        WHERE instance_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?
+        """
+
+    /// RUNNING deployments whose lease expired before a time.
+    static let expiredLeasesSQL = """
+        SELECT * FROM deployments INDEXED BY deployments_leases
+        WHERE status = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?
+        """
+
     public func createDeployment(_ request: DeploymentRequest) async throws -> DeploymentCreation {
         if request.mode == .proposal && request.snapshot.action == .plan {
             throw ConvergeError(.invalidArgument, "only provision and decommission deployments can be proposed")
@@ -83,15 +106,7 @@ extension SQLiteStore {
         return try await transaction { db in
             let heads = try Self.fetchDeployments(
                 db,
-                sql: """
-                    SELECT d.* FROM deployments AS d INDEXED BY deployments_queue
-                    WHERE d.status IN ('APPROVED', 'PENDING')
-                      AND NOT EXISTS (SELECT 1 FROM deployments AS q INDEXED BY deployments_queue
-                          WHERE q.instance_id = d.instance_id AND q.status IN ('APPROVED', 'PENDING') AND q.seq < d.seq)
-                      AND NOT EXISTS (SELECT 1 FROM deployments AS r INDEXED BY deployments_one_running
-                          WHERE r.instance_id = d.instance_id AND r.status = 'RUNNING')
-                    ORDER BY d.seq LIMIT ?
-                    """, arguments: [limit])
+                sql: Self.claimSQL, arguments: [limit])
             let now = self.now
             return try heads.map { head in
                 try self.move(
@@ -135,10 +150,7 @@ extension SQLiteStore {
         return try await read { db in
             try Self.fetchDeployments(
                 db,
-                sql: """
-                    SELECT * FROM deployments INDEXED BY deployments_leases
-                    WHERE status = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?
-                    """, arguments: [self.now, limit])
+                sql: Self.expiredLeasesSQL, arguments: [self.now, limit])
         }
     }
 
@@ -164,10 +176,7 @@ extension SQLiteStore {
         return try await read { db in
             let items = try Self.fetchDeployments(
                 db,
-                sql: """
-                    SELECT * FROM deployments INDEXED BY deployments_history
-                    WHERE instance_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?
-                    """, arguments: [instanceID, before, limit + 1])
+                sql: Self.historySQL, arguments: [instanceID, before, limit + 1])
             return Page(
                 items: Array(items.prefix(limit)),
                 nextCursor: items.count > limit ? String(items[limit - 1].sequence) : nil)
