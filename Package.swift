@@ -46,7 +46,10 @@ let package = Package(
         ),
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"]),
         .testTarget(name: "ConvergeManifestsTests", dependencies: ["ConvergeManifests"], exclude: ["Fixtures"]),
-        .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore"]),
+        .testTarget(
+            name: "ConvergeStoreTests",
+            dependencies: ["ConvergeStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(name: "ConvergeCLITests", dependencies: ["converge"]),
     ]
 )

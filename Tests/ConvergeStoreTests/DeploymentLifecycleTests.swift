@@ -1,0 +1,219 @@
+import ConvergeCore
+import Foundation
+import Testing
+
+@testable import ConvergeStore
+
+@Suite struct DeploymentLifecycleTests {
+    @Test func direct_entersPendingAndAdvancesInstanceParams() async throws {
+        let fixture = try await StoreFixture()
+        let creation = try await fixture.create(["size": 30])
+        #expect(creation.created)
+        let deployment = creation.deployment
+        #expect(deployment.status == .pending)
+        #expect(deployment.createdBy == "alice")
+        #expect(deployment.snapshot.metadata == ["actor": "test", "deploymentId": .string(deployment.id)])
+        #expect(deployment.desiredHash == StoreFixture.snapshot(["size": 30]).desiredHash)
+        let instance = try await fixture.store.instance("shop-dev-db")
+        #expect(instance.params == ["size": 30])
+        #expect(instance.version == "1.0.0")
+        #expect(instance.connectionParams == ["network": ["vpc": "vpc-1"]])
+        #expect(instance.status == .initialized)
+    }
+
+    @Test func enqueue_isIdempotentPerDesiredStateHash() async throws {
+        let fixture = try await StoreFixture()
+        let first = try await fixture.create(["size": 30])
+        let again = try await fixture.create(["size": 30], actor: "bob")
+        #expect(!again.created)
+        #expect(again.deployment == first.deployment)
+        #expect(try await fixture.create(["size": 31]).created)
+        #expect(try await fixture.store.history(of: "shop-dev-db", after: nil, limit: 10).items.count == 2)
+    }
+
+    @Test func proposal_leavesInstanceUntilApproved() async throws {
+        let fixture = try await StoreFixture()
+        let store = fixture.store
+        _ = try await fixture.create(["size": 20])
+        let proposal = try await fixture.create(["size": 50], mode: .proposal, actor: "alice").deployment
+        #expect(proposal.status == .proposed)
+        #expect(proposal.proposedBy == "alice")
+        #expect(try await store.instance("shop-dev-db").params == ["size": 20])
+
+        let selfApproval = await convergeError { try await store.approve(proposal.id, approver: "alice") }
+        #expect(
+            selfApproval
+                == ConvergeError(.permissionDenied, "alice proposed deployment \(proposal.id) and cannot approve it"))
+        let approved = try await store.approve(proposal.id, approver: "bob")
+        #expect(approved.status == .approved)
+        #expect(approved.approvedBy == "bob")
+        #expect(try await store.instance("shop-dev-db").params == ["size": 50])
+
+        let twice = await convergeError { try await store.approve(proposal.id, approver: "carol") }
+        #expect(twice?.code == .failedPrecondition)
+        #expect(twice?.message == "deployment cannot move from APPROVED to APPROVED")
+    }
+
+    @Test func rejectAndAbort_endProposalsWithoutTouchingTheInstance() async throws {
+        let fixture = try await StoreFixture()
+        let store = fixture.store
+        let one = try await fixture.create(["size": 60], mode: .proposal).deployment
+        let rejected = try await store.reject(one.id, actor: "bob", reason: "too big")
+        #expect(rejected.status == .rejected)
+        #expect(rejected.error == "too big")
+        #expect(rejected.finishedAt == fixture.clock.now)
+        let two = try await fixture.create(["size": 70], mode: .proposal).deployment
+        #expect(try await store.abort(two.id, actor: "alice", reason: nil).status == .aborted)
+        #expect(try await store.instance("shop-dev-db").params == nil)
+        #expect(
+            await convergeError { try await store.abort(two.id, actor: "alice", reason: nil) }?.code
+                == .failedPrecondition)
+    }
+
+    @Test func plans_cannotBeProposedAndNeverMoveTheInstance() async throws {
+        let fixture = try await StoreFixture()
+        let refused = await convergeError { try await fixture.create(["size": 20], mode: .proposal, action: .plan) }
+        #expect(
+            refused == ConvergeError(.invalidArgument, "only provision and decommission deployments can be proposed"))
+        let plan = try await fixture.create(["size": 20], action: .plan).deployment
+        #expect(try await fixture.store.instance("shop-dev-db").params == nil)
+        let running = try await fixture.store.claimNextDeployments(owner: "w", leaseDuration: 60, limit: 10)
+        #expect(running.map(\.id) == [plan.id])
+        let done = try await fixture.store.complete(plan.id, owner: "w", outputs: [:], planResult: ["changes": 3])
+        #expect(done.planResult == ["changes": 3])
+        #expect(try await fixture.store.instance("shop-dev-db").status == .initialized)
+    }
+
+    @Test func claim_takesTheHeadOfEachQueueInCreationOrder() async throws {
+        let fixture = try await StoreFixture(instances: ["shop-dev-a", "shop-dev-b", "shop-dev-c"])
+        let store = fixture.store
+        let proposal = try await fixture.create(["v": 1], on: "shop-dev-a", mode: .proposal).deployment
+        let a2 = try await fixture.create(["v": 2], on: "shop-dev-a").deployment
+        let b1 = try await fixture.create(["v": 1], on: "shop-dev-b").deployment
+        let b2 = try await fixture.create(["v": 2], on: "shop-dev-b").deployment
+        let c1 = try await fixture.create(["v": 1], on: "shop-dev-c").deployment
+        _ = try await store.approve(proposal.id, approver: "bob")
+
+        // a's approved proposal was created first, so it runs first: approval gives no priority, creation order does.
+        let first = try await store.claimNextDeployments(owner: "w1", leaseDuration: 30, limit: 2)
+        #expect(first.map(\.id) == [proposal.id, b1.id])
+        #expect(first.allSatisfy { $0.status == .running && $0.attempt == 1 })
+        #expect(first[0].lease == Deployment.Lease(owner: "w1", expiresAt: fixture.clock.now + 30))
+        #expect(first[0].startedAt == fixture.clock.now)
+
+        let second = try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10)
+        #expect(second.map(\.id) == [c1.id])
+
+        _ = try await store.complete(b1.id, owner: "w1", outputs: ["endpoint": "b:5432"], planResult: nil)
+        #expect(try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10).map(\.id) == [b2.id])
+        _ = try await store.fail(proposal.id, owner: "w1", error: "boom")
+        #expect(try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10).map(\.id) == [a2.id])
+        #expect(try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10).isEmpty)
+    }
+
+    @Test func proposed_neverBlocksDirectWork() async throws {
+        let fixture = try await StoreFixture()
+        _ = try await fixture.create(["v": 1], mode: .proposal)
+        let direct = try await fixture.create(["v": 2]).deployment
+        #expect(
+            try await fixture.store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 10).map(\.id) == [
+                direct.id
+            ])
+    }
+
+    @Test func completeAndFail_moveInstanceStatusAndOutputs() async throws {
+        let fixture = try await StoreFixture()
+        let store = fixture.store
+        let provision = try await fixture.create(["v": 1]).deployment
+        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
+        let wrongOwner = await convergeError {
+            try await store.complete(provision.id, owner: "x", outputs: [:], planResult: nil)
+        }
+        #expect(
+            wrongOwner
+                == ConvergeError(
+                    .failedPrecondition, "the lease of deployment \(provision.id) is held by another owner"))
+        let completed = try await store.complete(
+            provision.id, owner: "w", outputs: ["endpoint": "db:5432"], planResult: nil)
+        #expect(completed.status == .completed)
+        #expect(completed.lease == nil)
+        var instance = try await store.instance("shop-dev-db")
+        #expect(instance.status == .provisioned)
+        #expect(instance.outputs == ["endpoint": "db:5432"])
+        let late = await convergeError { try await store.fail(provision.id, owner: "w", error: "late") }
+        #expect(late == ConvergeError(.failedPrecondition, "deployment \(provision.id) is COMPLETED, not RUNNING"))
+
+        let failing = try await fixture.create(["v": 2]).deployment
+        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
+        #expect(try await store.fail(failing.id, owner: "w", error: "quota exceeded").error == "quota exceeded")
+        instance = try await store.instance("shop-dev-db")
+        #expect(instance.status == .failed)
+        #expect(instance.outputs == ["endpoint": "db:5432"])
+
+        let decommission = try await fixture.create(["v": 2], action: .decommission).deployment
+        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
+        _ = try await store.complete(decommission.id, owner: "w", outputs: [:], planResult: nil)
+        instance = try await store.instance("shop-dev-db")
+        #expect(instance.status == .decommissioned)
+        #expect(instance.outputs == nil)
+    }
+
+    @Test func leases_renewAndExpire() async throws {
+        let fixture = try await StoreFixture()
+        let store = fixture.store
+        let deployment = try await fixture.create(["v": 1]).deployment
+        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
+        fixture.clock.advance(by: 20)
+        let renewed = try await store.renewLease(deployment.id, owner: "w", leaseDuration: 30)
+        #expect(renewed.lease?.expiresAt == fixture.clock.now + 30)
+        #expect(
+            await convergeError { try await store.failExpired(deployment.id, reason: "lease expired") }
+                == ConvergeError(.failedPrecondition, "deployment \(deployment.id) has no expired lease"))
+        fixture.clock.advance(by: 29)
+        #expect(try await store.expiredLeases(limit: 10).isEmpty)
+        fixture.clock.advance(by: 2)
+        #expect(try await store.expiredLeases(limit: 10).map(\.id) == [deployment.id])
+        #expect(
+            await convergeError { try await store.renewLease(deployment.id, owner: "w", leaseDuration: 30) }
+                == ConvergeError(.failedPrecondition, "the lease of deployment \(deployment.id) has expired"))
+        let failed = try await store.failExpired(deployment.id, reason: "lease expired")
+        #expect(failed.status == .failed)
+        #expect(failed.error == "lease expired")
+        #expect(try await store.expiredLeases(limit: 10).isEmpty)
+        #expect(try await store.instance("shop-dev-db").status == .failed)
+    }
+
+    @Test func history_isNewestFirstByCursor() async throws {
+        let fixture = try await StoreFixture()
+        var ids: [String] = []
+        for version in 0..<7 { ids.append(try await fixture.create(["v": .int(version)]).deployment.id) }
+        var seen: [String] = []
+        var cursor: String?
+        for _ in 0..<10 {
+            let page = try await fixture.store.history(of: "shop-dev-db", after: cursor, limit: 3)
+            seen += page.items.map(\.id)
+            cursor = page.nextCursor
+            if cursor == nil { break }
+        }
+        #expect(seen == ids.reversed())
+    }
+
+    @Test func events_appendInOrderAndReadByCursor() async throws {
+        let fixture = try await StoreFixture()
+        let deployment = try await fixture.create(["v": 1]).deployment
+        try await fixture.store.appendEvents(
+            [
+                DeploymentEventDraft(kind: .phase, message: "plan"),
+                DeploymentEventDraft(kind: .log, message: "creating db", data: ["step": 1]),
+            ], to: deployment.id)
+        let page = try await fixture.store.events(of: deployment.id, after: nil, limit: 2)
+        #expect(page.items.map(\.message) == ["created as PENDING", "plan"])
+        let rest = try await fixture.store.events(of: deployment.id, after: page.nextCursor, limit: 10)
+        #expect(rest.items.map(\.message) == ["creating db"])
+        #expect(rest.items[0].data == ["step": 1])
+        #expect(rest.nextCursor == nil)
+        #expect(
+            await convergeError { try await fixture.store.appendEvents([], to: "dnope") }
+                == ConvergeError(.notFound, "deployment dnope not found"))
+    }
+}

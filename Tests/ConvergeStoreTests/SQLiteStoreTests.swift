@@ -1,0 +1,97 @@
+import ConvergeCore
+import Foundation
+import Testing
+
+@testable import ConvergeStore
+
+@Suite struct SQLiteStoreTests {
+    @Test func replaceDesiredState_tracksGenerationsAndVersions() async throws {
+        let fixture = try await StoreFixture(instances: [])
+        let store = fixture.store
+        let project = DesiredResource(kind: .project, id: "shop", spec: ["id": "shop"], source: nil)
+        let first = try await store.replaceDesiredState(
+            [project, StoreFixture.instance("shop-dev-db")], expectedVersion: 0, actor: "sync")
+        #expect(first.version == 1)
+        #expect(first.added == [ResourceKey(.project, "shop"), ResourceKey(.instance, "shop-dev-db")])
+
+        let unchanged = try await store.replaceDesiredState(
+            [project, StoreFixture.instance("shop-dev-db")], expectedVersion: 1, actor: "sync")
+        #expect(unchanged.version == 1)
+        #expect(unchanged.added.isEmpty && unchanged.changed.isEmpty && unchanged.removed.isEmpty)
+
+        var edited = project
+        edited.spec = ["id": "shop", "description": "the shop"]
+        let second = try await store.replaceDesiredState([edited], expectedVersion: 1, actor: "sync")
+        #expect(second.version == 2)
+        #expect(second.changed == [ResourceKey(.project, "shop")])
+        #expect(second.removed == [ResourceKey(.instance, "shop-dev-db")])
+
+        let (version, resources) = try await store.desiredState()
+        #expect(version == 2)
+        #expect(resources.map(\.resource) == [edited])
+        #expect(resources[0].generation == 2)
+        // A removed instance keeps its recorded state: the reconciler decides to decommission or orphan it.
+        #expect(try await store.instance("shop-dev-db").status == .initialized)
+    }
+
+    @Test func replaceDesiredState_withAStaleVersionIsAbortedAndChangesNothing() async throws {
+        let fixture = try await StoreFixture()
+        let error = await convergeError {
+            try await fixture.store.replaceDesiredState([], expectedVersion: 0, actor: "sync")
+        }
+        #expect(error == ConvergeError(.aborted, "the desired state changed: expected version 0, found 1"))
+        #expect(try await fixture.store.desiredState().resources.count == 2)
+        let duplicate = await convergeError {
+            try await fixture.store.replaceDesiredState(
+                [StoreFixture.instance("shop-dev-x"), StoreFixture.instance("shop-dev-x")], expectedVersion: nil,
+                actor: "sync")
+        }
+        #expect(duplicate == ConvergeError(.invalidArgument, "Instance shop-dev-x is given twice"))
+    }
+
+    @Test func sourceLocations_roundTrip() async throws {
+        let fixture = try await StoreFixture(instances: [])
+        let located = DesiredResource(
+            kind: .project, id: "shop", spec: [:], source: SourceLocation(file: "dir:x/p.yaml", line: 3, column: 1))
+        _ = try await fixture.store.replaceDesiredState([located], expectedVersion: nil, actor: "sync")
+        #expect(try await fixture.store.desiredState().resources.first?.resource == located)
+    }
+
+    @Test func migrations_areIdempotentAcrossReopen() async throws {
+        let fixture = try await StoreFixture()
+        _ = try await fixture.create(["size": 20])
+        let reopened = try fixture.openStore()
+        #expect(try await reopened.history(of: "shop-dev-db", after: nil, limit: 10).items.count == 1)
+    }
+
+    @Test func auditLog_recordsEveryMutationWithBeforeAndAfter() async throws {
+        let fixture = try await StoreFixture()
+        let store = fixture.store
+        let created = try await fixture.create(["size": 20], mode: .proposal, actor: "alice").deployment
+        _ = try await store.approve(created.id, approver: "bob")
+        let page = try await store.auditLog(after: nil, limit: 100)
+        #expect(page.items.map(\.action) == ["desiredState.replace", "deployment.create", "deployment.approved"])
+        let approval = page.items[2]
+        #expect(approval.actor == "bob")
+        #expect(approval.targetID == created.id)
+        #expect(approval.before?["status"] == "PROPOSED")
+        #expect(approval.after?["status"] == "APPROVED")
+        #expect(approval.at == fixture.clock.now)
+        let second = try await store.auditLog(after: String(page.items[0].sequence), limit: 1)
+        #expect(second.items.map(\.action) == ["deployment.create"])
+        #expect(second.nextCursor == String(page.items[1].sequence))
+    }
+
+    @Test func listing_refusesBadLimitsAndCursors() async throws {
+        let fixture = try await StoreFixture()
+        #expect(
+            await convergeError { try await fixture.store.auditLog(after: nil, limit: 0) }
+                == ConvergeError(.invalidArgument, "limit must be between 1 and 1000, got 0"))
+        #expect(
+            await convergeError { try await fixture.store.history(of: "shop-dev-db", after: "x", limit: 5) }
+                == ConvergeError(.invalidArgument, "invalid cursor \"x\""))
+        #expect(
+            await convergeError { try await fixture.store.instance("nope") }
+                == ConvergeError(.notFound, "instance nope not found"))
+    }
+}

@@ -1,0 +1,80 @@
+import ConvergeCore
+import Foundation
+import Logging
+
+@testable import ConvergeStore
+
+/// A clock that moves only when a test moves it.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = Date(timeIntervalSince1970: 1_800_000_000)
+
+    var now: Date { lock.withLock { current } }
+
+    func advance(by seconds: TimeInterval) {
+        lock.withLock { current += seconds }
+    }
+}
+
+/// A store on a fresh SQLite file in a temporary directory, removed when the fixture goes.
+final class StoreFixture {
+    let directory: URL
+    let clock = ManualClock()
+    let store: SQLiteStore
+
+    init(instances: [String] = ["shop-dev-db", "shop-dev-app"]) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("converge-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        store = try Self.open(path: directory.appendingPathComponent("converge.sqlite").path, clock: clock)
+        _ = try await store.replaceDesiredState(instances.map(Self.instance), expectedVersion: nil, actor: "test")
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var path: String { directory.appendingPathComponent("converge.sqlite").path }
+
+    /// Another connection pool on the same file, as a second process would have.
+    func openStore() throws -> SQLiteStore {
+        try Self.open(path: path, clock: clock)
+    }
+
+    static func open(path: String, clock: ManualClock) throws -> SQLiteStore {
+        try SQLiteStore(
+            path: path, clock: { clock.now }, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    static func instance(_ id: String) -> DesiredResource {
+        DesiredResource(
+            kind: .instance, id: id,
+            spec: ["id": .string(id), "environment": "shop-dev", "bundle": "database", "params": [:]], source: nil)
+    }
+
+    static func snapshot(_ params: Value, action: Deployment.Action = .provision, version: String = "1.0.0")
+        -> DeploymentSnapshot
+    {
+        DeploymentSnapshot(
+            action: action, params: params, connectionParams: ["network": ["vpc": "vpc-1"]], version: version,
+            metadata: ["actor": "test"])
+    }
+
+    func create(
+        _ params: Value, on instance: String = "shop-dev-db", mode: DeploymentRequest.Mode = .direct,
+        action: Deployment.Action = .provision, actor: String = "alice"
+    ) async throws -> DeploymentCreation {
+        try await store.createDeployment(
+            DeploymentRequest(
+                instanceID: instance, snapshot: Self.snapshot(params, action: action), mode: mode, actor: actor))
+    }
+}
+
+/// The error an async call threw, or nil.
+func convergeError(_ body: () async throws -> some Any) async -> ConvergeError? {
+    do {
+        _ = try await body()
+        return nil
+    } catch {
+        return error as? ConvergeError ?? ConvergeError(.internal, "\(error)")
+    }
+}
