@@ -1,5 +1,6 @@
 import ConvergeCore
 import Foundation
+import GRDB
 import Testing
 
 @testable import ConvergeStore
@@ -55,6 +56,12 @@ import Testing
             kind: .project, id: "shop", spec: [:], source: SourceLocation(file: "dir:x/p.yaml", line: 3, column: 1))
         _ = try await fixture.store.replaceDesiredState([located], expectedVersion: nil, actor: "sync")
         #expect(try await fixture.store.desiredState().resources.first?.resource == located)
+    }
+
+    @Test func database_isInWALMode() async throws {
+        let fixture = try await StoreFixture()
+        let mode = try await fixture.store.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
     }
 
     @Test func migrations_areIdempotentAcrossReopen() async throws {

@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+/// Runs the built `converge` binary as a user would and captures what it prints.
+struct ConvergeBinary {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// The binary beside the test bundle, in the same build products directory.
+    static var executable: URL {
+        var directory = Bundle.main.bundleURL
+        for _ in 0..<4 where !FileManager.default.fileExists(atPath: directory.appendingPathComponent("converge").path)
+        {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent("converge")
+    }
+
+    static func run(_ arguments: String...) throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = repository
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite struct ConvergeCommandTests {
+    static let fixtures = "Tests/ConvergeManifestsTests/Fixtures"
+
+    @Test func validate_exampleRepository_exitsZeroWithASummary() throws {
+        let result = try ConvergeBinary.run("validate", "examples/gitops")
+        #expect(result.status == 0)
+        #expect(
+            result.stdout
+                == "examples/gitops: valid: 1 project, 2 environments, 1 resource, 4 bundles, 2 provisioners, 7 instances, 0 previews\n"
+        )
+        #expect(result.stderr.isEmpty)
+    }
+
+    @Test func validate_brokenRepository_exitsOneWithEveryErrorOnStderr() throws {
+        let result = try ConvergeBinary.run("validate", "\(Self.fixtures)/several-files")
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(
+            result.stderr == """
+                case.yaml:7:3: spec.replicas: unknown field "replicas"
+                second.yml:1:13: apiVersion: expected one of "converge/v1", got "converge/v2"; did you mean "converge/v1"?
+                2 errors in \(Self.fixtures)/several-files
+
+                """)
+    }
+
+    @Test func validate_json_printsErrorsForAnnotations() throws {
+        let result = try ConvergeBinary.run("validate", "\(Self.fixtures)/wrong-type", "--output", "json")
+        #expect(result.status == 1)
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(json?["valid"] as? Bool == false)
+        let errors = json?["errors"] as? [[String: Any]]
+        #expect(errors?.count == 1)
+        #expect(errors?.first?["file"] as? String == "case.yaml")
+        #expect(errors?.first?["line"] as? Int == 6)
+        #expect(errors?.first?["column"] as? Int == 10)
+        #expect(errors?.first?["field"] as? String == "spec.prune")
+        #expect(errors?.first?["message"] as? String == #"expected boolean, got string "yes""#)
+    }
+
+    @Test func validate_limitsAreConfigurable() throws {
+        let result = try ConvergeBinary.run("validate", "examples/gitops", "--max-depth", "2")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("nesting is deeper than the limit of 2 levels"))
+    }
+
+    @Test func usageErrors_exitTwo() throws {
+        let unknownOption = try ConvergeBinary.run("validate", "--bogus")
+        #expect(unknownOption.status == 2)
+        #expect(unknownOption.stderr.contains("Unknown option '--bogus'"))
+        #expect(try ConvergeBinary.run("schema", "widget").status == 2)
+        #expect(try ConvergeBinary.run("validate", "--output", "xml").status == 2)
+        #expect(try ConvergeBinary.run("nonsense").status == 2)
+        #expect(try ConvergeBinary.run("validate", "--max-depth", "0").status == 2)
+    }
+
+    @Test func version_andHelp_exitZero() throws {
+        let version = try ConvergeBinary.run("version")
+        #expect(version.status == 0)
+        #expect(version.stdout.hasPrefix("converge "))
+        #expect(try ConvergeBinary.run("--help").status == 0)
+    }
+
+    @Test(arguments: ["project", "environment", "resource", "bundle", "provisioner", "instance", "preview"])
+    func schema_matchesTheCommittedFile(kind: String) throws {
+        let result = try ConvergeBinary.run("schema", kind)
+        #expect(result.status == 0)
+        let committed = try String(
+            contentsOf: ConvergeBinary.repository.appendingPathComponent("manifests/schemas/\(kind).json"),
+            encoding: .utf8)
+        #expect(
+            result.stdout == committed, "manifests/schemas/\(kind).json is stale: regenerate it with `make schemas`")
+    }
+}
