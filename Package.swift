@@ -12,12 +12,22 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(
             name: "CYAML",
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(
             name: "ConvergeCore",
@@ -35,12 +45,51 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "ConvergeProvisioners",
+            dependencies: [
+                "CCurl",
+                "ConvergeCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+        .target(
+            name: "ConvergeEngine",
+            dependencies: [
+                "ConvergeCore",
+                "ConvergeManifests",
+                "ConvergeStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+        .target(
+            name: "ConvergeServer",
+            dependencies: [
+                "ConvergeCore",
+                "ConvergeEngine",
+                "ConvergeStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "converge",
             dependencies: [
                 "ConvergeCore",
                 "ConvergeManifests",
                 "ConvergeStore",
+                "ConvergeEngine",
+                "ConvergeProvisioners",
+                "ConvergeServer",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,6 +99,16 @@ let package = Package(
             name: "ConvergeStoreTests",
             dependencies: ["ConvergeStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .testTarget(name: "ConvergeCLITests", dependencies: ["converge"]),
+        .target(
+            name: "ConvergeTestSupport",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ConvergeTestSupport"
+        ),
+        .testTarget(name: "ConvergeProvisionersTests", dependencies: ["ConvergeProvisioners", "ConvergeTestSupport"]),
+        .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine"]),
+        .testTarget(name: "ConvergeCLITests", dependencies: ["converge", "ConvergeTestSupport"]),
     ]
 )

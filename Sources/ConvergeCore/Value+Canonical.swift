@@ -21,10 +21,7 @@ extension Value {
 
     /// The lower-case hex SHA-256 of the canonical encoding.
     public var canonicalHash: String {
-        SHA256.hash(data: Data(canonicalJSON.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        SHA256.hash(data: Data(canonicalJSON.utf8)).hexString
     }
 
     private func append(to output: inout String, indent: String?, level: Int) {
@@ -131,5 +128,15 @@ extension Value: Codable {
         } catch {
             throw ConvergeError(.invalidArgument, "invalid json: \(error)")
         }
+    }
+}
+
+extension Sequence<UInt8> {
+    /// The bytes as lower-case hex, two digits each.
+    public var hexString: String {
+        map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
     }
 }

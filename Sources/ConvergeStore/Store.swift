@@ -119,27 +119,6 @@ public struct Page<Item: Sendable>: Sendable {
     public var nextCursor: String?
 }
 
-/// An event to append to a deployment's log.
-public struct DeploymentEventDraft: Equatable, Sendable {
-    /// What the event is.
-    public enum Kind: String, Sendable, Codable {
-        case log
-        case phase
-        case heartbeat
-        case status
-    }
-
-    public var kind: Kind
-    public var message: String
-    public var data: Value?
-
-    public init(kind: Kind, message: String, data: Value? = nil) {
-        self.kind = kind
-        self.message = message
-        self.data = data
-    }
-}
-
 /// An event of a deployment's append-only log.
 public struct DeploymentEvent: Equatable, Sendable {
     public var sequence: Int64

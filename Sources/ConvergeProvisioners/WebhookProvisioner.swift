@@ -1,0 +1,116 @@
+import ConvergeCore
+import Crypto
+import Foundation
+import Logging
+
+/// Applies deployments by POSTing them to an HTTP endpoint through libcurl (DESIGN §5).
+///
+/// The body is the job's JSON document; `Idempotency-Key` is the same on every resend of an attempt, and
+/// `X-Converge-Signature: sha256=<hex HMAC-SHA256 of the body>` is set when the provisioner has a secret.
+/// Connection errors and 5xx answers are retried with exponential backoff; a 200 carries the result, a 202 means
+/// the result will arrive on the callback URL. Redirects are never followed.
+public struct WebhookProvisioner: DeploymentProvisioner {
+    /// Daemon-wide settings of every webhook call.
+    public struct Settings: Sendable {
+        public var connectTimeout: Duration = .seconds(5)
+        public var maxAttempts = 4
+        public var initialBackoff: Duration = .milliseconds(250)
+        public var maxBackoff: Duration = .seconds(10)
+        public var maxResponseBytes = 1 << 20
+        /// URL prefixes provisioners may be called at; a URL matching none is refused.
+        public var allowedURLPrefixes: [String] = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+
+        public init() {}
+    }
+
+    let webhook: Provisioner.Webhook
+    let settings: Settings
+    let environment: @Sendable (String) -> String?
+    let logger: Logger
+    let client = CurlHTTPClient()
+
+    /// A provisioner for `webhook`; `environment` reads the signing secret's variable at each dispatch.
+    public init(
+        _ webhook: Provisioner.Webhook, settings: Settings, logger: Logger,
+        environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] }
+    ) {
+        self.webhook = webhook
+        self.settings = settings
+        self.environment = environment
+        self.logger = logger
+    }
+
+    public func provision(
+        _ job: ProvisionJob, events: @escaping @Sendable ([DeploymentEventDraft]) async -> Void
+    ) async throws -> ProvisionOutcome {
+        guard settings.allowedURLPrefixes.contains(where: { webhook.url.hasPrefix($0) }) else {
+            return .failed("provisioner url \(webhook.url) is not allowed by the daemon's configuration")
+        }
+        let body = Array(job.document.canonicalJSON.utf8)
+        var headers: [(name: String, value: String)] = [
+            ("Content-Type", "application/json"), ("Accept", "application/json"),
+            ("Idempotency-Key", job.idempotencyKey), ("X-Converge-Deployment", job.deployment.id),
+            ("User-Agent", "converge"), ("Expect", ""),
+        ]
+        if let variable = webhook.secretEnv {
+            guard let secret = environment(variable), !secret.isEmpty else {
+                return .failed("the signing secret variable \(variable) is not set")
+            }
+            let signature = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8)))
+            headers.append(("X-Converge-Signature", "sha256=" + signature.hexString))
+        }
+        let request = HTTPRequest(
+            url: webhook.url, headers: headers, body: body, connectTimeout: settings.connectTimeout,
+            timeout: .seconds(webhook.timeoutSeconds), maxResponseBytes: settings.maxResponseBytes)
+        var metadata: Logger.Metadata = ["deployment.id": "\(job.deployment.id)", "provisioner.url": "\(webhook.url)"]
+        var backoff = settings.initialBackoff
+        var attempt = 0
+        while true {
+            attempt += 1
+            metadata["webhook.attempt"] = "\(attempt)"
+            let problem: String
+            do {
+                let response = try await client.post(request)
+                switch response.status {
+                case 202:
+                    return .accepted
+                case 200..<300:
+                    return Self.outcome(of: response.body)
+                case 500..<600:
+                    problem = "the provisioner answered \(response.status)"
+                case 300..<400:
+                    return .failed("the provisioner answered \(response.status); redirects are not followed")
+                default:
+                    return .failed(
+                        "the provisioner answered \(response.status): \(Self.excerpt(response.body))")
+                }
+            } catch .connection(let message) {
+                problem = "connection failed: \(message)"
+            } catch {
+                return .failed("webhook call failed: \(error)")
+            }
+            guard attempt < max(1, settings.maxAttempts) else {
+                return .failed("\(problem) (gave up after \(attempt) attempts)")
+            }
+            logger.info("webhook call will be retried", metadata: metadata.merging(["error": "\(problem)"]) { $1 })
+            await events([DeploymentEventDraft(kind: .log, message: "\(problem); retrying in \(backoff)")])
+            try await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, settings.maxBackoff)
+        }
+    }
+
+    /// The outcome a 2xx body states; an empty body means completed without outputs.
+    static func outcome(of body: [UInt8]) -> ProvisionOutcome {
+        guard !body.isEmpty else { return .completed(outputs: [:], planResult: nil) }
+        guard let answer = try? Value(json: String(decoding: body, as: UTF8.self)), answer.objectValue != nil else {
+            return .failed("the provisioner's answer is not a JSON object: \(excerpt(body))")
+        }
+        return ProvisionOutcome(answer: answer)
+    }
+
+    /// The start of a body for an error message, one line.
+    static func excerpt(_ body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(200), as: UTF8.self)
+        return text.split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+}
