@@ -154,7 +154,7 @@ extension SQLiteStore {
         }
     }
 
-    public func failExpired(_ id: String, reason: String) async throws -> Deployment {
+    public func takeOverLease(_ id: String, owner: String, leaseDuration: TimeInterval) async throws -> Deployment {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
             guard deployment.status == .running, let lease = deployment.lease,
@@ -162,7 +162,22 @@ extension SQLiteStore {
             else {
                 throw ConvergeError(.failedPrecondition, "deployment \(id) has no expired lease")
             }
-            return try self.finish(db, deployment, as: .failed, actor: "converge", set: ["error": reason])
+            try db.execute(
+                sql: """
+                    UPDATE deployments SET lease_owner = ?, lease_expires_at = ?, updated_at = ?
+                    WHERE seq = ? AND status = 'RUNNING' AND lease_owner = ?
+                    """,
+                arguments: [
+                    owner, self.now + Int64(leaseDuration * 1000), self.now, deployment.sequence, lease.owner,
+                ])
+            guard db.changesCount == 1 else {
+                throw ConvergeError(.aborted, "deployment \(id) changed concurrently; retry")
+            }
+            let taken = try Self.fetchDeployment(db, id)
+            try self.audit(
+                db, actor: owner, action: "deployment.takeOverLease", kind: "Deployment", id: id,
+                before: deployment.auditValue, after: taken.auditValue)
+            return taken
         }
     }
 

@@ -8,8 +8,22 @@ extension SQLiteStore {
         migrator.registerMigration("2026-11-24-initial") { db in
             try db.execute(sql: initialSchema)
         }
+        migrator.registerMigration("2026-11-24-reconciler") { db in
+            try db.execute(sql: reconcilerSchema)
+        }
         return migrator
     }
+
+    /// Instance status for the reconciler, and the daemon's persistent secrets (callback token key).
+    private static let reconcilerSchema = """
+        ALTER TABLE instances ADD COLUMN observed_generation INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE instances ADD COLUMN conditions TEXT NOT NULL DEFAULT '[]';
+        CREATE TABLE secrets (
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        """
 
     /// The allowed status changes, as the trigger spells them; a store test checks them against
     /// `transition(from:to:)` by trying every pair.

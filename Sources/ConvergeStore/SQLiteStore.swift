@@ -224,7 +224,46 @@ extension SQLiteStore {
             params: try (row["params"] as String?).map(Value.init(json:)),
             connectionParams: try (row["connection_params"] as String?).map(Value.init(json:)),
             version: row["version"], outputs: try (row["outputs"] as String?).map(Value.init(json:)),
+            observedGeneration: row["observed_generation"],
+            conditions: (try? JSONDecoder().decode(
+                [InstanceCondition].self, from: Data((row["conditions"] as String).utf8)))
+                ?? [],
             updatedAt: date(row["updated_at"]))
+    }
+
+    public func instances() async throws -> [InstanceRecord] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM instances ORDER BY id").map { try Self.fetchInstance(db, $0) }
+        }
+    }
+
+    public func updateInstanceStatus(_ id: String, observedGeneration: Int64, conditions: [InstanceCondition])
+        async throws
+    {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let json = String(decoding: try encoder.encode(conditions), as: UTF8.self)
+        try await transaction { db in
+            try db.execute(
+                sql: "UPDATE instances SET observed_generation = ?, conditions = ? WHERE id = ?",
+                arguments: [observedGeneration, json, id])
+            guard db.changesCount == 1 else { throw ConvergeError(.notFound, "instance \(id) not found") }
+        }
+    }
+
+    public func secret(named name: String) async throws -> [UInt8] {
+        try await transaction { db in
+            if let existing = try Data.fetchOne(db, sql: "SELECT value FROM secrets WHERE name = ?", arguments: [name])
+            {
+                return Array(existing)
+            }
+            var generator = SystemRandomNumberGenerator()
+            let value = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            try db.execute(
+                sql: "INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)",
+                arguments: [name, Data(value), self.now])
+            return value
+        }
     }
 }
 

@@ -17,6 +17,10 @@ public protocol Store: Sendable {
 
     /// An instance's recorded state; `not_found` when it has none.
     func instance(_ id: String) async throws -> InstanceRecord
+    /// Every recorded instance, by id.
+    func instances() async throws -> [InstanceRecord]
+    /// Records what the reconciler observed: the generation it acted on and the instance's conditions.
+    func updateInstanceStatus(_ id: String, observedGeneration: Int64, conditions: [InstanceCondition]) async throws
 
     /// Creates a deployment directly (PENDING, instance params advance) or as a proposal (PROPOSED, instance
     /// untouched). Idempotent: when an open deployment of the instance has the same desired-state hash, that one is
@@ -41,8 +45,12 @@ public protocol Store: Sendable {
     func fail(_ id: String, owner: String, error: String) async throws -> Deployment
     /// RUNNING deployments whose lease has expired, oldest first.
     func expiredLeases(limit: Int) async throws -> [Deployment]
-    /// Fails a RUNNING deployment whose lease has expired, with `reason`; `failed_precondition` if it has not.
-    func failExpired(_ id: String, reason: String) async throws -> Deployment
+    /// Takes over the expired lease of a RUNNING deployment for `owner`, who then resolves it (probing its
+    /// provisioner, then completing or failing it); `failed_precondition` if the lease has not expired.
+    func takeOverLease(_ id: String, owner: String, leaseDuration: TimeInterval) async throws -> Deployment
+
+    /// A random 32-byte secret of the daemon, created on first use and kept across restarts.
+    func secret(named name: String) async throws -> [UInt8]
 
     /// A deployment by id.
     func deployment(_ id: String) async throws -> Deployment
@@ -83,6 +91,8 @@ public struct InstanceRecord: Equatable, Sendable {
     public var connectionParams: Value?
     public var version: String?
     public var outputs: Value?
+    public var observedGeneration: Int64
+    public var conditions: [InstanceCondition]
     public var updatedAt: Date
 }
 

@@ -167,7 +167,7 @@ import Testing
         let renewed = try await store.renewLease(deployment.id, owner: "w", leaseDuration: 30)
         #expect(renewed.lease?.expiresAt == fixture.clock.now + 30)
         #expect(
-            await convergeError { try await store.failExpired(deployment.id, reason: "lease expired") }
+            await convergeError { try await store.takeOverLease(deployment.id, owner: "monitor", leaseDuration: 30) }
                 == ConvergeError(.failedPrecondition, "deployment \(deployment.id) has no expired lease"))
         fixture.clock.advance(by: 29)
         #expect(try await store.expiredLeases(limit: 10).isEmpty)
@@ -176,11 +176,34 @@ import Testing
         #expect(
             await convergeError { try await store.renewLease(deployment.id, owner: "w", leaseDuration: 30) }
                 == ConvergeError(.failedPrecondition, "the lease of deployment \(deployment.id) has expired"))
-        let failed = try await store.failExpired(deployment.id, reason: "lease expired")
+        let taken = try await store.takeOverLease(deployment.id, owner: "monitor", leaseDuration: 10)
+        #expect(taken.lease == Deployment.Lease(owner: "monitor", expiresAt: fixture.clock.now + 10))
+        #expect(taken.attempt == 1)
+        #expect(
+            await convergeError { try await store.fail(deployment.id, owner: "w", error: "late") }
+                == ConvergeError(
+                    .failedPrecondition, "the lease of deployment \(deployment.id) is held by another owner"))
+        let failed = try await store.fail(deployment.id, owner: "monitor", error: "lease expired")
         #expect(failed.status == .failed)
         #expect(failed.error == "lease expired")
         #expect(try await store.expiredLeases(limit: 10).isEmpty)
         #expect(try await store.instance("shop-dev-db").status == .failed)
+    }
+
+    @Test func instanceStatus_andSecrets_persist() async throws {
+        let fixture = try await StoreFixture()
+        let condition = InstanceCondition(
+            type: .blocked, status: true, reason: "WaitingForUpstream", message: "waiting for shop-dev-app",
+            lastTransitionTime: fixture.clock.now)
+        try await fixture.store.updateInstanceStatus("shop-dev-db", observedGeneration: 3, conditions: [condition])
+        let instance = try await fixture.store.instance("shop-dev-db")
+        #expect(instance.observedGeneration == 3)
+        #expect(instance.conditions == [condition])
+        #expect(try await fixture.store.instances().map(\.id) == ["shop-dev-app", "shop-dev-db"])
+        let secret = try await fixture.store.secret(named: "callback")
+        #expect(secret.count == 32)
+        #expect(try await fixture.openStore().secret(named: "callback") == secret)
+        #expect(try await fixture.store.secret(named: "other") != secret)
     }
 
     @Test func history_isNewestFirstByCursor() async throws {
