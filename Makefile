@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEBIAN_PACKAGES := pkg-config libyaml-dev libcurl4-openssl-dev libsqlite3-dev
 SWIFT_FORMAT := swift format
 
-.PHONY: deps build lint format test validate schemas
+.PHONY: deps build lint format test validate schemas demo
 
 ## deps: install the Debian packages the build needs (as root with apt-get; otherwise print the command).
 deps:
@@ -34,9 +34,18 @@ test: deps lint
 	swift build --build-tests
 	swift test --skip-build --disable-xctest
 
-## validate: the main command until the daemon lands.
 validate: build
 	swift run converge validate examples/gitops
+
+## demo: the daemon on examples/gitops with SQLite and the example provisioner; Ctrl-C stops both.
+DEMO_DIR := .demo
+demo: build
+	@mkdir -p $(DEMO_DIR)
+	@export CONVERGE_EXAMPLE_WEBHOOK_SECRET=demo-secret CONVERGE_EXAMPLE_STATE_DIR=$(CURDIR)/$(DEMO_DIR)/state; \
+	python3 examples/provisioners/provisioner.py serve --port 8790 --delay 2 & provisioner=$$!; \
+	trap 'kill $$provisioner 2>/dev/null' EXIT INT TERM; \
+	.build/debug/converge serve --manifests examples/gitops --db sqlite:$(DEMO_DIR)/converge.sqlite \
+	  --listen 127.0.0.1:8787 --poll-seconds 5
 
 ## schemas: regenerate manifests/schemas/ from the kinds' Swift description (a test fails when they differ).
 schemas: build

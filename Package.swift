@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "converge",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "converge", targets: ["converge"])
     ],
@@ -61,6 +61,8 @@ let package = Package(
                 "ConvergeCore",
                 "ConvergeManifests",
                 "ConvergeStore",
+                "ConvergeProvisioners",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,6 +90,8 @@ let package = Package(
                 "ConvergeProvisioners",
                 "ConvergeServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

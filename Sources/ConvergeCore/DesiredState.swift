@@ -79,3 +79,11 @@ extension Value {
         self = try! JSONDecoder().decode(Value.self, from: data)
     }
 }
+
+extension DesiredState {
+    /// The instances whose connections are wired to `instanceID`, which must be reconciled again when its outputs
+    /// change.
+    public func downstream(of instanceID: String) -> [String] {
+        instances.values.filter { $0.connections.values.contains { $0.instance == instanceID } }.map(\.id).sorted()
+    }
+}

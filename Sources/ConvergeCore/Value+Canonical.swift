@@ -140,3 +140,20 @@ extension Sequence<UInt8> {
         }.joined()
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Bytes from lower- or upper-case hex, two digits each; nil when `hex` is not that.
+    public init?(hex: String) {
+        let digits = Array(hex.utf8)
+        guard digits.count.isMultiple(of: 2) else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
+                return nil
+            }
+            bytes.append(byte)
+        }
+        self = bytes
+    }
+}

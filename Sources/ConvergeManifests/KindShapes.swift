@@ -126,7 +126,9 @@ public enum KindShapes {
                     "exec",
                     .object([
                         Field("command", .array(.string(.any)), required: true, "the program and its arguments"),
-                        Field("workingDirectory", .string(.any), "where it runs"),
+                        Field(
+                            "workingDirectory", .string(.any),
+                            "where it runs, relative to the manifests directory (default: the manifests directory)"),
                         timeout,
                     ]), "run a local command (exactly one of webhook and exec)"),
             ])

@@ -18,6 +18,8 @@ extension SQLiteStore {
     private static let reconcilerSchema = """
         ALTER TABLE instances ADD COLUMN observed_generation INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE instances ADD COLUMN conditions TEXT NOT NULL DEFAULT '[]';
+        -- Deployments by status, for the metrics, counted from the index alone.
+        CREATE INDEX deployments_by_status ON deployments (status);
         CREATE TABLE secrets (
             name TEXT PRIMARY KEY,
             value BLOB NOT NULL,

@@ -231,6 +231,24 @@ extension SQLiteStore {
             updatedAt: date(row["updated_at"]))
     }
 
+    public func ping() async throws {
+        _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    public func deploymentCounts() async throws -> [Deployment.Status: Int] {
+        try await read { db in
+            var counts: [Deployment.Status: Int] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT status, COUNT(*) AS count FROM deployments INDEXED BY deployments_by_status GROUP BY status"
+            ) {
+                if let status = Deployment.Status(rawValue: row["status"]) { counts[status] = row["count"] }
+            }
+            return counts
+        }
+    }
+
     public func instances() async throws -> [InstanceRecord] {
         try await read { db in
             try String.fetchAll(db, sql: "SELECT id FROM instances ORDER BY id").map { try Self.fetchInstance(db, $0) }

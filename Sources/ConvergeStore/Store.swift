@@ -15,6 +15,11 @@ public protocol Store: Sendable {
     /// The recorded desired state and its version.
     func desiredState() async throws -> (version: Int64, resources: [StoredResource])
 
+    /// Checks that the database answers.
+    func ping() async throws
+    /// How many deployments there are in each status.
+    func deploymentCounts() async throws -> [Deployment.Status: Int]
+
     /// An instance's recorded state; `not_found` when it has none.
     func instance(_ id: String) async throws -> InstanceRecord
     /// Every recorded instance, by id.

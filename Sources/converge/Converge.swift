@@ -12,7 +12,7 @@ struct Converge: AsyncParsableCommand {
         commandName: "converge",
         abstract: "A reconciling operator that turns GitOps YAML into infrastructure deployments.",
         version: version,
-        subcommands: [Validate.self, Schema.self, Version.self]
+        subcommands: [Serve.self, Validate.self, Schema.self, Version.self]
     )
 
     /// Runs the command; usage errors exit 2 (not ArgumentParser's 64) so that CI can tell them apart.

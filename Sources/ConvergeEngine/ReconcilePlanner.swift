@@ -1,0 +1,222 @@
+import ConvergeCore
+import ConvergeStore
+import Foundation
+
+/// Everything the reconciler reads about one instance before it decides.
+struct ReconcileContext: Sendable {
+    var instanceID: String
+    /// The instance as the manifests declare it; nil when it was removed from them.
+    var desired: Instance?
+    var environment: Environment?
+    var bundle: BundleDefinition?
+    var resources: [String: ImportedResource]
+    /// The recorded instance; nil before the store has seen it.
+    var record: InstanceRecord?
+    /// Recorded state of the instances its connections are wired to.
+    var upstream: [String: InstanceRecord]
+    /// The newest deployments of the instance, newest first.
+    var history: [Deployment]
+    var generation: Int64
+    /// The git commit of the manifests, for deployment metadata.
+    var commit: Value?
+}
+
+/// What the reconciler does for one instance, decided by `ReconcilePlanner.plan` and carried out by `Reconciler`.
+struct ReconcilePlan: Equatable, Sendable {
+    /// One change to make, in order.
+    enum Step: Equatable, Sendable {
+        /// Aborts an open proposal the reconciler made for an older desired state.
+        case supersede(deploymentID: String)
+        case create(DeploymentSnapshot, DeploymentRequest.Mode)
+    }
+
+    var steps: [Step] = []
+    /// The conditions to record; their transition times are filled in against the recorded ones.
+    var conditions: [InstanceCondition] = []
+}
+
+/// The reconcile decision as a pure function (DESIGN §4): compute the desired snapshot and its hash, compare with
+/// what is recorded, and say what to create, what to supersede and which conditions hold.
+enum ReconcilePlanner {
+    /// The actor of everything the reconciler creates; people approve its proposals.
+    static let actor = "converge"
+
+    static func plan(_ context: ReconcileContext, now: Date) -> ReconcilePlan {
+        guard let desired = context.desired else { return planRemoved(context, now: now) }
+        let policy = context.environment?.policy ?? .review
+        switch snapshot(of: desired, context: context) {
+        case .failure(let blocked):
+            return ReconcilePlan(
+                steps: [],
+                conditions: conditions(
+                    context, now: now, ready: context.record?.status == .provisioned,
+                    readyReason: "Blocked", progressing: (false, "Blocked", blocked.message),
+                    blocked: (true, "WaitingForUpstream", blocked.message)))
+        case .success(let snapshot):
+            return planPresent(context, snapshot: snapshot, policy: policy, now: now)
+        }
+    }
+
+    /// Why a snapshot cannot be taken yet: an upstream instance has no outputs for the artifact.
+    struct Blocked: Error, Equatable {
+        var upstream: String
+        var artifact: String
+        var message: String { "waiting for \(upstream) to produce \(artifact)" }
+    }
+
+    /// The desired snapshot: params with defaults, connections resolved from upstream outputs or environment
+    /// defaults, version and metadata.
+    static func snapshot(of instance: Instance, context: ReconcileContext) -> Result<DeploymentSnapshot, Blocked> {
+        var connectionParams: [String: Value] = [:]
+        for (slot, definition) in (context.bundle?.connections ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let wire = instance.connections[slot] {
+                guard let artifact = context.upstream[wire.instance]?.outputs?[wire.artifact] else {
+                    return .failure(Blocked(upstream: wire.instance, artifact: wire.artifact))
+                }
+                connectionParams[slot] = artifact
+            } else if let resourceID = context.environment?.defaults[definition.type],
+                let resource = context.resources[resourceID]
+            {
+                connectionParams[slot] = resource.data
+            }
+        }
+        var metadata: [String: Value] = [
+            "instance": .string(instance.id), "name": .string(instance.name), "project": .string(instance.project),
+            "environment": .string(instance.environment), "bundle": .string(instance.bundle),
+            "labels": .object(instance.labels.mapValues { .string($0) }), "generation": .int(Int(context.generation)),
+            "actor": .string(actor),
+        ]
+        if let provisioner = context.bundle?.provisioner { metadata["provisioner"] = .string(provisioner) }
+        if let commit = context.commit { metadata["commit"] = commit }
+        return .success(
+            DeploymentSnapshot(
+                action: .provision, params: instance.params, connectionParams: .object(connectionParams),
+                version: instance.version ?? "latest", metadata: .object(metadata)))
+    }
+
+    static func planPresent(
+        _ context: ReconcileContext, snapshot: DeploymentSnapshot, policy: ApprovalPolicy, now: Date
+    ) -> ReconcilePlan {
+        let hash = snapshot.desiredHash
+        let changes = context.history.filter { $0.action != .plan }
+        let ready = context.record?.status == .provisioned
+        if let latest = changes.first, latest.desiredHash == hash {
+            return ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: ready, current: latest))
+        }
+        var steps = supersededProposals(context, keeping: hash)
+        if policy == .twoPhase {
+            var plan = snapshot
+            plan.action = .plan
+            let planHash = plan.desiredHash
+            guard let latestPlan = context.history.first(where: { $0.action == .plan && $0.desiredHash == planHash })
+            else {
+                steps.append(.create(plan, .direct))
+                return ReconcilePlan(
+                    steps: steps,
+                    conditions: conditions(
+                        context, now: now, ready: ready, readyReason: "Changing",
+                        progressing: (true, "Planning", "a plan of the change is queued")))
+            }
+            guard latestPlan.status == .completed else {
+                return ReconcilePlan(
+                    steps: [], conditions: conditions(context, now: now, ready: ready, current: latestPlan))
+            }
+        }
+        let mode: DeploymentRequest.Mode = policy == .auto ? .direct : .proposal
+        steps.append(.create(snapshot, mode))
+        return ReconcilePlan(
+            steps: steps,
+            conditions: conditions(
+                context, now: now, ready: ready, readyReason: "Changing",
+                progressing: mode == .direct
+                    ? (true, "DeploymentQueued", "a deployment of the new configuration is queued")
+                    : (true, "AwaitingApproval", "a proposal of the new configuration awaits approval")))
+    }
+
+    /// Open proposals the reconciler made for another desired state: a newer change supersedes them.
+    static func supersededProposals(_ context: ReconcileContext, keeping hash: String) -> [ReconcilePlan.Step] {
+        context.history.filter { $0.status == .proposed && $0.createdBy == actor && $0.desiredHash != hash }
+            .map { .supersede(deploymentID: $0.id) }
+    }
+
+    /// An instance removed from the manifests: decommission when its environment prunes, else report it orphaned.
+    static func planRemoved(_ context: ReconcileContext, now: Date) -> ReconcilePlan {
+        guard let record = context.record else { return ReconcilePlan() }
+        let changes = context.history.filter { $0.action != .plan }
+        if record.status == .decommissioned || (record.status == .initialized && changes.isEmpty) {
+            return ReconcilePlan(
+                steps: [], conditions: conditions(context, now: now, ready: false, readyReason: "Removed"))
+        }
+        guard context.environment?.prune == true else {
+            return ReconcilePlan(
+                steps: [],
+                conditions: conditions(
+                    context, now: now, ready: record.status == .provisioned, readyReason: "Orphaned",
+                    orphaned: (
+                        true, "RemovedFromManifests",
+                        "removed from the manifests; environment \(record.environment) does not prune"
+                    )))
+        }
+        if let latest = changes.first, latest.action == .decommission, latest.status != .failed,
+            latest.status != .aborted, latest.status != .rejected
+        {
+            return ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: false, current: latest))
+        }
+        let snapshot = DeploymentSnapshot(
+            action: .decommission, params: record.params ?? [:], connectionParams: record.connectionParams ?? [:],
+            version: record.version ?? "latest",
+            metadata: [
+                "instance": .string(record.id), "environment": .string(record.environment),
+                "bundle": .string(record.bundle), "actor": .string(actor), "reason": "pruned",
+            ])
+        let mode: DeploymentRequest.Mode = context.environment?.policy == .auto ? .direct : .proposal
+        return ReconcilePlan(
+            steps: supersededProposals(context, keeping: snapshot.desiredHash) + [.create(snapshot, mode)],
+            conditions: conditions(
+                context, now: now, ready: false, readyReason: "Decommissioning",
+                progressing: (true, "Decommissioning", "removed from the manifests; environment prunes")))
+    }
+
+    typealias Verdict = (status: Bool, reason: String, message: String)
+
+    /// Conditions from the deployment that stands for the current desired state.
+    static func conditions(_ context: ReconcileContext, now: Date, ready: Bool, current: Deployment)
+        -> [InstanceCondition]
+    {
+        let subject = current.action == .plan ? "plan" : current.action.rawValue
+        let progressing: Verdict
+        var failed: Verdict = (false, "NoFailure", "")
+        switch current.status {
+        case .proposed: progressing = (true, "AwaitingApproval", "\(subject) \(current.id) awaits approval")
+        case .approved, .pending: progressing = (true, "DeploymentQueued", "\(subject) \(current.id) is queued")
+        case .running: progressing = (true, "DeploymentRunning", "\(subject) \(current.id) is running")
+        case .completed: progressing = (false, "UpToDate", "\(subject) \(current.id) completed")
+        case .failed:
+            progressing = (false, "DeploymentFailed", "\(subject) \(current.id) failed")
+            failed = (true, "DeploymentFailed", current.error ?? "the deployment failed")
+        case .rejected: progressing = (false, "ProposalRejected", "\(subject) \(current.id) was rejected")
+        case .aborted: progressing = (false, "DeploymentAborted", "\(subject) \(current.id) was aborted")
+        }
+        return conditions(
+            context, now: now, ready: ready, readyReason: ready ? "Provisioned" : "NotProvisioned",
+            progressing: progressing, failed: failed)
+    }
+
+    static func conditions(
+        _ context: ReconcileContext, now: Date, ready: Bool, readyReason: String,
+        progressing: Verdict = (false, "Idle", ""), blocked: Verdict = (false, "NotBlocked", ""),
+        failed: Verdict = (false, "NoFailure", ""), orphaned: Verdict = (false, "Managed", "")
+    ) -> [InstanceCondition] {
+        let readyMessage = ready ? "the instance is provisioned" : "the instance is not provisioned"
+        let verdicts: [(InstanceCondition.Kind, Verdict)] = [
+            (.ready, (ready, ready ? "Provisioned" : readyReason, readyMessage)), (.progressing, progressing),
+            (.blocked, blocked),
+            (.failed, failed), (.orphaned, orphaned),
+        ]
+        return verdicts.map { kind, verdict in
+            InstanceCondition(
+                type: kind, status: verdict.status, reason: verdict.reason, message: verdict.message,
+                lastTransitionTime: now)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import ConvergeCore
+import ConvergeStore
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// The level-triggered reconcile loop (DESIGN §4): workers take instance keys from the work queue, read the
+/// current desired and recorded state, and carry out `ReconcilePlanner`'s plan. A thrown error retries the key
+/// with backoff; a periodic resync enqueues every instance.
+public final class Reconciler: Service, Sendable {
+    let store: any Store
+    let manifests: ManifestSource
+    let queue: WorkQueue<String>
+    let clock: any EngineClock
+    let workers: Int
+    let resyncInterval: TimeInterval
+    let onDeploymentCreated: @Sendable () -> Void
+    let logger: Logger
+
+    public init(
+        store: any Store, manifests: ManifestSource, queue: WorkQueue<String>, clock: any EngineClock, workers: Int,
+        resyncInterval: TimeInterval, logger: Logger, onDeploymentCreated: @escaping @Sendable () -> Void
+    ) {
+        self.store = store
+        self.manifests = manifests
+        self.queue = queue
+        self.clock = clock
+        self.workers = workers
+        self.resyncInterval = resyncInterval
+        self.onDeploymentCreated = onDeploymentCreated
+        self.logger = logger
+    }
+
+    /// Runs the workers and the periodic resync; on graceful shutdown the queue stops handing out keys, workers
+    /// finish the key they hold, and the resync stops.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for _ in 0..<max(1, workers) {
+                    group.addTask { await self.work() }
+                }
+                group.addTask { try? await cancelWhenGracefulShutdown { await self.resync() } }
+            }
+        } onGracefulShutdown: {
+            Task { await self.queue.shutdown() }
+        }
+    }
+
+    private func work() async {
+        while let key = await queue.next() {
+            let metadata: Logger.Metadata = ["instance.id": "\(key)"]
+            Counter(label: "converge_reconciles_total").increment()
+            do {
+                let requeueAfter = try await reconcile(key)
+                await queue.done(key, succeeded: true, requeueAfter: requeueAfter)
+            } catch {
+                Counter(label: "converge_reconcile_errors_total").increment()
+                logger.warning(
+                    "reconcile failed; retrying with backoff", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                await queue.done(key, succeeded: false)
+            }
+            Gauge(label: "converge_workqueue_depth").record(await queue.depth)
+        }
+    }
+
+    private func resync() async {
+        while (try? await clock.sleep(until: clock.now.addingTimeInterval(resyncInterval))) != nil {
+            guard let loaded = manifests.current, let recorded = try? await store.instances() else { continue }
+            await queue.add(Set(loaded.state.instances.keys).union(recorded.map(\.id)).sorted())
+        }
+    }
+
+    /// Reconciles one instance; returns when to look at it again, if sooner than the next change or resync.
+    @discardableResult
+    public func reconcile(_ id: String) async throws -> TimeInterval? {
+        guard let loaded = manifests.current else { return 1 }
+        let state = loaded.state
+        let desired = state.instances[id]
+        let record = try await recorded(id)
+        guard desired != nil || record != nil else { return nil }
+        var upstream: [String: InstanceRecord] = [:]
+        for target in Set(desired?.connections.values.map(\.instance) ?? []) {
+            upstream[target] = try await recorded(target)
+        }
+        let environmentID = desired?.environment ?? record!.environment
+        let context = ReconcileContext(
+            instanceID: id, desired: desired, environment: state.environments[environmentID],
+            bundle: state.bundles[desired?.bundle ?? record!.bundle], resources: state.resources, record: record,
+            upstream: upstream, history: try await store.history(of: id, after: nil, limit: 50).items,
+            generation: loaded.generations[ResourceKey(.instance, id)] ?? 0, commit: loaded.commit?.value)
+        let plan = ReconcilePlanner.plan(context, now: clock.now)
+        let metadata: Logger.Metadata = ["instance.id": "\(id)"]
+        for step in plan.steps {
+            switch step {
+            case .supersede(let deploymentID):
+                do {
+                    _ = try await store.abort(
+                        deploymentID, actor: ReconcilePlanner.actor, reason: "superseded by a newer change")
+                    logger.info(
+                        "proposal superseded", metadata: metadata.merging(["deployment.id": "\(deploymentID)"]) { $1 })
+                } catch let error as ConvergeError where error.code == .failedPrecondition {
+                    // Approved, rejected or aborted meanwhile: nothing to supersede.
+                }
+            case .create(let snapshot, let mode):
+                let creation = try await store.createDeployment(
+                    DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: ReconcilePlanner.actor))
+                if creation.created {
+                    logger.info(
+                        "deployment created",
+                        metadata: metadata.merging([
+                            "deployment.id": "\(creation.deployment.id)",
+                            "deployment.action": "\(snapshot.action.rawValue)",
+                            "deployment.status": "\(creation.deployment.status.rawValue)",
+                        ]) { $1 })
+                    onDeploymentCreated()
+                }
+            }
+        }
+        if let record {
+            let conditions = InstanceCondition.merge(old: record.conditions, new: plan.conditions)
+            if conditions != record.conditions || record.observedGeneration != context.generation {
+                try await store.updateInstanceStatus(id, observedGeneration: context.generation, conditions: conditions)
+            }
+        }
+        return nil
+    }
+
+    private func recorded(_ id: String) async throws -> InstanceRecord? {
+        do {
+            return try await store.instance(id)
+        } catch let error as ConvergeError where error.code == .notFound {
+            return nil
+        }
+    }
+}
