@@ -113,6 +113,6 @@ let package = Package(
         ),
         .testTarget(name: "ConvergeProvisionersTests", dependencies: ["ConvergeProvisioners", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine"]),
-        .testTarget(name: "ConvergeCLITests", dependencies: ["converge", "ConvergeTestSupport"]),
+        .testTarget(name: "ConvergeCLITests", dependencies: ["converge", "ConvergeStore", "ConvergeTestSupport"]),
     ]
 )

@@ -6,6 +6,9 @@ import NIOCore
 /// A request the loopback server received.
 public struct RecordedRequest: Sendable {
     public var path: String
+    /// When the request arrived and when its answer was sent (nil while it is pending).
+    public var receivedAt: ContinuousClock.Instant
+    public var answeredAt: ContinuousClock.Instant?
     /// Header values by lower-case name.
     public var headers: [String: String]
     public var body: Data
@@ -47,6 +50,10 @@ public final class LoopbackServer: Sendable {
             requests.append(request)
             return requests.count
         }
+
+        func answered(_ index: Int) {
+            requests[index - 1].answeredAt = .now
+        }
     }
 
     private init(port: Int, task: Task<Void, any Error>, recorder: Recorder) {
@@ -65,10 +72,12 @@ public final class LoopbackServer: Sendable {
             let body = try await request.body.collect(upTo: 16 << 20)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
-            let recorded = RecordedRequest(path: request.uri.path, headers: headers, body: Data(buffer: body))
+            let recorded = RecordedRequest(
+                path: request.uri.path, receivedAt: .now, headers: headers, body: Data(buffer: body))
             let index = await recorder.record(recorded)
             let answer = await script(index, recorded)
-            if answer.delay > .zero { try? await Task.sleep(for: answer.delay) }
+            if answer.delay > .zero { try? await Task.sleep(until: .now + answer.delay) }
+            await recorder.answered(index)
             return Response(
                 status: .init(code: answer.status), headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: answer.body)))

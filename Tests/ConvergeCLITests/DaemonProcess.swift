@@ -1,0 +1,172 @@
+import ConvergeCore
+import ConvergeStore
+import ConvergeTestSupport
+import Foundation
+import Logging
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A `converge serve` process on a temporary SQLite file and manifests directory, as a user would run it.
+final class DaemonProcess {
+    let directory: URL
+    let port: Int
+    var process: Process?
+    var arguments: [String]
+
+    var manifests: URL { directory.appendingPathComponent("manifests") }
+    var database: String { directory.appendingPathComponent("converge.sqlite").path }
+    var log: URL { directory.appendingPathComponent("daemon.log") }
+
+    /// A daemon whose manifests are `files` (path → YAML); `arguments` are added to `serve`'s.
+    init(files: [String: String], arguments: [String] = []) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "converge-daemon-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        port = try Self.freePort()
+        self.arguments = arguments
+        try write(files)
+    }
+
+    deinit {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Replaces the manifests with `files`.
+    func write(_ files: [String: String]) throws {
+        try? FileManager.default.removeItem(at: manifests)
+        try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
+        for (path, text) in files {
+            try text.write(to: manifests.appendingPathComponent(path), atomically: true, encoding: .utf8)
+        }
+    }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = ConvergeBinary.executable
+        process.arguments =
+            [
+                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)",
+                "--poll-seconds", "1",
+            ] + arguments
+        if !FileManager.default.fileExists(atPath: log.path) {
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        self.process = process
+    }
+
+    /// Stops the daemon with `signal` and waits for it to exit; returns its exit status.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM) async throws -> Int32 {
+        guard let process else { return 0 }
+        kill(process.processIdentifier, signal)
+        try await eventually("the daemon exits", timeout: .seconds(30)) { !process.isRunning }
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    /// GETs a path of the daemon's HTTP API.
+    func get(_ path: String) async throws -> (status: Int, body: [String: Any]) {
+        try await request("GET", path)
+    }
+
+    func post(_ path: String, body: Data = Data(), headers: [String: String] = [:]) async throws -> (
+        status: Int, body: [String: Any]
+    ) {
+        try await request("POST", path, body: body, headers: headers)
+    }
+
+    private func request(_ method: String, _ path: String, body: Data = Data(), headers: [String: String] = [:])
+        async throws -> (status: Int, body: [String: Any])
+    {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        if method == "POST" { request.httpBody = body }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, json)
+    }
+
+    /// Whether `/readyz` answers ready.
+    func isReady() async -> Bool {
+        (try? await get("/readyz").status) == 200
+    }
+
+    /// The daemon's database, opened as a second process would.
+    func store() throws -> SQLiteStore {
+        try SQLiteStore(path: database, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// A free TCP port on 127.0.0.1, from binding port 0.
+    static func freePort() throws -> Int {
+        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0
+            }
+        }
+        guard bound else { throw TimedOut(description: "no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A small repository: project p, environment dev (auto), a bundle applied by the webhook at `url`, and instances.
+func repository(url: String, timeoutSeconds: Int = 10, instances: [String: Value]) -> [String: String] {
+    var files = [
+        "base.yaml": """
+        apiVersion: converge/v1
+        kind: Project
+        metadata: {name: p}
+        ---
+        apiVersion: converge/v1
+        kind: Environment
+        metadata: {name: dev, project: p}
+        spec: {policy: auto}
+        ---
+        apiVersion: converge/v1
+        kind: Provisioner
+        metadata: {name: hook}
+        spec:
+          webhook: {url: "\(url)", timeoutSeconds: \(timeoutSeconds)}
+        ---
+        apiVersion: converge/v1
+        kind: Bundle
+        metadata: {name: thing}
+        spec:
+          provisioner: hook
+          artifacts: {out: {type: thing-out}}
+          paramsSchema: {type: object, properties: {size: {type: integer}}}
+        """
+    ]
+    for (name, params) in instances {
+        files["\(name).yaml"] = """
+            apiVersion: converge/v1
+            kind: Instance
+            metadata: {name: \(name), project: p, environment: dev}
+            spec:
+              bundle: thing
+              version: 1.0.0
+              params: \(params.canonicalJSON)
+            """
+    }
+    return files
+}
+
+/// The answer of a provisioner that applied a deployment.
+let completedAnswer = #"{"status": "completed", "outputs": {"out": {"id": "x"}}}"#
