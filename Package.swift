@@ -112,7 +112,7 @@ let package = Package(
             path: "Tests/ConvergeTestSupport"
         ),
         .testTarget(name: "ConvergeProvisionersTests", dependencies: ["ConvergeProvisioners", "ConvergeTestSupport"]),
-        .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine"]),
+        .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine", "ConvergeStore"]),
         .testTarget(name: "ConvergeCLITests", dependencies: ["converge", "ConvergeStore", "ConvergeTestSupport"]),
     ]
 )

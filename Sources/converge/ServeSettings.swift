@@ -30,11 +30,14 @@ struct ServeSettings: Equatable {
 
     /// `CONVERGE_MAX_CONCURRENT_DEPLOYMENTS` for `maxConcurrentDeployments`.
     static func variable(for name: String) -> String {
-        "CONVERGE_"
-            + name.reduce(into: "") { result, character in
-                if character.isUppercase && !result.isEmpty && !(result.last?.isUppercase ?? false) { result += "_" }
-                result += character.uppercased()
-            }
+        var result = "CONVERGE_"
+        var previous: Character?
+        for character in name {
+            if character.isUppercase, let previous, !previous.isUppercase { result += "_" }
+            result += character.uppercased()
+            previous = character
+        }
+        return result
     }
 
     /// Applies `values` (name → text) in order, each layer overriding the ones before; every bad value is an error

@@ -1,0 +1,184 @@
+import ConvergeCore
+import Foundation
+import Testing
+
+@testable import ConvergeEngine
+@testable import ConvergeStore
+
+@Suite struct ReconcilePlannerTests {
+    let now = Date(timeIntervalSince1970: 2_000)
+
+    static let bundle = BundleDefinition(
+        id: "app", provisioner: "hook", description: nil,
+        connections: [
+            "database": ConnectionSlot(type: "pg", optional: false),
+            "network": ConnectionSlot(type: "vpc", optional: false),
+        ],
+        artifacts: ["url": "http"], paramsSchema: [:], labels: [:])
+
+    func environment(_ policy: ApprovalPolicy, prune: Bool = false) -> Environment {
+        Environment(
+            id: "p-dev", project: "p", name: "dev", description: nil, policy: policy, prune: prune,
+            defaults: ["vpc": "p-vpc"], labels: [:])
+    }
+
+    func context(
+        policy: ApprovalPolicy = .auto, prune: Bool = false, params: Value = ["size": 1], removed: Bool = false,
+        upstreamOutputs: Value? = ["endpoint": ["host": "db"]], history: [Deployment] = [],
+        status: InstanceStatus = .initialized
+    ) -> ReconcileContext {
+        let instance = Instance(
+            id: "p-dev-app", project: "p", environment: "p-dev", name: "app", bundle: "app", version: "2.0.0",
+            params: params, connections: ["database": ConnectionTarget(instance: "p-dev-db", artifact: "endpoint")],
+            labels: [:])
+        let record = InstanceRecord(
+            id: "p-dev-app", environment: "p-dev", bundle: "app", status: status, params: ["size": 1],
+            connectionParams: [:], version: "2.0.0", outputs: nil, observedGeneration: 0, conditions: [],
+            updatedAt: now)
+        let upstream = InstanceRecord(
+            id: "p-dev-db", environment: "p-dev", bundle: "db", status: .provisioned, params: [:],
+            connectionParams: [:],
+            version: "1", outputs: upstreamOutputs, observedGeneration: 0, conditions: [], updatedAt: now)
+        return ReconcileContext(
+            instanceID: "p-dev-app", desired: removed ? nil : instance, environment: environment(policy, prune: prune),
+            bundle: Self.bundle,
+            resources: [
+                "p-vpc": ImportedResource(
+                    id: "p-vpc", project: "p", environment: nil, type: "vpc", data: ["id": "vpc-1"], labels: [:])
+            ], record: record, upstream: ["p-dev-db": upstream], history: history, generation: 4, commit: ["sha": "abc"]
+        )
+    }
+
+    func deployment(_ snapshot: DeploymentSnapshot, _ status: Deployment.Status, by actor: String = "converge")
+        -> Deployment
+    {
+        Deployment(
+            id: "d\(status.rawValue.lowercased())", sequence: 1, instanceID: "p-dev-app", snapshot: snapshot,
+            desiredHash: snapshot.desiredHash, status: status, createdBy: actor, createdAt: now, updatedAt: now,
+            attempt: 0)
+    }
+
+    func condition(_ plan: ReconcilePlan, _ kind: InstanceCondition.Kind) -> InstanceCondition? {
+        plan.conditions.first { $0.type == kind }
+    }
+
+    @Test func snapshot_resolvesWiresFromUpstreamOutputsAndDefaultsFromResources() throws {
+        let snapshot = try ReconcilePlanner.snapshot(of: context().desired!, context: context()).get()
+        #expect(snapshot.connectionParams == ["database": ["host": "db"], "network": ["id": "vpc-1"]])
+        #expect(snapshot.version == "2.0.0")
+        #expect(snapshot.metadata["commit"] == ["sha": "abc"])
+        #expect(snapshot.metadata["generation"] == 4)
+    }
+
+    @Test func auto_createsAPendingDeployment() throws {
+        let plan = ReconcilePlanner.plan(context(), now: now)
+        guard case .create(let snapshot, .direct)? = plan.steps.first else {
+            Issue.record("expected a direct deployment, got \(plan.steps)")
+            return
+        }
+        #expect(snapshot.params == ["size": 1])
+        #expect(condition(plan, .progressing)?.reason == "DeploymentQueued")
+        #expect(condition(plan, .ready)?.status == false)
+    }
+
+    @Test func sameHashAsTheLatestDeployment_doesNothing() throws {
+        let snapshot = try ReconcilePlanner.snapshot(of: context().desired!, context: context()).get()
+        for status in Deployment.Status.allCases {
+            let plan = ReconcilePlanner.plan(context(history: [deployment(snapshot, status)]), now: now)
+            #expect(plan.steps.isEmpty, "\(status)")
+        }
+        let completed = ReconcilePlanner.plan(
+            context(history: [deployment(snapshot, .completed)], status: .provisioned), now: now)
+        #expect(condition(completed, .ready)?.status == true)
+        #expect(condition(completed, .progressing)?.reason == "UpToDate")
+        let failed = ReconcilePlanner.plan(context(history: [deployment(snapshot, .failed)]), now: now)
+        #expect(condition(failed, .failed)?.status == true)
+    }
+
+    @Test func review_proposesAndSupersedesOnlyTheReconcilersOlderProposals() throws {
+        let old = try ReconcilePlanner.snapshot(of: context(params: ["size": 0]).desired!, context: context()).get()
+        var humans = old
+        humans.params = ["size": 9]
+        let plan = ReconcilePlanner.plan(
+            context(
+                policy: .review, history: [deployment(old, .proposed), deployment(humans, .proposed, by: "alice")]),
+            now: now)
+        #expect(plan.steps.count == 2)
+        #expect(plan.steps.first == .supersede(deploymentID: "dproposed"))
+        guard case .create(_, .proposal)? = plan.steps.last else {
+            Issue.record("expected a proposal, got \(plan.steps)")
+            return
+        }
+        #expect(condition(plan, .progressing)?.reason == "AwaitingApproval")
+    }
+
+    @Test func twoPhase_plansFirstThenProposesOnceThePlanCompleted() throws {
+        let first = ReconcilePlanner.plan(context(policy: .twoPhase), now: now)
+        guard case .create(let plan, .direct)? = first.steps.first else {
+            Issue.record("expected a plan, got \(first.steps)")
+            return
+        }
+        #expect(plan.action == .plan)
+        let waiting = ReconcilePlanner.plan(context(policy: .twoPhase, history: [deployment(plan, .running)]), now: now)
+        #expect(waiting.steps.isEmpty)
+        let planned = ReconcilePlanner.plan(
+            context(policy: .twoPhase, history: [deployment(plan, .completed)]), now: now)
+        guard case .create(let proposal, .proposal)? = planned.steps.first else {
+            Issue.record("expected a proposal, got \(planned.steps)")
+            return
+        }
+        #expect(proposal.action == .provision)
+    }
+
+    @Test func upstreamWithoutOutputs_blocksNamingIt() {
+        let plan = ReconcilePlanner.plan(context(upstreamOutputs: nil), now: now)
+        #expect(plan.steps.isEmpty)
+        #expect(condition(plan, .blocked)?.status == true)
+        #expect(condition(plan, .blocked)?.message == "waiting for p-dev-db to produce endpoint")
+    }
+
+    @Test func changedUpstreamOutputs_changeTheHash() throws {
+        let before = try ReconcilePlanner.snapshot(of: context().desired!, context: context()).get()
+        let changed = context(upstreamOutputs: ["endpoint": ["host": "db2"]])
+        let after = try ReconcilePlanner.snapshot(of: changed.desired!, context: changed).get()
+        #expect(before.desiredHash != after.desiredHash)
+        let plan = ReconcilePlanner.plan(
+            context(upstreamOutputs: ["endpoint": ["host": "db2"]], history: [deployment(before, .completed)]), now: now
+        )
+        #expect(plan.steps.count == 1)
+    }
+
+    @Test func removed_decommissionsWhenPruningElseReportsOrphaned() {
+        let pruned = ReconcilePlanner.plan(context(prune: true, removed: true, status: .provisioned), now: now)
+        guard case .create(let snapshot, .direct)? = pruned.steps.first else {
+            Issue.record("expected a decommission, got \(pruned.steps)")
+            return
+        }
+        #expect(snapshot.action == .decommission)
+        #expect(snapshot.params == ["size": 1])
+        let again = ReconcilePlanner.plan(
+            context(prune: true, removed: true, history: [deployment(snapshot, .running)], status: .provisioned),
+            now: now)
+        #expect(again.steps.isEmpty)
+
+        let orphaned = ReconcilePlanner.plan(context(removed: true, status: .provisioned), now: now)
+        #expect(orphaned.steps.isEmpty)
+        #expect(condition(orphaned, .orphaned)?.status == true)
+        #expect(
+            condition(orphaned, .orphaned)?.message == "removed from the manifests; environment p-dev does not prune")
+
+        let neverDeployed = ReconcilePlanner.plan(context(prune: true, removed: true), now: now)
+        #expect(neverDeployed.steps.isEmpty)
+    }
+
+    @Test func conditionTransitionTimes_areKeptWhileTheStatusHolds() {
+        let earlier = Date(timeIntervalSince1970: 10)
+        let old = [
+            InstanceCondition(type: .ready, status: false, reason: "A", message: "", lastTransitionTime: earlier)
+        ]
+        let same = [InstanceCondition(type: .ready, status: false, reason: "B", message: "x", lastTransitionTime: now)]
+        #expect(InstanceCondition.merge(old: old, new: same).first?.lastTransitionTime == earlier)
+        let flipped = [InstanceCondition(type: .ready, status: true, reason: "C", message: "", lastTransitionTime: now)]
+        #expect(InstanceCondition.merge(old: old, new: flipped).first?.lastTransitionTime == now)
+    }
+}
