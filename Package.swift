@@ -113,6 +113,11 @@ let package = Package(
         ),
         .testTarget(name: "ConvergeProvisionersTests", dependencies: ["ConvergeProvisioners", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine", "ConvergeStore"]),
-        .testTarget(name: "ConvergeCLITests", dependencies: ["converge", "ConvergeStore", "ConvergeTestSupport"]),
+        .testTarget(
+            name: "ConvergeCLITests",
+            dependencies: [
+                "converge", "ConvergeStore", "ConvergeTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
     ]
 )

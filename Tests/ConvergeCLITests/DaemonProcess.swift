@@ -14,6 +14,8 @@ final class DaemonProcess {
     let port: Int
     var process: Process?
     var arguments: [String]
+    /// Variables added to the daemon's environment.
+    var environment: [String: String] = [:]
 
     var manifests: URL { directory.appendingPathComponent("manifests") }
     var database: String { directory.appendingPathComponent("converge.sqlite").path }
@@ -58,6 +60,7 @@ final class DaemonProcess {
         handle.seekToEndOfFile()
         process.standardOutput = handle
         process.standardError = handle
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         try process.run()
         self.process = process
     }
@@ -70,6 +73,12 @@ final class DaemonProcess {
         try await eventually("the daemon exits", timeout: .seconds(30)) { !process.isRunning }
         self.process = nil
         return process.terminationStatus
+    }
+
+    /// GETs a path of the daemon's HTTP API as text.
+    func getText(_ path: String) async throws -> String {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// GETs a path of the daemon's HTTP API.

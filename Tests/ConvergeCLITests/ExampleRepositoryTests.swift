@@ -1,0 +1,118 @@
+import ConvergeCore
+import ConvergeStore
+import ConvergeTestSupport
+import Crypto
+import Foundation
+import Testing
+
+/// What `make demo` shows, checked: the example repository served by the daemon with the example provisioner.
+@Suite(.serialized) struct ExampleRepositoryTests {
+    /// The example repository, with the webhook provisioner moved to `port` and the exec command made absolute.
+    func exampleRepository(port: Int) throws -> [String: String] {
+        let root = ConvergeBinary.repository.appendingPathComponent("examples/gitops")
+        var files: [String: String] = [:]
+        let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)
+        while let url = enumerator?.nextObject() as? URL {
+            guard url.pathExtension == "yaml" else { continue }
+            let relative = String(url.path.dropFirst(root.path.count + 1)).replacingOccurrences(of: "/", with: "-")
+            files[relative] = try String(contentsOf: url, encoding: .utf8)
+                .replacingOccurrences(of: "127.0.0.1:8790", with: "127.0.0.1:\(port)")
+                .replacingOccurrences(
+                    of: "../provisioners/provisioner.py",
+                    with: ConvergeBinary.repository.appendingPathComponent("examples/provisioners/provisioner.py").path)
+        }
+        return files
+    }
+
+    @Test func exampleRepository_deploysStagingInDependencyOrder_andProposesProduction() async throws {
+        let port = try DaemonProcess.freePort()
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("converge-state-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let provisioner = Process()
+        provisioner.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        provisioner.arguments = [
+            "python3", ConvergeBinary.repository.appendingPathComponent("examples/provisioners/provisioner.py").path,
+            "serve", "--port", "\(port)", "--delay", "0.2", "--state-dir", state.path,
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["CONVERGE_EXAMPLE_WEBHOOK_SECRET"] = "demo-secret"
+        environment["CONVERGE_EXAMPLE_STATE_DIR"] = state.path
+        environment["CONVERGE_EXAMPLE_DELAY"] = "0.2"
+        provisioner.environment = environment
+        provisioner.standardOutput = FileHandle.nullDevice
+        provisioner.standardError = FileHandle.nullDevice
+        try provisioner.run()
+        defer { provisioner.terminate() }
+
+        let daemon = try DaemonProcess(files: try exampleRepository(port: port))
+        daemon.environment = [
+            "CONVERGE_EXAMPLE_WEBHOOK_SECRET": "demo-secret", "CONVERGE_EXAMPLE_STATE_DIR": state.path,
+        ]
+        try daemon.start()
+        let store = try daemon.store()
+        func latest(_ id: String) async throws -> Deployment? {
+            try await store.history(of: id, after: nil, limit: 10).items.first
+        }
+        try await eventually("staging is deployed", timeout: .seconds(60)) {
+            for name in ["db", "queue", "app"] where try await latest("ecomm-staging-\(name)")?.status != .completed {
+                return false
+            }
+            return true
+        }
+        let db = try #require(try await latest("ecomm-staging-db"))
+        let queue = try #require(try await latest("ecomm-staging-queue"))
+        let app = try #require(try await latest("ecomm-staging-app"))
+        #expect(
+            app.createdAt >= db.finishedAt! && app.createdAt >= queue.finishedAt!, "the app waited for its upstreams")
+        #expect(app.snapshot.connectionParams["database"]?["endpoint"] == "endpoint.ecomm-staging-db.example.internal")
+        #expect(
+            app.snapshot.connectionParams["network"] == [
+                "vpc_id": "vpc-0a1b2c3d4e5f", "cidr": "10.20.0.0/16", "region": "eu-west-1",
+            ])
+        // The queue and the app go through the exec provisioner, whose output lines are the log.
+        let log = try await store.events(of: app.id, after: nil, limit: 100).items.map(\.message)
+        #expect(log.contains { $0.hasPrefix("provision ecomm-staging-app at version 2.3.0") })
+        #expect(try await latest("ecomm-production-network")?.status == .proposed)
+        #expect(try await latest("ecomm-production-queue")?.status == .proposed)
+        #expect(try await latest("ecomm-production-db") == nil)
+        let blocked = try await store.instance("ecomm-production-db").conditions.first { $0.type == .blocked }
+        #expect(blocked?.message == "waiting for ecomm-production-network to produce vpc")
+        try await daemon.stop()
+    }
+
+    @Test func gitPushWebhook_needsAValidSignature_andMetricsAreExposed() async throws {
+        let server = try await LoopbackServer.start { _, _ in ScriptedResponse(status: 200, body: completedAnswer) }
+        defer { Task { await server.stop() } }
+        let daemon = try DaemonProcess(
+            files: repository(url: server.url, instances: ["a": ["size": 1]]),
+            arguments: ["--git-webhook-secret-env", "TEST_GIT_SECRET"])
+        daemon.environment = ["TEST_GIT_SECRET": "s3cret"]
+        try daemon.start()
+        try await eventually("a is deployed") {
+            try await daemon.store().history(of: "p-dev-a", after: nil, limit: 5).items.first?.status == .completed
+        }
+        let payload = Data(#"{"ref": "refs/heads/main"}"#.utf8)
+        let signature = HMAC<SHA256>.authenticationCode(for: payload, using: SymmetricKey(data: Data("s3cret".utf8)))
+        let good = try await daemon.post(
+            "/v1/hooks/git", body: payload, headers: ["X-Hub-Signature-256": "sha256=" + signature.hexString])
+        #expect(good.status == 202)
+        let bad = try await daemon.post(
+            "/v1/hooks/git", body: payload,
+            headers: ["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)])
+        #expect(bad.status == 401)
+        #expect(bad.body["code"] as? String == "unauthenticated")
+        let huge = try await daemon.post("/v1/hooks/git", body: Data(count: 2 << 20), headers: [:])
+        #expect(huge.status == 429)
+        #expect(huge.body["code"] as? String == "resource_exhausted")
+
+        let metrics = try await daemon.getText("/metrics")
+        for name in [
+            "converge_reconciles_total", "converge_workqueue_depth", "converge_dispatch_duration_seconds_bucket",
+            #"converge_deployments_by_status{status="COMPLETED"} 1"#,
+        ] {
+            #expect(metrics.contains(name), "\(name) missing from /metrics")
+        }
+        #expect(try await daemon.get("/healthz").status == 200)
+        try await daemon.stop()
+    }
+}
