@@ -2,12 +2,13 @@ import ConvergeCore
 import Foundation
 import GRDB
 import Logging
+import ServiceLifecycle
 
 /// The embedded store: one SQLite file in WAL mode, through GRDB.
 ///
 /// Write transactions begin IMMEDIATE so that several processes on one file queue on the busy timeout instead of
 /// failing on a lock upgrade. Times are Unix milliseconds from the injected clock.
-public final class SQLiteStore: Store {
+public final class SQLiteStore: Store, Service {
     let pool: DatabasePool
     let clock: @Sendable () -> Date
     let logger: Logger
@@ -26,6 +27,18 @@ public final class SQLiteStore: Store {
         self.clock = clock
         self.logger = logger
         logger.info("store opened", metadata: ["store.path": "\(path)"])
+    }
+
+    /// Holds the database open until graceful shutdown, then closes it; first in the daemon's service group, so
+    /// the last to stop.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        do {
+            try pool.close()
+            logger.info("store closed")
+        } catch {
+            logger.warning("cannot close the store", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The current time in Unix milliseconds.

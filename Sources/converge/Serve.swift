@@ -122,7 +122,7 @@ struct Serve: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: engine.services + [ReloadOnHangup(manifests: engine.manifests), application],
+                services: [store] + engine.services + [ReloadOnHangup(manifests: engine.manifests), application],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info(
             "converge serve starting",

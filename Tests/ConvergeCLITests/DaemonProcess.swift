@@ -48,11 +48,10 @@ final class DaemonProcess {
     func start() throws {
         let process = Process()
         process.executableURL = ConvergeBinary.executable
+        let poll = arguments.contains("--poll-seconds") ? [] : ["--poll-seconds", "1"]
         process.arguments =
-            [
-                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)",
-                "--poll-seconds", "1",
-            ] + arguments
+            ["serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)"]
+            + poll + arguments
         if !FileManager.default.fileExists(atPath: log.path) {
             FileManager.default.createFile(atPath: log.path, contents: nil)
         }

@@ -49,6 +49,23 @@ import Testing
         try await daemon.stop()
     }
 
+    @Test func sighup_rereadsTheManifests() async throws {
+        let server = try await LoopbackServer.start { _, _ in ScriptedResponse(status: 200, body: completedAnswer) }
+        defer { Task { await server.stop() } }
+        let daemon = try DaemonProcess(
+            files: repository(url: server.url, instances: ["a": ["size": 1]]), arguments: ["--poll-seconds", "3600"])
+        try daemon.start()
+        try await eventually("a is deployed") { try await history(daemon, "a").first?.status == .completed }
+        try daemon.write(repository(url: server.url, instances: ["a": ["size": 2]]))
+        kill(try #require(daemon.process).processIdentifier, SIGHUP)
+        try await eventually("the edit is deployed") {
+            let deployments = try await history(daemon, "a")
+            return deployments.count == 2 && deployments.first?.status == .completed
+        }
+        #expect(try await daemon.stop() == 0)
+        #expect(daemon.logText.contains("store closed"))
+    }
+
     @Test func serverErrors_thenSuccess_completeOneDeploymentWithOneIdempotencyKey() async throws {
         let server = try await LoopbackServer.start { index, _ in
             index <= 2
