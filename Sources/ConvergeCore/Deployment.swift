@@ -16,11 +16,6 @@ public struct Deployment: Equatable, Sendable, Identifiable {
         case failed = "FAILED"
         case aborted = "ABORTED"
 
-        /// Statuses that count for idempotent enqueue: at most one per instance and desired-state hash.
-        public static let open: [Status] = [.proposed, .approved, .pending, .running]
-        /// Statuses waiting in an instance's queue, drained together in creation order.
-        public static let queued: [Status] = [.approved, .pending]
-
         /// No transition leaves a terminal status.
         public var isTerminal: Bool { [.rejected, .completed, .failed, .aborted].contains(self) }
     }

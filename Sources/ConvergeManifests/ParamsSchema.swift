@@ -126,7 +126,7 @@ struct ParamsSchema {
         }
         if let entries = node.entries {
             let properties = schema["properties"]?.objectValue ?? [:]
-            for case .string(let name)? in (schema["required"]?.arrayValue ?? []).map(Optional.some)
+            for name in (schema["required"]?.arrayValue ?? []).compactMap(\.stringValue)
             where node[name] == nil && properties[name]?["default"] == nil {
                 report("missing required property \"\(name)\"", path: Shape.join(path, name))
             }
