@@ -5,11 +5,13 @@ SWIFT_FORMAT := swift format
 
 .PHONY: deps build lint format test validate schemas demo
 
-## deps: install the Debian packages the build needs (as root with apt-get; otherwise print the command).
+## deps: install the Debian packages the build needs, and python3 for the example provisioner the tests and
+## the demo run (as root with apt-get; otherwise print the command).
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
