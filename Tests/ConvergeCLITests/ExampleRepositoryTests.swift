@@ -42,7 +42,11 @@ import Testing
         provisioner.standardOutput = FileHandle.nullDevice
         provisioner.standardError = FileHandle.nullDevice
         try provisioner.run()
-        defer { provisioner.terminate() }
+        // SIGKILL: the test process may hold SIGTERM blocked, and a child inherits that mask.
+        defer {
+            kill(provisioner.processIdentifier, SIGKILL)
+            provisioner.waitUntilExit()
+        }
 
         let daemon = try DaemonProcess(files: try exampleRepository(port: port))
         daemon.environment = [
