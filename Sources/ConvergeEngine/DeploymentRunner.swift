@@ -47,20 +47,24 @@ struct DeploymentRunner: Sendable {
 
     /// Calls the provisioner for `job` as lease holder `owner`, and records the outcome; returns it.
     func send(_ job: ProvisionJob, to provisioner: any DeploymentProvisioner, owner: String) async -> ProvisionOutcome {
-        let id = job.deployment.id
         let started = DispatchTime.now()
-        let outcome: ProvisionOutcome
-        do {
-            outcome = try await provisioner.provision(job) { [store] events in
-                try? await store.appendEvents(events, to: id)
-            }
-        } catch {
-            outcome = .failed("provisioner error: \(error)")
-        }
+        let outcome = await call(provisioner, with: job)
         Timer(label: "converge_dispatch_duration_seconds", preferredDisplayUnit: .seconds)
             .recordInterval(since: started)
         await record(outcome, of: job.deployment, owner: owner)
         return outcome
+    }
+
+    /// What the provisioner says of `job`, its events appended to the deployment's log; a thrown error is a failure.
+    func call(_ provisioner: any DeploymentProvisioner, with job: ProvisionJob) async -> ProvisionOutcome {
+        let id = job.deployment.id
+        do {
+            return try await provisioner.provision(job) { [store] events in
+                try? await store.appendEvents(events, to: id)
+            }
+        } catch {
+            return .failed("provisioner error: \(error)")
+        }
     }
 
     /// Records how a provisioner call ended; an accepted call stays RUNNING until its callbacks end it.

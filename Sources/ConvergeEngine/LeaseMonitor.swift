@@ -65,23 +65,13 @@ public final class LeaseMonitor: Service, Sendable {
             }
             try? await runner.store.appendEvents(
                 [DeploymentEventDraft(kind: .phase, message: "lease expired; probing the provisioner")], to: taken.id)
-            let outcome = await probe(prepared.job, with: prepared.provisioner)
+            // Resending the attempt under the same idempotency key asks for its status.
+            let outcome = await runner.call(prepared.provisioner, with: prepared.job)
             switch outcome {
             case .completed, .failed: await runner.record(outcome, of: taken, owner: owner)
             case .accepted: await runner.record(.failed(reason), of: taken, owner: owner)
             }
         }
         return resolved
-    }
-
-    /// Resends the attempt (same idempotency key) and returns what the provisioner says of it.
-    private func probe(_ job: ProvisionJob, with provisioner: any DeploymentProvisioner) async -> ProvisionOutcome {
-        do {
-            return try await provisioner.provision(job) { [store = runner.store] events in
-                try? await store.appendEvents(events, to: job.deployment.id)
-            }
-        } catch {
-            return .failed("probe failed: \(error)")
-        }
     }
 }

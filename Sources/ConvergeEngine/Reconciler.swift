@@ -60,7 +60,6 @@ public final class Reconciler: Service, Sendable {
                     "reconcile failed; retrying with backoff", metadata: metadata.merging(["error": "\(error)"]) { $1 })
                 await queue.done(key, succeeded: false)
             }
-            Gauge(label: "converge_workqueue_depth").record(await queue.depth)
         }
     }
 

@@ -68,11 +68,18 @@ extension Shape.StringRule {
     }
 }
 
-/// A suggestion for a misspelt name: `; did you mean "policy"?` when one candidate is close, else empty.
-func didYouMean(_ text: String, among candidates: [String]) -> String {
+/// A suggestion for a misspelt or cut-short name: `; did you mean "policy"?` when one candidate is within a few
+/// edits, or starts with the (at least four-character) text; else empty.
+public func didYouMean(_ text: String, among candidates: [String]) -> String {
     let scored = candidates.map { ($0, editDistance(text.lowercased(), $0.lowercased())) }
-    guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(1, min(3, best.0.count / 3)) else { return "" }
-    return "; did you mean \"\(best.0)\"?"
+    if let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(1, min(3, best.0.count / 3)) {
+        return "; did you mean \"\(best.0)\"?"
+    }
+    if text.count >= 4, let longer = candidates.sorted().first(where: { $0.lowercased().hasPrefix(text.lowercased()) })
+    {
+        return "; did you mean \"\(longer)\"?"
+    }
+    return ""
 }
 
 /// The Levenshtein distance between two strings.

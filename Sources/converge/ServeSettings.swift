@@ -81,14 +81,9 @@ struct ServeSettings: Equatable {
             default:
                 throw ConvergeError(
                     .invalidArgument,
-                    "\(origin): unknown setting \"\(name)\"" + (Self.names.contains(name) ? "" : suggestion(for: name)))
+                    "\(origin): unknown setting \"\(name)\"" + didYouMean(name, among: Self.names))
             }
         }
-    }
-
-    private func suggestion(for name: String) -> String {
-        let close = Self.names.filter { $0.lowercased().hasPrefix(String(name.lowercased().prefix(4))) }
-        return close.isEmpty ? "" : "; did you mean \"\(close[0])\"?"
     }
 
     /// The settings a config file sets, read with the manifest parser (so its errors are located too).

@@ -97,7 +97,7 @@ enum Paths {
         (
             "bad-params-schema",
             [
-                #"case.yaml:9:20: spec.paramsSchema.properties.fifo.type: unknown type "bool""#,
+                #"case.yaml:9:20: spec.paramsSchema.properties.fifo.type: unknown type "bool"; did you mean "boolean"?"#,
                 #"case.yaml:10:5: spec.paramsSchema.requird: unsupported schema keyword "requird"; did you mean "required"?"#,
             ]
         ),

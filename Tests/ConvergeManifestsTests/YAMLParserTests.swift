@@ -104,6 +104,8 @@ import Testing
     @Test func didYouMean_suggestsOnlyCloseNames() {
         #expect(didYouMean("polcy", among: ["policy", "prune"]) == #"; did you mean "policy"?"#)
         #expect(didYouMean("zzzzzz", among: ["policy", "prune"]) == "")
+        #expect(didYouMean("paramsSch", among: ["params", "paramsSchema"]) == #"; did you mean "paramsSchema"?"#)
+        #expect(didYouMean("par", among: ["paramsSchema"]) == "")
         #expect(editDistance("kitten", "sitting") == 3)
         #expect(editDistance("", "abc") == 3)
     }
