@@ -27,13 +27,19 @@ public struct Deployment: Equatable, Sendable, Identifiable {
         case decommission
     }
 
-    /// The lease of a RUNNING deployment: who holds it and until when.
+    /// The lease of a RUNNING deployment: who holds it, under which epoch, and until when.
+    ///
+    /// Owner and epoch fence writes: every claim and every takeover starts a new epoch, and only the holder of the
+    /// current one can renew, complete or fail the deployment, also after the lease expired as long as nobody took
+    /// it over. Expiry only allows a takeover.
     public struct Lease: Equatable, Sendable {
         public var owner: String
+        public var epoch: Int64
         public var expiresAt: Date
 
-        public init(owner: String, expiresAt: Date) {
+        public init(owner: String, epoch: Int64, expiresAt: Date) {
             self.owner = owner
+            self.epoch = epoch
             self.expiresAt = expiresAt
         }
     }
@@ -58,6 +64,8 @@ public struct Deployment: Equatable, Sendable, Identifiable {
     public var error: String?
     public var outputs: Value?
     public var planResult: Value?
+    /// The FAILED deployment this one retries automatically with the same snapshot (an environment's `retry`).
+    public var retryOf: String?
 
     public var action: Action { snapshot.action }
 
@@ -65,7 +73,7 @@ public struct Deployment: Equatable, Sendable, Identifiable {
         id: String, sequence: Int64, instanceID: String, snapshot: DeploymentSnapshot, desiredHash: String,
         status: Status, proposedBy: String? = nil, approvedBy: String? = nil, createdBy: String, createdAt: Date,
         updatedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil, attempt: Int, lease: Lease? = nil,
-        error: String? = nil, outputs: Value? = nil, planResult: Value? = nil
+        error: String? = nil, outputs: Value? = nil, planResult: Value? = nil, retryOf: String? = nil
     ) {
         self.id = id
         self.sequence = sequence
@@ -85,6 +93,7 @@ public struct Deployment: Equatable, Sendable, Identifiable {
         self.error = error
         self.outputs = outputs
         self.planResult = planResult
+        self.retryOf = retryOf
     }
 }
 

@@ -76,14 +76,6 @@ extension Value {
         encoder.outputFormatting = .sortedKeys
         // Encoding plain structs of strings, numbers and values cannot fail.
         let data = try! encoder.encode(item)
-        self = try! JSONDecoder().decode(Value.self, from: data)
-    }
-}
-
-extension DesiredState {
-    /// The instances whose connections are wired to `instanceID`, which must be reconciled again when its outputs
-    /// change.
-    public func downstream(of instanceID: String) -> [String] {
-        instances.values.filter { $0.connections.values.contains { $0.instance == instanceID } }.map(\.id).sorted()
+        self = try! Value(json: String(decoding: data, as: UTF8.self))
     }
 }

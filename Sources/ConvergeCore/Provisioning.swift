@@ -1,3 +1,5 @@
+import Foundation
+
 /// An event to append to a deployment's log: a log line, a phase, a heartbeat or a status change.
 public struct DeploymentEventDraft: Equatable, Sendable {
     /// What the event is.
@@ -38,12 +40,19 @@ public struct ProvisionJob: Sendable {
     /// Secrets read fresh at dispatch; never logged, never snapshotted.
     public var secrets: [String: String]
     public var callback: Callback?
+    /// Seconds the provisioner has left for this deployment: its timeout counted from the deployment's first start,
+    /// so a call resumed after a lease takeover gets what remains. Nil: the provisioner's own timeout.
+    public var timeLimit: TimeInterval?
 
-    public init(deployment: Deployment, artifacts: [String: String], secrets: [String: String], callback: Callback?) {
+    public init(
+        deployment: Deployment, artifacts: [String: String], secrets: [String: String], callback: Callback?,
+        timeLimit: TimeInterval? = nil
+    ) {
         self.deployment = deployment
         self.artifacts = artifacts
         self.secrets = secrets
         self.callback = callback
+        self.timeLimit = timeLimit
     }
 
     /// The idempotency key of this attempt: the same on every resend of it, after a restart too.
@@ -77,15 +86,48 @@ public enum ProvisionOutcome: Sendable, Equatable {
     /// Accepted for asynchronous work: progress and the result arrive on the callback URL.
     case accepted
 
-    /// Reads a provisioner's JSON answer: `{"status": "completed"|"failed", "outputs", "planResult", "error"}`.
-    public init(answer: Value) {
-        switch answer["status"]?.stringValue {
+    /// Reads the verdict a provisioner's JSON answer states, as the webhook contract defines it (DESIGN §5):
+    /// `{"status": "completed", "outputs": {…}, "planResult": …}`, `{"status": "failed", "error": "…"}` or
+    /// `{"status": "accepted"}`.
+    ///
+    /// Anything else states no verdict and is a failure whose reason names what was wrong: not an object, no
+    /// `status`, an unknown one, `outputs` that is not an object, or `accepted` where it is not allowed. `source`
+    /// starts that reason ("the provisioner answered 200"); `allowsAccepted` is false where the answer must be final
+    /// (a 200 answer, a command's last line).
+    public init(answer: Value, source: String = "the provisioner answered", allowsAccepted: Bool = true) {
+        let expected = allowsAccepted ? "completed, failed or accepted" : "completed or failed"
+        guard answer.objectValue != nil else {
+            self = .failed(
+                "\(source) with a JSON \(answer.typeName), not an object (expected a \"status\": \(expected))")
+            return
+        }
+        guard let status = answer["status"] else {
+            self = .failed("\(source) without a \"status\" (expected \(expected))")
+            return
+        }
+        switch status.stringValue {
+        case "completed":
+            // A null member is an absent one, as JSON encoders of optionals write it.
+            let outputs = answer["outputs"].flatMap { $0 == .null ? nil : $0 } ?? [:]
+            guard outputs.objectValue != nil else {
+                self = .failed("\(source) with \"outputs\" that is a JSON \(outputs.typeName), not an object")
+                return
+            }
+            self = .completed(outputs: outputs, planResult: answer["planResult"].flatMap { $0 == .null ? nil : $0 })
         case "failed":
-            self = .failed(answer["error"]?.stringValue ?? "the provisioner reported a failure")
-        case "accepted":
+            switch answer["error"] {
+            case .string(let error) where !error.isEmpty: self = .failed(error)
+            case nil, .null, .string: self = .failed("\(source) with \"status\": \"failed\" and no \"error\"")
+            case let error?: self = .failed(error.canonicalJSON)
+            }
+        case "accepted" where allowsAccepted:
             self = .accepted
+        case "accepted":
+            self = .failed(
+                "\(source) with \"status\": \"accepted\" (expected \(expected): only a webhook's 202 answer is accepted)"
+            )
         default:
-            self = .completed(outputs: answer["outputs"] ?? [:], planResult: answer["planResult"])
+            self = .failed("\(source) with \"status\": \(status.canonicalJSON) (expected \(expected))")
         }
     }
 }

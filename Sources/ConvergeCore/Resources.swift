@@ -67,10 +67,12 @@ public struct Environment: Equatable, Sendable, Codable {
     /// Connection type → id of the imported resource every instance gets for a slot of that type.
     public var defaults: [String: String]
     public var labels: [String: String]
+    /// How deployments that FAILED on the provisioner's verdict are retried; nil: never automatically.
+    public var retry: RetryPolicy?
 
     public init(
         id: String, project: String, name: String, description: String?, policy: ApprovalPolicy, prune: Bool,
-        defaults: [String: String], labels: [String: String]
+        defaults: [String: String], labels: [String: String], retry: RetryPolicy? = nil
     ) {
         self.id = id
         self.project = project
@@ -80,6 +82,27 @@ public struct Environment: Equatable, Sendable, Codable {
         self.prune = prune
         self.defaults = defaults
         self.labels = labels
+        self.retry = retry
+    }
+}
+
+/// An environment's automatic retry of failed deployments: each retry is a new deployment with the failed one's
+/// snapshot and `retryOf` pointing at it, up to `limit` retries of one change, the n-th after `backoff · 2^(n-1)`
+/// seconds.
+public struct RetryPolicy: Equatable, Sendable, Codable {
+    /// Retries of one change, 1...10.
+    public var limit: Int
+    /// Seconds before the first retry; each later one waits twice as long as the one before.
+    public var backoff: Double
+
+    public init(limit: Int, backoff: Double) {
+        self.limit = limit
+        self.backoff = backoff
+    }
+
+    /// The delay before the `retry`-th retry (1-based).
+    public func delay(beforeRetry retry: Int) -> Double {
+        backoff * Double(1 << max(0, min(retry, 30) - 1))
     }
 }
 

@@ -120,24 +120,18 @@ extension Value: Codable {
         case .object(let object): try container.encode(object)
         }
     }
-
-    /// Parses JSON text into a value; invalid JSON is an `invalid_argument` error.
-    public init(json: String) throws {
-        do {
-            self = try JSONDecoder().decode(Value.self, from: Data(json.utf8))
-        } catch {
-            throw ConvergeError(.invalidArgument, "invalid json: \(error)")
-        }
-    }
 }
 
 extension Sequence<UInt8> {
     /// The bytes as lower-case hex, two digits each.
     public var hexString: String {
-        map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        for byte in self {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 }
 

@@ -41,12 +41,19 @@ public struct CallbackReport: Sendable, Equatable {
 }
 
 /// Applies provisioner callbacks (DESIGN §5). A callback with a wrong token, for another deployment or attempt,
-/// or after the deployment ended is refused and changes nothing.
+/// or after the deployment ended is refused and changes nothing. A verdict is recorded under the deployment's current
+/// lease, whichever daemon holds it, and wakes the dispatcher waiting for it.
 public struct DeploymentCallbacks: Sendable {
     let store: any Store
     let tokens: CallbackToken
     let leaseDuration: TimeInterval
     let runner: DeploymentRunner
+    let dispatcher: Dispatcher
+
+    /// Whether `token` is the callback token of attempt `attempt` of deployment `id`; checked before a body is read.
+    public func isValid(_ token: String, deploymentID id: String, attempt: Int) -> Bool {
+        tokens.isValid(token, deploymentID: id, attempt: attempt)
+    }
 
     /// Applies `report` about deployment `id`, presented with `token`.
     public func handle(_ report: CallbackReport, deploymentID id: String, token: String) async throws {
@@ -65,14 +72,17 @@ public struct DeploymentCallbacks: Sendable {
             let kind: DeploymentEventDraft.Kind = report.kind == .log ? .log : .phase
             try await store.appendEvents([DeploymentEventDraft(kind: kind, message: report.message ?? "")], to: id)
         case .heartbeat:
-            _ = try await store.renewLease(id, owner: lease.owner, leaseDuration: leaseDuration)
+            _ = try await store.renewLease(
+                id, owner: lease.owner, epoch: lease.epoch, leaseDuration: leaseDuration)
         case .completed:
             await runner.record(
                 .completed(outputs: report.outputs ?? [:], planResult: report.planResult), of: deployment,
-                owner: lease.owner)
+                lease: lease)
+            dispatcher.callbackEnded(id)
         case .failed:
             await runner.record(
-                .failed(report.error ?? "the provisioner reported a failure"), of: deployment, owner: lease.owner)
+                .failed(report.error ?? "the provisioner reported a failure"), of: deployment, lease: lease)
+            dispatcher.callbackEnded(id)
         }
     }
 }

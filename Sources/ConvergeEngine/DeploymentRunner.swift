@@ -4,13 +4,20 @@ import Foundation
 import Logging
 import Metrics
 
-/// Makes the provisioner for a declared provisioner; `canProbe` says whether resending an attempt asks for its
-/// status (a webhook honouring idempotency keys does; a local command does not).
-public typealias ProvisionerFactory =
-    @Sendable (Provisioner) -> (provisioner: any DeploymentProvisioner, canProbe: Bool)
+/// Makes the provisioner for a declared provisioner.
+public typealias ProvisionerFactory = @Sendable (Provisioner) -> any DeploymentProvisioner
 
-/// Hands one RUNNING deployment to its provisioner and records how it ended; shared by the dispatcher (first
-/// sends) and the lease monitor (probes after an expired lease).
+/// A RUNNING deployment ready to send: its provisioner, the job, and when the provisioner's time is up.
+struct PreparedDeployment: Sendable {
+    var provisioner: any DeploymentProvisioner
+    var job: ProvisionJob
+    /// The first start plus the provisioner's timeout: past it, the deployment fails without a verdict.
+    var deadline: Date
+    var timeoutSeconds: Int
+}
+
+/// Hands RUNNING deployments to their provisioners and records how they ended, fenced by the lease it holds;
+/// shared by the dispatcher (first sends and resumed ones) and the provisioner callbacks.
 struct DeploymentRunner: Sendable {
     let store: any Store
     let manifests: ManifestSource
@@ -18,12 +25,11 @@ struct DeploymentRunner: Sendable {
     let callbackBaseURL: String?
     let tokens: CallbackToken
     let queue: WorkQueue<String>
+    let clock: any EngineClock
     let logger: Logger
 
     /// The provisioner and job of a deployment, or why it cannot be sent.
-    func prepare(_ deployment: Deployment) async throws -> (
-        provisioner: any DeploymentProvisioner, canProbe: Bool, job: ProvisionJob
-    ) {
+    func prepare(_ deployment: Deployment) async throws -> PreparedDeployment {
         guard let state = manifests.current?.state else {
             throw ConvergeError(.failedPrecondition, "no manifests are loaded")
         }
@@ -35,69 +41,96 @@ struct DeploymentRunner: Sendable {
             throw ConvergeError(
                 .failedPrecondition, "provisioner \(bundle.provisioner) is not declared in the manifests")
         }
-        let (provisioner, canProbe) = makeProvisioner(declared)
+        let timeout = declared.webhook?.timeoutSeconds ?? declared.exec?.timeoutSeconds ?? 0
+        let deadline = (deployment.startedAt ?? clock.now).addingTimeInterval(TimeInterval(timeout))
         let callback = callbackBaseURL.map { base in
             ProvisionJob.Callback(
                 url: "\(base)/v1/deployments/\(deployment.id)/events",
                 token: tokens.token(deploymentID: deployment.id, attempt: deployment.attempt))
         }
-        let job = ProvisionJob(deployment: deployment, artifacts: bundle.artifacts, secrets: [:], callback: callback)
-        return (provisioner, canProbe, job)
-    }
-
-    /// Calls the provisioner for `job` as lease holder `owner`, and records the outcome; returns it.
-    func send(_ job: ProvisionJob, to provisioner: any DeploymentProvisioner, owner: String) async -> ProvisionOutcome {
-        let started = DispatchTime.now()
-        let outcome = await call(provisioner, with: job)
-        Timer(label: "converge_dispatch_duration_seconds", preferredDisplayUnit: .seconds)
-            .recordInterval(since: started)
-        await record(outcome, of: job.deployment, owner: owner)
-        return outcome
+        let job = ProvisionJob(
+            deployment: deployment, artifacts: bundle.artifacts, secrets: [:], callback: callback,
+            timeLimit: deadline.timeIntervalSince(clock.now))
+        return PreparedDeployment(
+            provisioner: makeProvisioner(declared), job: job, deadline: deadline, timeoutSeconds: timeout)
     }
 
     /// What the provisioner says of `job`, its events appended to the deployment's log; a thrown error is a failure.
-    func call(_ provisioner: any DeploymentProvisioner, with job: ProvisionJob) async -> ProvisionOutcome {
+    /// Nil when the call was cancelled (the lease was lost, or the daemon is stopping): nothing is to be recorded.
+    func call(_ provisioner: any DeploymentProvisioner, with job: ProvisionJob) async -> ProvisionOutcome? {
         let id = job.deployment.id
+        let started = DispatchTime.now()
+        defer {
+            Timer(label: "converge_dispatch_duration_seconds", preferredDisplayUnit: .seconds)
+                .recordInterval(since: started)
+        }
         do {
-            return try await provisioner.provision(job) { [store] events in
+            let outcome = try await provisioner.provision(job) { [store] events in
                 try? await store.appendEvents(events, to: id)
             }
+            return Task.isCancelled ? nil : outcome
         } catch {
+            if error is CancellationError || Task.isCancelled { return nil }
             return .failed("provisioner error: \(error)")
         }
     }
 
-    /// Records how a provisioner call ended; an accepted call stays RUNNING until its callbacks end it.
-    func record(_ outcome: ProvisionOutcome, of deployment: Deployment, owner: String) async {
+    /// Records how a provisioner call ended, as the holder of `lease`; returns whether the deployment ended (an
+    /// accepted call stays RUNNING until its callbacks end it, and a lost lease records nothing).
+    @discardableResult
+    func record(_ outcome: ProvisionOutcome, of deployment: Deployment, lease: Deployment.Lease) async -> Bool {
         let metadata: Logger.Metadata = [
             "deployment.id": "\(deployment.id)", "instance.id": "\(deployment.instanceID)",
+            "lease.epoch": "\(lease.epoch)",
         ]
         do {
             switch outcome {
             case .completed(let outputs, let planResult):
-                _ = try await store.complete(deployment.id, owner: owner, outputs: outputs, planResult: planResult)
+                _ = try await retryingBusy {
+                    try await store.complete(
+                        deployment.id, owner: lease.owner, epoch: lease.epoch, outputs: outputs,
+                        planResult: planResult)
+                }
                 logger.info("deployment completed", metadata: metadata)
             case .failed(let error):
                 Counter(label: "converge_provisioner_errors_total", dimensions: [("kind", Self.kind(of: error))])
                     .increment()
-                _ = try await store.fail(deployment.id, owner: owner, error: error)
+                _ = try await retryingBusy {
+                    try await store.fail(deployment.id, owner: lease.owner, epoch: lease.epoch, error: error)
+                }
                 logger.info("deployment failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             case .accepted:
-                try await store.appendEvents(
+                try? await store.appendEvents(
                     [DeploymentEventDraft(kind: .phase, message: "accepted; waiting for the provisioner's callbacks")],
                     to: deployment.id)
-                return
+                return false
             }
         } catch {
-            // Aborted meanwhile, or the lease moved on: the deployment is someone else's to end.
+            // Aborted meanwhile, or the lease was taken over: the deployment is someone else's to end.
             logger.info("deployment outcome not recorded", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            return true
         }
         await requeue(after: deployment)
+        return true
+    }
+
+    /// Runs a store write again while the database is busy (`aborted`), a few times with a short backoff.
+    private func retryingBusy<T: Sendable>(_ write: () async throws -> T) async throws -> T {
+        var delay: UInt64 = 20_000_000
+        for _ in 0..<5 {
+            do {
+                return try await write()
+            } catch let error as ConvergeError where error.code == .aborted {
+                try? await Task.sleep(nanoseconds: delay)
+                delay *= 2
+            }
+        }
+        return try await write()
     }
 
     /// Reconciles the instance of a finished deployment and everything connected downstream of it.
     func requeue(after deployment: Deployment) async {
-        let downstream = manifests.current?.state.downstream(of: deployment.instanceID) ?? []
+        let downstream = manifests.current?.downstream[deployment.instanceID] ?? []
         await queue.add([deployment.instanceID] + downstream)
     }
 

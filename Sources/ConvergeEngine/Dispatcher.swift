@@ -5,11 +5,18 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// Claims queued deployments (one RUNNING per instance, each instance's queue in creation order) up to a
-/// concurrency limit, hands each to its provisioner while renewing its lease, and records the outcome.
+/// Runs deployments (DESIGN §3): takes over RUNNING deployments whose lease expired because their daemon was away
+/// and resumes them under the same idempotency key, claims queued deployments (one RUNNING per instance, each
+/// instance's queue in creation order), all up to a concurrency limit; hands each to its provisioner while renewing
+/// its lease, and records the outcome as the lease holder.
 ///
-/// On graceful shutdown it stops claiming and lets in-flight calls finish up to a deadline; whatever is still
-/// RUNNING then is resolved through its lease on the next start.
+/// A deployment fails only on its provisioner's verdict or when the provisioner's timeout, counted from the first
+/// start, passed without one. When a renewal finds the lease taken over, the call is cancelled and nothing is
+/// recorded: the new holder owns the deployment. Nothing runs before the first good manifest load, since the
+/// provisioners are declared there.
+///
+/// On graceful shutdown it stops claiming, lets in-flight calls finish up to a deadline and stops waiting for
+/// callbacks; whatever is still RUNNING is resumed through its lease by the next daemon.
 public final class Dispatcher: Service, Sendable {
     let runner: DeploymentRunner
     let store: any Store
@@ -21,13 +28,15 @@ public final class Dispatcher: Service, Sendable {
     let shutdownGracePeriod: Duration
     let logger: Logger
     private let inFlight = Mutex<Set<String>>([])
+    /// Deployments waiting for their provisioner's callbacks, woken when a callback ends one.
+    private let waiting = Mutex<[String: AsyncStream<Void>.Continuation]>([:])
+    private let stopping = Atomic<Bool>(false)
     private let wakes: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
     init(
         runner: DeploymentRunner, clock: any EngineClock, owner: String, maxConcurrent: Int,
-        leaseDuration: TimeInterval,
-        pollInterval: TimeInterval, shutdownGracePeriod: Duration, logger: Logger
+        leaseDuration: TimeInterval, pollInterval: TimeInterval, shutdownGracePeriod: Duration, logger: Logger
     ) {
         self.runner = runner
         self.store = runner.store
@@ -46,75 +55,174 @@ public final class Dispatcher: Service, Sendable {
         wake.yield()
     }
 
-    /// Deployments being applied by this dispatcher.
+    /// Tells a deployment waiting for callbacks that one of them ended it.
+    func callbackEnded(_ id: String) {
+        _ = waiting.withLock { $0[id] }?.yield()
+    }
+
+    /// Deployments being applied by this dispatcher, including those waiting for callbacks.
     public var running: Int { inFlight.withLock { $0.count } }
 
     public func run() async throws {
+        guard (try? await cancelWhenGracefulShutdown({ try await self.runner.manifests.firstLoad() })) != nil else {
+            return
+        }
         await withDiscardingTaskGroup { group in
             group.addTask { [clock, pollInterval, wake] in
-                while !Task.isCancelled {
-                    guard (try? await clock.sleep(until: clock.now.addingTimeInterval(pollInterval))) != nil else {
-                        return
-                    }
+                while (try? await clock.sleep(until: clock.now.addingTimeInterval(pollInterval))) != nil {
                     wake.yield()
                 }
             }
             await withGracefulShutdownHandler {
                 for await _ in wakes {
-                    for deployment in await claim() {
+                    for deployment in await takeOverExpired() + claim() {
                         group.addTask { await self.apply(deployment) }
                     }
                 }
             } onGracefulShutdown: { [wake] in
                 wake.finish()
             }
+            stopWaitingForCallbacks()
             await drain()
             group.cancelAll()
         }
     }
 
+    /// Takes over as many expired leases as there are free slots; each is now this dispatcher's, under a new epoch.
+    func takeOverExpired() async -> [Deployment] {
+        await fill { [store, owner, leaseDuration] free in
+            try await store.takeOverExpiredLeases(owner: owner, leaseDuration: leaseDuration, limit: free)
+        }
+    }
+
     /// Claims as many deployments as there are free slots; each is now RUNNING with this dispatcher's lease.
     func claim() async -> [Deployment] {
+        await fill { [store, owner, leaseDuration] free in
+            try await store.claimNextDeployments(owner: owner, leaseDuration: leaseDuration, limit: free)
+        }
+    }
+
+    private func fill(_ take: (Int) async throws -> [Deployment]) async -> [Deployment] {
         let free = maxConcurrent - running
         guard free > 0 else { return [] }
         do {
-            let claimed = try await store.claimNextDeployments(owner: owner, leaseDuration: leaseDuration, limit: free)
-            inFlight.withLock { $0.formUnion(claimed.map(\.id)) }
-            return claimed
+            let taken = try await take(free)
+            inFlight.withLock { $0.formUnion(taken.map(\.id)) }
+            return taken
         } catch {
-            logger.error("cannot claim deployments", metadata: ["error": "\(error)"])
+            logger.error("cannot take deployments to run", metadata: ["error": "\(error)"])
             return []
         }
     }
 
-    /// Sends a claimed deployment to its provisioner, renewing the lease while the call runs.
+    /// Sends a deployment this dispatcher holds to its provisioner — a first send, or a resumed one after a
+    /// takeover — renewing the lease while the call runs and while callbacks are awaited.
     func apply(_ deployment: Deployment) async {
         defer {
             inFlight.withLock { _ = $0.remove(deployment.id) }
             wake.yield()
         }
+        guard let lease = deployment.lease else { return }
         let metadata: Logger.Metadata = [
             "deployment.id": "\(deployment.id)", "instance.id": "\(deployment.instanceID)",
+            "deployment.attempt": "\(deployment.attempt)", "lease.epoch": "\(lease.epoch)",
         ]
-        logger.info("deployment running", metadata: metadata)
-        let prepared: (provisioner: any DeploymentProvisioner, canProbe: Bool, job: ProvisionJob)
+        logger.info(lease.epoch > 1 ? "deployment resumed" : "deployment running", metadata: metadata)
+        let prepared: PreparedDeployment
         do {
             prepared = try await runner.prepare(deployment)
         } catch {
-            await runner.record(.failed("\(error)"), of: deployment, owner: owner)
+            await runner.record(.failed("\(error)"), of: deployment, lease: lease)
             return
         }
-        let heartbeat = Task { [store, clock, owner, leaseDuration] in
-            while !Task.isCancelled {
-                try await clock.sleep(until: clock.now.addingTimeInterval(leaseDuration / 3))
-                _ = try await store.renewLease(deployment.id, owner: owner, leaseDuration: leaseDuration)
-            }
+        guard clock.now < prepared.deadline else {
+            await runner.record(.failed(timedOut(prepared)), of: deployment, lease: lease)
+            return
         }
-        _ = await runner.send(prepared.job, to: prepared.provisioner, owner: owner)
-        heartbeat.cancel()
+        let outcome = await whileHolding(lease, of: deployment) {
+            await self.runner.call(prepared.provisioner, with: prepared.job)
+        }
+        guard let outcome, !(await runner.record(outcome, of: deployment, lease: lease)) else { return }
+        await awaitCallbacks(deployment, lease: lease, prepared: prepared)
     }
 
-    /// Waits for in-flight deployments up to the grace period.
+    /// Runs `body` while renewing `lease` every third of its duration; cancels `body` and returns nil when a renewal
+    /// finds the lease taken over or the deployment ended by someone else.
+    private func whileHolding<T: Sendable>(
+        _ lease: Deployment.Lease, of deployment: Deployment, _ body: @escaping @Sendable () async -> T?
+    ) async -> T? {
+        await withTaskGroup(of: T?.self) { group in
+            group.addTask { await body() }
+            group.addTask { [self] in
+                while (try? await clock.sleep(until: clock.now.addingTimeInterval(leaseDuration / 3))) != nil {
+                    if await !renew(lease, of: deployment) { return nil }
+                }
+                return nil
+            }
+            // The first to end decides: the call's outcome, or the renewal loop's nil when the lease was lost.
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Renews `lease`; false when it is no longer this dispatcher's (taken over, or the deployment ended).
+    private func renew(_ lease: Deployment.Lease, of deployment: Deployment) async -> Bool {
+        do {
+            _ = try await store.renewLease(
+                deployment.id, owner: lease.owner, epoch: lease.epoch, leaseDuration: leaseDuration)
+            return true
+        } catch let error as ConvergeError where error.code == .failedPrecondition || error.code == .notFound {
+            logger.info(
+                "lease lost; stopping the provisioner call",
+                metadata: ["deployment.id": "\(deployment.id)", "error": "\(error.message)"])
+            return false
+        } catch {
+            // A busy database: the lease is still ours, renew again at the next beat.
+            return true
+        }
+    }
+
+    /// Keeps the lease of an accepted deployment while its provisioner works and reports through callbacks, until
+    /// a callback ends it, the lease is lost, the provisioner's time is up, or the daemon stops.
+    private func awaitCallbacks(_ deployment: Deployment, lease: Deployment.Lease, prepared: PreparedDeployment)
+        async
+    {
+        let (ended, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        waiting.withLock { $0[deployment.id] = signal }
+        defer { waiting.withLock { _ = $0.removeValue(forKey: deployment.id) } }
+        if stopping.load(ordering: .acquiring) { return }
+        let beats = Task { [clock, leaseDuration] in
+            while clock.now < prepared.deadline {
+                let beat = min(prepared.deadline, clock.now.addingTimeInterval(leaseDuration / 3))
+                guard (try? await clock.sleep(until: beat)) != nil else { return }
+                signal.yield()
+            }
+        }
+        defer { beats.cancel() }
+        for await _ in ended {
+            if stopping.load(ordering: .acquiring) { return }
+            guard clock.now < prepared.deadline else {
+                await runner.record(.failed(timedOut(prepared)), of: deployment, lease: lease)
+                return
+            }
+            // A renewal that fails means a callback ended the deployment, or another daemon took it over.
+            if await !renew(lease, of: deployment) { return }
+        }
+    }
+
+    private func timedOut(_ prepared: PreparedDeployment) -> String {
+        "timed out: no verdict from the provisioner within its timeout of \(prepared.timeoutSeconds)s "
+            + "since the first start"
+    }
+
+    /// Stops every wait for callbacks: on shutdown the next daemon resumes those deployments.
+    private func stopWaitingForCallbacks() {
+        stopping.store(true, ordering: .releasing)
+        for signal in waiting.withLock({ Array($0.values) }) { signal.finish() }
+    }
+
+    /// Waits for in-flight calls up to the grace period.
     private func drain() async {
         let deadline = ContinuousClock.now + shutdownGracePeriod
         while running > 0 && ContinuousClock.now < deadline {
@@ -122,7 +230,7 @@ public final class Dispatcher: Service, Sendable {
         }
         if running > 0 {
             logger.warning(
-                "shutting down with deployments still running; their leases resolve them on the next start",
+                "shutting down with deployments still running; the next daemon resumes them through their leases",
                 metadata: ["deployments.running": "\(running)"])
         }
     }

@@ -10,19 +10,24 @@ public struct EngineConfiguration: Sendable {
     public var manifests: URL
     public var limits = YAMLLimits()
     public var workers = 2
+    /// Reconciles per second the work queue hands out (a token bucket holding two seconds' worth).
+    public var reconcileRate: Double = 1000
     public var maxConcurrentDeployments = 4
     public var leaseDuration: TimeInterval = 30
-    public var leaseCheckInterval: TimeInterval = 2
     public var pollInterval: TimeInterval = 10
     public var resyncInterval: TimeInterval = 300
+    /// How often the dispatcher looks for expired leases and queued work it was not woken for.
     public var dispatchPollInterval: TimeInterval = 1
     public var shutdownGracePeriod: Duration = .seconds(20)
     /// The daemon's own URL as provisioners reach it, for callbacks; nil disables asynchronous provisioners.
     public var callbackBaseURL: String?
     /// A template for commit author avatars, with `{email}`.
     public var avatarTemplate: String?
-    /// Who holds the leases of this daemon's deployments.
-    public var owner = "converge-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    /// Who holds the leases of this daemon's deployments: unique to the process, so a restarted daemon never
+    /// mistakes its predecessor's leases for its own.
+    public var owner =
+        "converge-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-"
+        + String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
     public init(manifests: URL) {
         self.manifests = manifests
@@ -30,20 +35,20 @@ public struct EngineConfiguration: Sendable {
 }
 
 /// The engine's parts, wired together: the manifest source feeds the reconciler's work queue, the reconciler
-/// creates deployments and wakes the dispatcher, the dispatcher and lease monitor run them, callbacks end them.
+/// creates deployments and wakes the dispatcher, the dispatcher runs them (and resumes those whose daemon was away),
+/// callbacks end them.
 public final class Engine: Sendable {
     public let queue: WorkQueue<String>
     public let manifests: ManifestSource
     public let reconciler: Reconciler
     public let dispatcher: Dispatcher
-    public let leaseMonitor: LeaseMonitor
     public let callbacks: DeploymentCallbacks
 
     public init(
         configuration: EngineConfiguration, store: any Store, clock: any EngineClock,
         makeProvisioner: @escaping ProvisionerFactory, logger: Logger
     ) async throws {
-        let queue = WorkQueue<String>(clock: clock)
+        let queue = WorkQueue<String>(clock: clock, rate: configuration.reconcileRate)
         let manifests = ManifestSource(
             directory: configuration.manifests, loader: ManifestLoader(limits: configuration.limits), store: store,
             queue: queue, clock: clock, pollInterval: configuration.pollInterval,
@@ -51,7 +56,7 @@ public final class Engine: Sendable {
         let tokens = CallbackToken(key: try await store.secret(named: "callback-token-key"))
         let runner = DeploymentRunner(
             store: store, manifests: manifests, makeProvisioner: makeProvisioner,
-            callbackBaseURL: configuration.callbackBaseURL, tokens: tokens, queue: queue, logger: logger)
+            callbackBaseURL: configuration.callbackBaseURL, tokens: tokens, queue: queue, clock: clock, logger: logger)
         let dispatcher = Dispatcher(
             runner: runner, clock: clock, owner: configuration.owner,
             maxConcurrent: configuration.maxConcurrentDeployments, leaseDuration: configuration.leaseDuration,
@@ -64,13 +69,11 @@ public final class Engine: Sendable {
             store: store, manifests: manifests, queue: queue, clock: clock, workers: configuration.workers,
             resyncInterval: configuration.resyncInterval, logger: logger,
             onDeploymentCreated: { dispatcher.wakeUp() })
-        self.leaseMonitor = LeaseMonitor(
-            runner: runner, clock: clock, owner: configuration.owner, interval: configuration.leaseCheckInterval,
-            probeLease: configuration.leaseDuration, logger: logger)
         self.callbacks = DeploymentCallbacks(
-            store: store, tokens: tokens, leaseDuration: configuration.leaseDuration, runner: runner)
+            store: store, tokens: tokens, leaseDuration: configuration.leaseDuration, runner: runner,
+            dispatcher: dispatcher)
     }
 
     /// The long-lived parts in dependency order, for one `ServiceGroup`.
-    public var services: [any Service] { [manifests, reconciler, dispatcher, leaseMonitor] }
+    public var services: [any Service] { [manifests, reconciler, dispatcher] }
 }

@@ -6,7 +6,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// The last good load of the manifests, as the store recorded it.
+/// The last good load of the manifests, as the store recorded it, with the indexes the engine looks things up in.
 public struct LoadedManifests: Sendable {
     public var state: DesiredState
     /// The store's generation of every resource.
@@ -14,10 +14,50 @@ public struct LoadedManifests: Sendable {
     public var commit: GitCommit?
     /// The store's desired-state version after the load.
     public var version: Int64
+    /// Instance → the instances whose connections are wired to it, which must be reconciled when its outputs change.
+    public var downstream: [String: [String]]
+    /// Environment → its instances, and bundle → its instances.
+    var instancesByEnvironment: [String: [String]]
+    var instancesByBundle: [String: [String]]
+
+    init(state: DesiredState, generations: [ResourceKey: Int64], commit: GitCommit?, version: Int64) {
+        self.state = state
+        self.generations = generations
+        self.commit = commit
+        self.version = version
+        var downstream: [String: [String]] = [:]
+        var byEnvironment: [String: [String]] = [:]
+        var byBundle: [String: [String]] = [:]
+        for instance in state.instances.values {
+            for target in Set(instance.connections.values.map(\.instance)) {
+                downstream[target, default: []].append(instance.id)
+            }
+            byEnvironment[instance.environment, default: []].append(instance.id)
+            byBundle[instance.bundle, default: []].append(instance.id)
+        }
+        self.downstream = downstream.mapValues { $0.sorted() }
+        self.instancesByEnvironment = byEnvironment
+        self.instancesByBundle = byBundle
+    }
+
+    /// The instances whose desired snapshot a change of `key` can change: an instance and its downstream, every
+    /// instance of an environment or a bundle, every instance of the environments that default to a resource.
+    func affected(by key: ResourceKey) -> [String] {
+        switch key.kind {
+        case .instance: [key.id] + (downstream[key.id] ?? [])
+        case .environment: instancesByEnvironment[key.id] ?? []
+        case .bundle: instancesByBundle[key.id] ?? []
+        case .resource:
+            state.environments.values.filter { $0.defaults.values.contains(key.id) }
+                .flatMap { instancesByEnvironment[$0.id] ?? [] }
+        case .project, .provisioner, .preview: []
+        }
+    }
 }
 
 /// Reads the manifests directory at start and again on every trigger (poll interval, SIGHUP, `/v1/sync`, a git
-/// push), replaces the recorded desired state with each good load, and enqueues every instance.
+/// push), replaces the recorded desired state with each good load, and enqueues the instances a change touches:
+/// every instance after the first load, then only those whose desired snapshot the change can move.
 ///
 /// A load with errors keeps the last good desired state, logs every error and reports them in `problems`;
 /// nothing recorded is touched.
@@ -39,6 +79,8 @@ public final class ManifestSource: Service, Sendable {
     let avatarTemplate: String?
     let logger: Logger
     private let state = Mutex(Status())
+    /// Tasks waiting for the first good load.
+    private let loadWaiters = Mutex<(loaded: Bool, waiters: [UUID: CheckedContinuation<Void, any Error>])>((false, [:]))
     private let triggers: AsyncStream<Void>
     private let trigger: AsyncStream<Void>.Continuation
 
@@ -61,6 +103,29 @@ public final class ManifestSource: Service, Sendable {
 
     /// The last good load, nil before the first.
     public var current: LoadedManifests? { status.current }
+
+    /// Returns once a load was good (at once if one was); throws `CancellationError` if the task is cancelled first.
+    public func firstLoad() async throws {
+        let id = UUID()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let resumeNow = loadWaiters.withLock { waiting -> Bool in
+                    if waiting.loaded || Task.isCancelled { return true }
+                    waiting.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow {
+                    if Task.isCancelled {
+                        continuation.resume(throwing: CancellationError())
+                    } else {
+                        continuation.resume()
+                    }
+                }
+            }
+        } onCancel: {
+            loadWaiters.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+        }
+    }
 
     /// Asks for a re-read now; several requests before it happens collapse into one.
     public func requestSync() {
@@ -105,30 +170,51 @@ public final class ManifestSource: Service, Sendable {
         let (commit, warnings) = await GitCommit.read(directory: directory, now: now, avatarTemplate: avatarTemplate)
         for warning in warnings { logger.warning("git commit metadata", metadata: ["git.warning": "\(warning)"]) }
         do {
-            let revision = try await store.replaceDesiredState(loaded.records, expectedVersion: nil, actor: "manifests")
-            let recorded = try await store.desiredState()
-            var generations: [ResourceKey: Int64] = [:]
-            for stored in recorded.resources {
-                generations[ResourceKey(stored.resource.kind, stored.resource.id)] = stored.generation
-            }
             let previous = current
+            if let previous, previous.state == loaded {
+                state.withLock {
+                    $0.current?.commit = commit
+                    $0.problems = []
+                    $0.loadedAt = now
+                }
+                return true
+            }
+            let revision = try await store.replaceDesiredState(loaded.records, expectedVersion: nil, actor: "manifests")
+            var generations = previous?.generations ?? [:]
+            if previous == nil {
+                generations = try await store.generations()
+            } else {
+                for key in revision.added { generations[key] = 1 }
+                for key in revision.changed { generations[key, default: 0] += 1 }
+                for key in revision.removed { generations[key] = nil }
+            }
+            let next = LoadedManifests(
+                state: loaded, generations: generations, commit: commit, version: revision.version)
             state.withLock {
-                $0.current = LoadedManifests(
-                    state: loaded, generations: generations, commit: commit, version: revision.version)
+                $0.current = next
                 $0.problems = []
                 $0.loadedAt = now
             }
-            if previous?.version != revision.version || previous?.commit != commit {
-                logger.info(
-                    "manifests loaded",
-                    metadata: [
-                        "manifests.version": "\(revision.version)", "manifests.added": "\(revision.added.count)",
-                        "manifests.changed": "\(revision.changed.count)",
-                        "manifests.removed": "\(revision.removed.count)",
-                    ])
-                let recordedInstances = try await store.instances().map(\.id)
-                await queue.add(Set(loaded.instances.keys).union(recordedInstances).sorted())
+            for waiter in loadWaiters.withLock({ waiting in
+                waiting.loaded = true
+                defer { waiting.waiters = [:] }
+                return Array(waiting.waiters.values)
+            }) { waiter.resume() }
+            logger.info(
+                "manifests loaded",
+                metadata: [
+                    "manifests.version": "\(revision.version)", "manifests.added": "\(revision.added.count)",
+                    "manifests.changed": "\(revision.changed.count)",
+                    "manifests.removed": "\(revision.removed.count)",
+                ])
+            guard let previous else {
+                await queue.add(Set(loaded.instances.keys).union(try await store.instanceIDs()).sorted())
+                return true
             }
+            var touched = Set<String>()
+            for key in revision.added + revision.changed { touched.formUnion(next.affected(by: key)) }
+            for key in revision.removed { touched.formUnion(previous.affected(by: key)) }
+            await queue.add(touched.sorted())
             return true
         } catch {
             logger.error("cannot record the desired state", metadata: ["error": "\(error)"])

@@ -15,7 +15,7 @@ struct ReconcileContext: Sendable {
     /// Recorded state of the instances its connections are wired to.
     var upstream: [String: InstanceRecord]
     /// The newest deployments of the instance, newest first.
-    var history: [Deployment]
+    var history: [DeploymentSummary]
     var generation: Int64
     /// The git commit of the manifests, for deployment metadata.
     var commit: Value?
@@ -28,11 +28,15 @@ struct ReconcilePlan: Equatable, Sendable {
         /// Aborts an open proposal the reconciler made for an older desired state.
         case supersede(deploymentID: String)
         case create(DeploymentSnapshot, DeploymentRequest.Mode)
+        /// Queues a new deployment with the snapshot of a FAILED one (the environment's automatic retry).
+        case retry(deploymentID: String)
     }
 
     var steps: [Step] = []
     /// The conditions to record; their transition times are filled in against the recorded ones.
     var conditions: [InstanceCondition] = []
+    /// When to look at the instance again although nothing changed (a retry's backoff).
+    var requeueAfter: TimeInterval?
 }
 
 /// The reconcile decision as a pure function (DESIGN §4): compute the desired snapshot and its hash, compare with
@@ -101,7 +105,8 @@ enum ReconcilePlanner {
         let changes = context.history.filter { $0.action != .plan }
         let ready = context.record?.status == .provisioned
         if let latest = changes.first, latest.desiredHash == hash {
-            return ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: ready, current: latest))
+            return retryPlan(context, failed: latest, now: now)
+                ?? ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: ready, current: latest))
         }
         var steps = supersededProposals(context, keeping: hash)
         if policy == .twoPhase {
@@ -157,11 +162,6 @@ enum ReconcilePlanner {
                         "removed from the manifests; environment \(record.environment) does not prune"
                     )))
         }
-        if let latest = changes.first, latest.action == .decommission, latest.status != .failed,
-            latest.status != .aborted, latest.status != .rejected
-        {
-            return ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: false, current: latest))
-        }
         let snapshot = DeploymentSnapshot(
             action: .decommission, params: record.params ?? [:], connectionParams: record.connectionParams ?? [:],
             version: record.version ?? "latest",
@@ -169,6 +169,14 @@ enum ReconcilePlanner {
                 "instance": .string(record.id), "environment": .string(record.environment),
                 "bundle": .string(record.bundle), "actor": .string(actor), "reason": "pruned",
             ])
+        // A decommission of this configuration that is open, completed or failed stands; a failed one is retried
+        // only as the environment's retry policy says.
+        if let latest = changes.first, latest.action == .decommission, latest.desiredHash == snapshot.desiredHash,
+            latest.status != .aborted, latest.status != .rejected
+        {
+            return retryPlan(context, failed: latest, now: now)
+                ?? ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: false, current: latest))
+        }
         let mode: DeploymentRequest.Mode = context.environment?.policy == .auto ? .direct : .proposal
         return ReconcilePlan(
             steps: supersededProposals(context, keeping: snapshot.desiredHash) + [.create(snapshot, mode)],
@@ -177,10 +185,44 @@ enum ReconcilePlanner {
                 progressing: (true, "Decommissioning", "removed from the manifests; environment prunes")))
     }
 
+    /// The environment's automatic retry of `failed`, the deployment standing for the current desired state, when it
+    /// FAILED and retries are left: a retry now, or a look again when its backoff ends. Nil otherwise.
+    static func retryPlan(_ context: ReconcileContext, failed: DeploymentSummary, now: Date) -> ReconcilePlan? {
+        guard failed.status == .failed, let policy = context.environment?.retry else { return nil }
+        var retries = 0
+        var link = failed.retryOf
+        while let id = link, retries < policy.limit {
+            retries += 1
+            link = context.history.first { $0.id == id }?.retryOf
+        }
+        guard retries < policy.limit else { return nil }
+        let ready = context.record?.status == .provisioned
+        let due = (failed.finishedAt ?? now).addingTimeInterval(policy.delay(beforeRetry: retries + 1))
+        let failure: Verdict = (true, "DeploymentFailed", failed.error ?? "the deployment failed")
+        guard due <= now else {
+            var plan = ReconcilePlan(
+                steps: [],
+                conditions: conditions(
+                    context, now: now, ready: ready, readyReason: "Retrying",
+                    progressing: (
+                        true, "RetryScheduled",
+                        "retry \(retries + 1) of \(policy.limit) of \(failed.id) at \(due.formatted(.iso8601))"
+                    ), failed: failure))
+            plan.requeueAfter = due.timeIntervalSince(now)
+            return plan
+        }
+        return ReconcilePlan(
+            steps: [.retry(deploymentID: failed.id)],
+            conditions: conditions(
+                context, now: now, ready: ready, readyReason: "Retrying",
+                progressing: (true, "Retrying", "retry \(retries + 1) of \(policy.limit) of \(failed.id) is queued"),
+                failed: failure))
+    }
+
     typealias Verdict = (status: Bool, reason: String, message: String)
 
     /// Conditions from the deployment that stands for the current desired state.
-    static func conditions(_ context: ReconcileContext, now: Date, ready: Bool, current: Deployment)
+    static func conditions(_ context: ReconcileContext, now: Date, ready: Bool, current: DeploymentSummary)
         -> [InstanceCondition]
     {
         let subject = current.action == .plan ? "plan" : current.action.rawValue

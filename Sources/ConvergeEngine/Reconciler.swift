@@ -65,8 +65,8 @@ public final class Reconciler: Service, Sendable {
 
     private func resync() async {
         while (try? await clock.sleep(until: clock.now.addingTimeInterval(resyncInterval))) != nil {
-            guard let loaded = manifests.current, let recorded = try? await store.instances() else { continue }
-            await queue.add(Set(loaded.state.instances.keys).union(recorded.map(\.id)).sorted())
+            guard let loaded = manifests.current, let recorded = try? await store.instanceIDs() else { continue }
+            await queue.add(Set(loaded.state.instances.keys).union(recorded).sorted())
         }
     }
 
@@ -86,7 +86,7 @@ public final class Reconciler: Service, Sendable {
         let context = ReconcileContext(
             instanceID: id, desired: desired, environment: state.environments[environmentID],
             bundle: state.bundles[desired?.bundle ?? record!.bundle], resources: state.resources, record: record,
-            upstream: upstream, history: try await store.history(of: id, after: nil, limit: 50).items,
+            upstream: upstream, history: try await store.recentDeployments(of: id, limit: Self.historyDepth),
             generation: loaded.generations[ResourceKey(.instance, id)] ?? 0, commit: loaded.commit?.value)
         let plan = ReconcilePlanner.plan(context, now: clock.now)
         let metadata: Logger.Metadata = ["instance.id": "\(id)"]
@@ -102,18 +102,14 @@ public final class Reconciler: Service, Sendable {
                     // Approved, rejected or aborted meanwhile: nothing to supersede.
                 }
             case .create(let snapshot, let mode):
-                let creation = try await store.createDeployment(
+                try await create(
                     DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: ReconcilePlanner.actor))
-                if creation.created {
-                    logger.info(
-                        "deployment created",
-                        metadata: metadata.merging([
-                            "deployment.id": "\(creation.deployment.id)",
-                            "deployment.action": "\(snapshot.action.rawValue)",
-                            "deployment.status": "\(creation.deployment.status.rawValue)",
-                        ]) { $1 })
-                    onDeploymentCreated()
-                }
+            case .retry(let failedID):
+                let failed = try await store.deployment(failedID)
+                try await create(
+                    DeploymentRequest(
+                        instanceID: id, snapshot: failed.snapshot, mode: .direct, actor: ReconcilePlanner.actor,
+                        retryOf: failed.id))
             }
         }
         if let record {
@@ -122,7 +118,26 @@ public final class Reconciler: Service, Sendable {
                 try await store.updateInstanceStatus(id, observedGeneration: context.generation, conditions: conditions)
             }
         }
-        return nil
+        return plan.requeueAfter
+    }
+
+    /// How many of an instance's newest deployments a reconcile reads: enough for the open proposals, the plan of a
+    /// two-phase change and a chain of retries.
+    static let historyDepth = 20
+
+    private func create(_ request: DeploymentRequest) async throws {
+        let creation = try await store.createDeployment(request)
+        let metadata: Logger.Metadata = ["instance.id": "\(request.instanceID)"]
+        if creation.created {
+            logger.info(
+                "deployment created",
+                metadata: metadata.merging([
+                    "deployment.id": "\(creation.deployment.id)",
+                    "deployment.action": "\(request.snapshot.action.rawValue)",
+                    "deployment.status": "\(creation.deployment.status.rawValue)",
+                ]) { $1 })
+            onDeploymentCreated()
+        }
     }
 
     private func recorded(_ id: String) async throws -> InstanceRecord? {

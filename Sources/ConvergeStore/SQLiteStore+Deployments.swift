@@ -28,9 +28,28 @@ extension SQLiteStore {
         WHERE status = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?
         """
 
+    /// Whether any lease expired before a time.
+    static let anyExpiredSQL = """
+        SELECT EXISTS (SELECT 1 FROM deployments INDEXED BY deployments_leases
+            WHERE status = 'RUNNING' AND lease_expires_at < ?)
+        """
+
+    /// Whether `claimSQL` would find anything.
+    static let anyClaimableSQL = "SELECT EXISTS (\(claimSQL.replacingOccurrences(of: "LIMIT ?", with: "")))"
+
+    /// An instance's newest deployments without their snapshots.
+    static let recentSQL = """
+        SELECT seq, id, action, status, desired_hash, created_by, error, finished_at, retry_of
+        FROM deployments INDEXED BY deployments_history
+        WHERE instance_id = ? ORDER BY seq DESC LIMIT ?
+        """
+
     public func createDeployment(_ request: DeploymentRequest) async throws -> DeploymentCreation {
         if request.mode == .proposal && request.snapshot.action == .plan {
             throw ConvergeError(.invalidArgument, "only provision and decommission deployments can be proposed")
+        }
+        if request.retryOf != nil && request.mode != .direct {
+            throw ConvergeError(.invalidArgument, "a retry enters the queue directly; it cannot be proposed")
         }
         return try await transaction { db in
             let instance = try Self.fetchInstance(db, request.instanceID)
@@ -42,15 +61,15 @@ extension SQLiteStore {
             try db.execute(
                 sql: """
                     INSERT INTO deployments (id, instance_id, action, params, connection_params, version, md_metadata,
-                        desired_hash, status, created_by, proposed_by, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        desired_hash, status, created_by, proposed_by, created_at, updated_at, retry_of)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (instance_id, desired_hash) WHERE status IN \(Self.openStatuses) DO NOTHING
                     """,
                 arguments: [
                     id, instance.id, snapshot.action.rawValue, snapshot.params.canonicalJSON,
                     snapshot.connectionParams.canonicalJSON, snapshot.version, snapshot.metadata.canonicalJSON,
                     snapshot.desiredHash, status.rawValue, request.actor,
-                    request.mode == .proposal ? request.actor : nil, now, now,
+                    request.mode == .proposal ? request.actor : nil, now, now, request.retryOf,
                 ])
             guard db.changesCount == 1 else {
                 let existing = try Self.fetchDeployment(
@@ -61,7 +80,9 @@ extension SQLiteStore {
             }
             let deployment = try Self.fetchDeployment(db, id)
             if request.mode == .direct { try self.advanceInstance(db, to: deployment) }
-            try self.record(db, deployment, kind: .status, message: "created as \(status.rawValue)")
+            try self.record(
+                db, deployment, kind: .status,
+                message: "created as \(status.rawValue)" + (request.retryOf.map { ", retrying \($0)" } ?? ""))
             try self.audit(
                 db, actor: request.actor, action: "deployment.create", kind: "Deployment", id: id, before: nil,
                 after: deployment.auditValue)
@@ -103,86 +124,100 @@ extension SQLiteStore {
         -> [Deployment]
     {
         try Self.checkLimit(limit)
+        // Most calls find nothing to claim: a read first keeps them from taking the write lock.
+        guard try await read({ db in try Bool.fetchOne(db, sql: Self.anyClaimableSQL) ?? false }) else { return [] }
         return try await transaction { db in
-            let heads = try Self.fetchDeployments(
-                db,
-                sql: Self.claimSQL, arguments: [limit])
+            let heads = try Self.fetchDeployments(db, sql: Self.claimSQL, arguments: [limit])
             let now = self.now
             return try heads.map { head in
                 try self.move(
                     db, head, to: .running, actor: owner,
                     set: [
-                        "attempt": head.attempt + 1, "lease_owner": owner,
-                        "lease_expires_at": now + Int64(leaseDuration * 1000), "started_at": now,
+                        "attempt": head.attempt + 1, "lease_owner": owner, "lease_epoch": head.leaseEpoch + 1,
+                        "lease_expires_at": now + Self.millis(leaseDuration), "started_at": now,
                     ])
             }
         }
     }
 
-    public func renewLease(_ id: String, owner: String, leaseDuration: TimeInterval) async throws -> Deployment {
+    public func takeOverExpiredLeases(owner: String, leaseDuration: TimeInterval, limit: Int) async throws
+        -> [Deployment]
+    {
+        try Self.checkLimit(limit)
+        let now = self.now
+        guard try await read({ db in try Bool.fetchOne(db, sql: Self.anyExpiredSQL, arguments: [now]) ?? false })
+        else { return [] }
+        return try await transaction { db in
+            let now = self.now
+            let expired = try Self.fetchDeployments(db, sql: Self.expiredLeasesSQL, arguments: [now, limit])
+            return try expired.map { deployment in
+                try db.execute(
+                    sql: """
+                        UPDATE deployments SET lease_owner = ?, lease_epoch = lease_epoch + 1, lease_expires_at = ?,
+                            updated_at = ?
+                        WHERE seq = ? AND status = 'RUNNING' AND lease_epoch = ?
+                        """,
+                    arguments: [
+                        owner, now + Self.millis(leaseDuration), now, deployment.sequence, deployment.leaseEpoch,
+                    ])
+                let taken = try Self.fetchDeployment(db, deployment.id)
+                try self.record(
+                    db, taken, kind: .phase,
+                    message: "lease of \(deployment.lease?.owner ?? "nobody") expired; \(owner) resumes attempt "
+                        + "\(taken.attempt) under the same idempotency key")
+                try self.audit(
+                    db, actor: owner, action: "deployment.takeOverLease", kind: "Deployment", id: deployment.id,
+                    before: deployment.auditValue, after: taken.auditValue)
+                return taken
+            }
+        }
+    }
+
+    public func renewLease(_ id: String, owner: String, epoch: Int64, leaseDuration: TimeInterval) async throws
+        -> Deployment
+    {
         try await transaction { db in
-            let deployment = try self.leased(db, id, owner: owner)
+            let deployment = try self.leased(db, id, owner: owner, epoch: epoch)
             try db.execute(
                 sql: "UPDATE deployments SET lease_expires_at = ?, updated_at = ? WHERE seq = ?",
-                arguments: [self.now + Int64(leaseDuration * 1000), self.now, deployment.sequence])
+                arguments: [self.now + Self.millis(leaseDuration), self.now, deployment.sequence])
             return try Self.fetchDeployment(db, id)
         }
     }
 
-    public func complete(_ id: String, owner: String, outputs: Value, planResult: Value?) async throws -> Deployment {
+    public func complete(_ id: String, owner: String, epoch: Int64, outputs: Value, planResult: Value?) async throws
+        -> Deployment
+    {
         try await transaction { db in
-            let deployment = try self.leased(db, id, owner: owner)
+            let deployment = try self.leased(db, id, owner: owner, epoch: epoch)
             return try self.finish(
                 db, deployment, as: .completed, actor: owner,
                 set: ["outputs": outputs.canonicalJSON, "plan_result": planResult?.canonicalJSON])
         }
     }
 
-    public func fail(_ id: String, owner: String, error: String) async throws -> Deployment {
+    public func fail(_ id: String, owner: String, epoch: Int64, error: String) async throws -> Deployment {
         try await transaction { db in
-            let deployment = try self.leased(db, id, owner: owner)
+            let deployment = try self.leased(db, id, owner: owner, epoch: epoch)
             return try self.finish(db, deployment, as: .failed, actor: owner, set: ["error": error])
-        }
-    }
-
-    public func expiredLeases(limit: Int) async throws -> [Deployment] {
-        try Self.checkLimit(limit)
-        return try await read { db in
-            try Self.fetchDeployments(
-                db,
-                sql: Self.expiredLeasesSQL, arguments: [self.now, limit])
-        }
-    }
-
-    public func takeOverLease(_ id: String, owner: String, leaseDuration: TimeInterval) async throws -> Deployment {
-        try await transaction { db in
-            let deployment = try Self.fetchDeployment(db, id)
-            guard deployment.status == .running, let lease = deployment.lease,
-                Int64(lease.expiresAt.timeIntervalSince1970 * 1000) < self.now
-            else {
-                throw ConvergeError(.failedPrecondition, "deployment \(id) has no expired lease")
-            }
-            try db.execute(
-                sql: """
-                    UPDATE deployments SET lease_owner = ?, lease_expires_at = ?, updated_at = ?
-                    WHERE seq = ? AND status = 'RUNNING' AND lease_owner = ?
-                    """,
-                arguments: [
-                    owner, self.now + Int64(leaseDuration * 1000), self.now, deployment.sequence, lease.owner,
-                ])
-            guard db.changesCount == 1 else {
-                throw ConvergeError(.aborted, "deployment \(id) changed concurrently; retry")
-            }
-            let taken = try Self.fetchDeployment(db, id)
-            try self.audit(
-                db, actor: owner, action: "deployment.takeOverLease", kind: "Deployment", id: id,
-                before: deployment.auditValue, after: taken.auditValue)
-            return taken
         }
     }
 
     public func deployment(_ id: String) async throws -> Deployment {
         try await read { db in try Self.fetchDeployment(db, id) }
+    }
+
+    public func recentDeployments(of instanceID: String, limit: Int) async throws -> [DeploymentSummary] {
+        try Self.checkLimit(limit)
+        return try await read { db in
+            try Row.fetchAll(db, sql: Self.recentSQL, arguments: [instanceID, limit]).map { row in
+                DeploymentSummary(
+                    id: row["id"], sequence: row["seq"], action: Deployment.Action(rawValue: row["action"])!,
+                    status: Deployment.Status(rawValue: row["status"])!, desiredHash: row["desired_hash"],
+                    createdBy: row["created_by"], error: row["error"],
+                    finishedAt: (row["finished_at"] as Int64?).map(date), retryOf: row["retry_of"])
+            }
+        }
     }
 
     public func history(of instanceID: String, after cursor: String?, limit: Int) async throws -> Page<Deployment> {
@@ -296,17 +331,19 @@ extension SQLiteStore {
         return finished
     }
 
-    /// The RUNNING deployment `id` whose unexpired lease `owner` holds, or why not.
-    func leased(_ db: Database, _ id: String, owner: String) throws -> Deployment {
+    /// The RUNNING deployment `id` whose current lease `owner` holds under `epoch`, or why not. An expired lease
+    /// that nobody took over still counts: expiry only opens it to a takeover.
+    func leased(_ db: Database, _ id: String, owner: String, epoch: Int64) throws -> Deployment {
         let deployment = try Self.fetchDeployment(db, id)
         guard deployment.status == .running, let lease = deployment.lease else {
             throw ConvergeError(.failedPrecondition, "deployment \(id) is \(deployment.status.rawValue), not RUNNING")
         }
-        guard lease.owner == owner else {
-            throw ConvergeError(.failedPrecondition, "the lease of deployment \(id) is held by another owner")
-        }
-        guard Int64(lease.expiresAt.timeIntervalSince1970 * 1000) >= now else {
-            throw ConvergeError(.failedPrecondition, "the lease of deployment \(id) has expired")
+        guard lease.owner == owner, lease.epoch == epoch else {
+            throw ConvergeError(
+                .failedPrecondition,
+                "the lease of deployment \(id) was taken over: \(lease.owner) holds epoch \(lease.epoch), "
+                    + "not \(owner) epoch \(epoch)",
+                details: ["reason": "lease_lost", "owner": .string(lease.owner), "epoch": .int(Int(lease.epoch))])
         }
         return deployment
     }
@@ -365,10 +402,15 @@ extension SQLiteStore {
             startedAt: (row["started_at"] as Int64?).map(date), finishedAt: (row["finished_at"] as Int64?).map(date),
             attempt: row["attempt"],
             lease: status == "RUNNING"
-                ? zip(leaseOwner, leaseExpiry).map { Deployment.Lease(owner: $0, expiresAt: date($1)) } : nil,
+                ? zip(leaseOwner, leaseExpiry).map {
+                    Deployment.Lease(owner: $0, epoch: row["lease_epoch"], expiresAt: date($1))
+                } : nil,
             error: row["error"], outputs: try (row["outputs"] as String?).map(Value.init(json:)),
-            planResult: try (row["plan_result"] as String?).map(Value.init(json:)))
+            planResult: try (row["plan_result"] as String?).map(Value.init(json:)), retryOf: row["retry_of"])
     }
+
+    /// Milliseconds in `seconds`.
+    static func millis(_ seconds: TimeInterval) -> Int64 { Int64((seconds * 1000).rounded()) }
 }
 
 /// Both values when both are there.
@@ -384,9 +426,18 @@ extension Deployment {
             "id": .string(id), "instance": .string(instanceID), "action": .string(action.rawValue),
             "status": .string(status.rawValue), "attempt": .int(attempt),
         ]
-        if let lease { value["leaseOwner"] = .string(lease.owner) }
+        if let lease {
+            value["leaseOwner"] = .string(lease.owner)
+            value["leaseEpoch"] = .int(Int(lease.epoch))
+        }
         if let error { value["error"] = .string(error) }
         if let approvedBy { value["approvedBy"] = .string(approvedBy) }
+        if let retryOf { value["retryOf"] = .string(retryOf) }
         return .object(value)
     }
+}
+
+extension Deployment {
+    /// The epoch of the current or last lease; 0 before the first claim.
+    var leaseEpoch: Int64 { lease?.epoch ?? 0 }
 }

@@ -11,8 +11,56 @@ extension SQLiteStore {
         migrator.registerMigration("2026-11-24-reconciler") { db in
             try db.execute(sql: reconcilerSchema)
         }
+        migrator.registerMigration("2026-11-25-lease-epochs-retries-counts") { db in
+            try db.execute(sql: leaseEpochsRetriesCountsSchema)
+        }
         return migrator
     }
+
+    /// Lease epochs for fencing, automatic retries, and deployment counts by status kept by triggers so that the
+    /// metrics read eight rows instead of counting the table.
+    private static let leaseEpochsRetriesCountsSchema = """
+        ALTER TABLE deployments ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE deployments ADD COLUMN retry_of TEXT REFERENCES deployments (id);
+
+        DROP TRIGGER deployments_snapshot_immutable;
+        CREATE TRIGGER deployments_snapshot_immutable BEFORE UPDATE ON deployments
+        WHEN NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id OR NEW.instance_id IS NOT OLD.instance_id
+            OR NEW.action IS NOT OLD.action OR NEW.params IS NOT OLD.params
+            OR NEW.connection_params IS NOT OLD.connection_params OR NEW.version IS NOT OLD.version
+            OR NEW.md_metadata IS NOT OLD.md_metadata OR NEW.desired_hash IS NOT OLD.desired_hash
+            OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at
+            OR NEW.retry_of IS NOT OLD.retry_of
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment snapshot is immutable');
+        END;
+
+        -- A lease epoch only grows: a fenced-off holder can never be made current again.
+        CREATE TRIGGER deployments_lease_epoch_grows BEFORE UPDATE OF lease_epoch ON deployments
+        WHEN NEW.lease_epoch < OLD.lease_epoch
+        BEGIN
+            SELECT RAISE(ABORT, 'a lease epoch never goes back');
+        END;
+
+        CREATE TABLE deployment_counts (
+            status TEXT PRIMARY KEY,
+            count INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO deployment_counts (status, count) SELECT status, COUNT(*) FROM deployments GROUP BY status;
+        CREATE TRIGGER deployment_counts_insert AFTER INSERT ON deployments
+        BEGIN
+            INSERT INTO deployment_counts (status, count) VALUES (NEW.status, 1)
+                ON CONFLICT (status) DO UPDATE SET count = count + 1;
+        END;
+        CREATE TRIGGER deployment_counts_update AFTER UPDATE OF status ON deployments
+        WHEN NEW.status IS NOT OLD.status
+        BEGIN
+            UPDATE deployment_counts SET count = count - 1 WHERE status = OLD.status;
+            INSERT INTO deployment_counts (status, count) VALUES (NEW.status, 1)
+                ON CONFLICT (status) DO UPDATE SET count = count + 1;
+        END;
+        DROP INDEX deployments_by_status;
+        """
 
     /// Instance status for the reconciler, and the daemon's persistent secrets (callback token key).
     private static let reconcilerSchema = """

@@ -19,6 +19,7 @@ public final class SQLiteStore: Store, Service {
         configuration.busyMode = .timeout(10)
         configuration.label = "converge"
         do {
+            try Self.restrictPermissions(ofDatabaseAt: path)
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
         } catch {
@@ -27,6 +28,23 @@ public final class SQLiteStore: Store, Service {
         self.clock = clock
         self.logger = logger
         logger.info("store opened", metadata: ["store.path": "\(path)"])
+    }
+
+    /// Creates the database file readable by its owner only (it holds the daemon's callback key), and takes group
+    /// and other access away from an existing one and its WAL files; SQLite gives new WAL and shared-memory files
+    /// the database file's permissions.
+    static func restrictPermissions(ofDatabaseAt path: String) throws {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw ConvergeError(.internal, "cannot open database \(path): \(String(cString: strerror(errno)))")
+        }
+        close(descriptor)
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            guard chmod(file, 0o600) == 0 else {
+                throw ConvergeError(
+                    .internal, "cannot restrict \(file) to its owner: \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     /// Holds the database open until graceful shutdown, then closes it; first in the daemon's service group, so
@@ -251,20 +269,25 @@ extension SQLiteStore {
     public func deploymentCounts() async throws -> [Deployment.Status: Int] {
         try await read { db in
             var counts: [Deployment.Status: Int] = [:]
-            for row in try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT status, COUNT(*) AS count FROM deployments INDEXED BY deployments_by_status GROUP BY status"
-            ) {
+            for row in try Row.fetchAll(db, sql: "SELECT status, count FROM deployment_counts") {
                 if let status = Deployment.Status(rawValue: row["status"]) { counts[status] = row["count"] }
             }
             return counts
         }
     }
 
-    public func instances() async throws -> [InstanceRecord] {
+    public func instanceIDs() async throws -> [String] {
+        try await read { db in try String.fetchAll(db, sql: "SELECT id FROM instances ORDER BY id") }
+    }
+
+    public func generations() async throws -> [ResourceKey: Int64] {
         try await read { db in
-            try String.fetchAll(db, sql: "SELECT id FROM instances ORDER BY id").map { try Self.fetchInstance(db, $0) }
+            var generations: [ResourceKey: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT kind, id, generation FROM resources") {
+                guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
+                generations[ResourceKey(kind, row["id"])] = row["generation"]
+            }
+            return generations
         }
     }
 

@@ -22,8 +22,10 @@ public protocol Store: Sendable {
 
     /// An instance's recorded state; `not_found` when it has none.
     func instance(_ id: String) async throws -> InstanceRecord
-    /// Every recorded instance, by id.
-    func instances() async throws -> [InstanceRecord]
+    /// The ids of every recorded instance, sorted.
+    func instanceIDs() async throws -> [String]
+    /// The generation of every recorded desired resource.
+    func generations() async throws -> [ResourceKey: Int64]
     /// Records what the reconciler observed: the generation it acted on and the instance's conditions.
     func updateInstanceStatus(_ id: String, observedGeneration: Int64, conditions: [InstanceCondition]) async throws
 
@@ -40,19 +42,20 @@ public protocol Store: Sendable {
     func abort(_ id: String, actor: String, reason: String?) async throws -> Deployment
 
     /// For every instance without a RUNNING deployment, makes the head of its queue (APPROVED and PENDING together,
-    /// in creation order) RUNNING with a lease held by `owner`, at most `limit` of them, oldest first.
+    /// in creation order) RUNNING with a new lease epoch held by `owner`, at most `limit` of them, oldest first.
     func claimNextDeployments(owner: String, leaseDuration: TimeInterval, limit: Int) async throws -> [Deployment]
-    /// Extends the lease of a RUNNING deployment that `owner` holds.
-    func renewLease(_ id: String, owner: String, leaseDuration: TimeInterval) async throws -> Deployment
-    /// Completes a RUNNING deployment that `owner` holds; a provision's outputs become the instance's outputs.
-    func complete(_ id: String, owner: String, outputs: Value, planResult: Value?) async throws -> Deployment
-    /// Fails a RUNNING deployment that `owner` holds, with an error for people.
-    func fail(_ id: String, owner: String, error: String) async throws -> Deployment
-    /// RUNNING deployments whose lease has expired, oldest first.
-    func expiredLeases(limit: Int) async throws -> [Deployment]
-    /// Takes over the expired lease of a RUNNING deployment for `owner`, who then resolves it (probing its
-    /// provisioner, then completing or failing it); `failed_precondition` if the lease has not expired.
-    func takeOverLease(_ id: String, owner: String, leaseDuration: TimeInterval) async throws -> Deployment
+    /// Takes over RUNNING deployments whose lease expired (their daemon was away), oldest expiry first, at most
+    /// `limit`: each gets a new epoch held by `owner`, whose daemon then resumes it under the same attempt and
+    /// idempotency key. The previous holder is fenced off from then on.
+    func takeOverExpiredLeases(owner: String, leaseDuration: TimeInterval, limit: Int) async throws -> [Deployment]
+    /// Extends the lease of a RUNNING deployment held by `owner` under `epoch`; also after it expired, as long as
+    /// nobody took it over (then `failed_precondition`).
+    func renewLease(_ id: String, owner: String, epoch: Int64, leaseDuration: TimeInterval) async throws -> Deployment
+    /// Completes a RUNNING deployment held by `owner` under `epoch`; a provision's outputs become the instance's.
+    func complete(_ id: String, owner: String, epoch: Int64, outputs: Value, planResult: Value?) async throws
+        -> Deployment
+    /// Fails a RUNNING deployment held by `owner` under `epoch`, with an error for people.
+    func fail(_ id: String, owner: String, epoch: Int64, error: String) async throws -> Deployment
 
     /// A random 32-byte secret of the daemon, created on first use and kept across restarts.
     func secret(named name: String) async throws -> [UInt8]
@@ -61,6 +64,9 @@ public protocol Store: Sendable {
     func deployment(_ id: String) async throws -> Deployment
     /// An instance's deployments, newest first, by cursor.
     func history(of instanceID: String, after cursor: String?, limit: Int) async throws -> Page<Deployment>
+    /// The newest `limit` deployments of an instance, newest first, without their snapshots: what the reconciler
+    /// decides on.
+    func recentDeployments(of instanceID: String, limit: Int) async throws -> [DeploymentSummary]
     /// Appends log lines, phases and other events to a deployment's append-only log.
     func appendEvents(_ events: [DeploymentEventDraft], to id: String) async throws
     /// A deployment's events in order, by cursor.
@@ -113,12 +119,45 @@ public struct DeploymentRequest: Sendable {
     public var snapshot: DeploymentSnapshot
     public var mode: Mode
     public var actor: String
+    /// The FAILED deployment this one retries (an environment's automatic retry).
+    public var retryOf: String?
 
-    public init(instanceID: String, snapshot: DeploymentSnapshot, mode: Mode, actor: String) {
+    public init(
+        instanceID: String, snapshot: DeploymentSnapshot, mode: Mode, actor: String, retryOf: String? = nil
+    ) {
         self.instanceID = instanceID
         self.snapshot = snapshot
         self.mode = mode
         self.actor = actor
+        self.retryOf = retryOf
+    }
+}
+
+/// What the reconciler reads of a deployment: no snapshot, nothing to decode.
+public struct DeploymentSummary: Equatable, Sendable {
+    public var id: String
+    public var sequence: Int64
+    public var action: Deployment.Action
+    public var status: Deployment.Status
+    public var desiredHash: String
+    public var createdBy: String
+    public var error: String?
+    public var finishedAt: Date?
+    public var retryOf: String?
+
+    public init(
+        id: String, sequence: Int64, action: Deployment.Action, status: Deployment.Status, desiredHash: String,
+        createdBy: String, error: String? = nil, finishedAt: Date? = nil, retryOf: String? = nil
+    ) {
+        self.id = id
+        self.sequence = sequence
+        self.action = action
+        self.status = status
+        self.desiredHash = desiredHash
+        self.createdBy = createdBy
+        self.error = error
+        self.finishedAt = finishedAt
+        self.retryOf = retryOf
     }
 }
 

@@ -17,52 +17,88 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the daemon: reconcile the manifests and dispatch deployments to provisioners.",
         discussion: """
             Every option can also be set with a CONVERGE_* variable (CONVERGE_MAX_CONCURRENT_DEPLOYMENTS) or in a \
-            YAML config file (maxConcurrentDeployments: 4); options win over variables, variables over the file.
+            YAML config file (maxConcurrentDeployments: 4); options win over variables, variables over the file. \
+            Every value is checked at start, whichever layer set it; a bad one exits 2 with one line saying which.
             """)
 
     @Option(help: "A YAML config file of settings.")
     var config: String?
-    @Option(help: "The manifests directory (default .).")
+    @Option(name: .customLong("manifests"), help: "The manifests directory, which must exist (default .).")
     var manifests: String?
-    @Option(name: .customLong("db"), help: "The store: sqlite:PATH (default sqlite:converge.sqlite).")
+    @Option(
+        name: .customLong("db"), help: "The store: sqlite:PATH (default sqlite:converge.sqlite).")
     var database: String?
-    @Option(help: "The HTTP listen address HOST:PORT (default 127.0.0.1:8787).")
+    @Option(name: .customLong("listen"), help: "The HTTP listen address HOST:PORT (default 127.0.0.1:8787).")
     var listen: String?
-    @Option(help: "How many deployments run at once (default 4).")
-    var maxConcurrentDeployments: Int?
-    @Option(help: "Reconcile workers (default 2).")
-    var workers: Int?
-    @Option(help: "Seconds a deployment's lease lasts without a heartbeat (default 30).")
-    var leaseSeconds: Int?
-    @Option(help: "Seconds between reads of the manifests (default 10).")
-    var pollSeconds: Int?
-    @Option(help: "The daemon's URL as provisioners reach it, for callbacks (default http://LISTEN).")
+    @Option(
+        name: .customLong("max-concurrent-deployments"),
+        help: "How many deployments run at once, \(Serve.range("maxConcurrentDeployments")) (default 4).")
+    var maxConcurrentDeployments: String?
+    @Option(name: .customLong("workers"), help: "Reconcile workers, \(Serve.range("workers")) (default 2).")
+    var workers: String?
+    @Option(
+        name: .customLong("reconcile-rate"),
+        help: "Reconciles per second the work queue hands out, \(Serve.range("reconcileRate")) (default 1000).")
+    var reconcileRate: String?
+    @Option(
+        name: .customLong("lease-seconds"),
+        help: "Seconds a deployment's lease lasts without a heartbeat, \(Serve.range("leaseSeconds")) (default 30).")
+    var leaseSeconds: String?
+    @Option(
+        name: .customLong("poll-seconds"),
+        help: "Seconds between reads of the manifests, \(Serve.range("pollSeconds")) (default 10).")
+    var pollSeconds: String?
+    @Option(
+        name: .customLong("resync-seconds"),
+        help: "Seconds between reconciles of every instance, \(Serve.range("resyncSeconds")) (default 300).")
+    var resyncSeconds: String?
+    @Option(
+        name: .customLong("shutdown-grace-seconds"),
+        help:
+            "Seconds provisioner calls get to finish on shutdown, \(Serve.range("shutdownGraceSeconds")) (default 20).")
+    var shutdownGraceSeconds: String?
+    @Option(
+        name: .customLong("callback-url"),
+        help: "The daemon's http(s) URL as provisioners reach it, for callbacks (default http://LISTEN).")
     var callbackURL: String?
-    @Option(help: "Comma-separated URL prefixes provisioners may be called at (default: loopback only).")
+    @Option(
+        name: .customLong("allowed-provisioner-urls"),
+        help: "Comma-separated http(s) URL prefixes provisioners may be called at (default: loopback only).")
     var allowedProvisionerURLs: String?
-    @Option(help: "The variable holding the secret of the git push webhook (off when unset).")
+    @Option(
+        name: .customLong("git-webhook-secret-env"),
+        help: "The variable holding the secret of the git push webhook; it must be set (off when not given).")
     var gitWebhookSecretEnv: String?
-    @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
+    @Option(
+        name: .customLong("avatar-url-template"),
+        help: "An http(s) URL for commit authors' avatars, with {email} where the email goes (off when not given).")
+    var avatarURLTemplate: String?
+    @Option(
+        name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
 
-    /// The settings with every layer applied.
+    /// "from 1 to 1000", the documented range of a numeric setting, for the help.
+    static func range(_ name: String) -> String {
+        ServeSettings.integers[name].map { "from \($0.range.lowerBound) to \($0.range.upperBound)" } ?? ""
+    }
+
+    /// The settings with every layer applied and checked; a bad value is a `ConvergeError` naming its layer.
     func settings(environment: [String: String]) throws -> ServeSettings {
         var settings = ServeSettings()
-        if let config { try settings.apply(try ServeSettings.values(ofConfigFile: config), from: config) }
-        try settings.apply(ServeSettings.values(ofEnvironment: environment), from: "environment")
-        var flags: [String: String] = [:]
-        flags["manifests"] = manifests
-        flags["db"] = database
-        flags["listen"] = listen
-        flags["maxConcurrentDeployments"] = maxConcurrentDeployments.map(String.init)
-        flags["workers"] = workers.map(String.init)
-        flags["leaseSeconds"] = leaseSeconds.map(String.init)
-        flags["pollSeconds"] = pollSeconds.map(String.init)
-        flags["callbackURL"] = callbackURL
-        flags["allowedProvisionerURLs"] = allowedProvisionerURLs
-        flags["gitWebhookSecretEnv"] = gitWebhookSecretEnv
-        flags["logLevel"] = logLevel
-        try settings.apply(flags, from: "command line")
+        if let config {
+            try settings.apply(try ServeSettings.values(ofConfigFile: config), from: .file(config))
+        }
+        try settings.apply(ServeSettings.values(ofEnvironment: environment), from: .environment)
+        let flags: [String: String?] = [
+            "manifests": manifests, "db": database, "listen": listen,
+            "maxConcurrentDeployments": maxConcurrentDeployments, "workers": workers, "reconcileRate": reconcileRate,
+            "leaseSeconds": leaseSeconds, "pollSeconds": pollSeconds, "resyncSeconds": resyncSeconds,
+            "shutdownGraceSeconds": shutdownGraceSeconds, "callbackURL": callbackURL,
+            "allowedProvisionerURLs": allowedProvisionerURLs, "gitWebhookSecretEnv": gitWebhookSecretEnv,
+            "avatarURLTemplate": avatarURLTemplate, "logLevel": logLevel,
+        ]
+        try settings.apply(flags.compactMapValues { $0 }, from: .commandLine)
+        try settings.checkResolved(environment: environment)
         return settings
     }
 
@@ -74,7 +110,9 @@ struct Serve: AsyncParsableCommand {
             settings = try self.settings(environment: environment)
             path = try settings.sqlitePath
         } catch let error as ConvergeError {
-            throw ValidationError(error.message)
+            // One line a user can act on, and the usage-error status `converge validate` uses too.
+            FileHandle.standardError.write(line: "converge serve: \(error.message)")
+            throw ExitCode(2)
         }
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -86,33 +124,25 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
+        // One daemon per SQLite file: a second would run a concurrency limit of its own on the same deployments.
+        // The lock is held until the process exits.
+        _ = try DaemonLock(databasePath: path, holder: DaemonLock.processDescription)
         let store = try SQLiteStore(path: path, logger: logger)
         let manifestsURL = URL(fileURLWithPath: settings.manifests, isDirectory: true).standardizedFileURL
-        var configuration = EngineConfiguration(manifests: manifestsURL)
-        configuration.workers = settings.workers
-        configuration.maxConcurrentDeployments = settings.maxConcurrentDeployments
-        configuration.leaseDuration = TimeInterval(settings.leaseSeconds)
-        configuration.leaseCheckInterval = max(0.5, min(5, TimeInterval(settings.leaseSeconds) / 4))
-        configuration.pollInterval = TimeInterval(settings.pollSeconds)
-        configuration.resyncInterval = TimeInterval(settings.resyncSeconds)
-        configuration.shutdownGracePeriod = .seconds(settings.shutdownGraceSeconds)
-        configuration.avatarTemplate = settings.avatarURLTemplate
-        let host = settings.listenHost.contains(":") ? "[\(settings.listenHost)]" : settings.listenHost
-        configuration.callbackBaseURL = settings.callbackURL ?? "http://\(host):\(settings.listenPort)"
-        var webhookSettings = WebhookProvisioner.Settings()
-        webhookSettings.allowedURLPrefixes = settings.allowedProvisionerURLs
+        let configuration = settings.engineConfiguration(manifests: manifestsURL)
+        let webhookSettings = settings.webhookSettings
         let engine = try await Engine(
             configuration: configuration, store: store, clock: SystemClock(),
             makeProvisioner: { [webhookSettings] declared in
                 if let webhook = declared.webhook {
-                    return (WebhookProvisioner(webhook, settings: webhookSettings, logger: logger), true)
+                    return WebhookProvisioner(webhook, settings: webhookSettings, logger: logger)
                 }
                 // Commands and their working directory are relative to the manifests directory, so a repository
                 // can ship its own scripts.
                 var exec = declared.exec!
                 exec.workingDirectory =
                     URL(fileURLWithPath: exec.workingDirectory ?? ".", relativeTo: manifestsURL).path
-                return (ExecProvisioner(exec, logger: logger), false)
+                return ExecProvisioner(exec, logger: logger)
             }, logger: logger)
         let gitSecret = settings.gitWebhookSecretEnv.flatMap { environment[$0] }.map { Array($0.utf8) }
         let server = ConvergeServer(

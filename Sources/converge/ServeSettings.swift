@@ -1,9 +1,15 @@
 import ConvergeCore
+import ConvergeEngine
 import ConvergeManifests
+import ConvergeProvisioners
 import Foundation
 
 /// Everything `converge serve` needs, resolved from flags, then `CONVERGE_*` variables, then the config file,
 /// then defaults.
+///
+/// Every value is checked as it is applied, whichever layer it came from (`apply(_:from:)`), so a bad value is
+/// refused at start with the layer and the spelling the user wrote; what only the final values can tell (the
+/// manifests directory exists) is checked by `checkResolved(environment:)`.
 struct ServeSettings: Equatable {
     var manifests = "."
     var database = "sqlite:converge.sqlite"
@@ -11,6 +17,7 @@ struct ServeSettings: Equatable {
     var listenPort = 8787
     var maxConcurrentDeployments = 4
     var workers = 2
+    var reconcileRate = 1000
     var leaseSeconds = 30
     var pollSeconds = 10
     var resyncSeconds = 300
@@ -20,70 +27,215 @@ struct ServeSettings: Equatable {
     var gitWebhookSecretEnv: String?
     var avatarURLTemplate: String?
     var logLevel = "info"
+    /// The layer each setting's value came from; a setting left at its default has none.
+    var origins: [String: Origin] = [:]
+
+    /// Where a value came from, and how that layer spells a setting's name.
+    enum Origin: Equatable, CustomStringConvertible {
+        /// A config file, by its path.
+        case file(String)
+        /// A `CONVERGE_*` variable.
+        case environment
+        /// A `--flag`.
+        case commandLine
+        /// No layer set it.
+        case defaults
+
+        var description: String {
+            switch self {
+            case .file(let path): path
+            case .environment: "environment"
+            case .commandLine: "command line"
+            case .defaults: "default"
+            }
+        }
+
+        /// `maxConcurrentDeployments` in a file, `CONVERGE_MAX_CONCURRENT_DEPLOYMENTS` in the environment,
+        /// `--max-concurrent-deployments` on the command line.
+        func spelling(of name: String) -> String {
+            switch self {
+            case .file: name
+            case .environment: ServeSettings.variable(for: name)
+            case .commandLine, .defaults: ServeSettings.flag(for: name)
+            }
+        }
+    }
+
+    /// A numeric setting: the field it sets and its documented range.
+    struct IntegerSetting: Sendable {
+        let field: WritableKeyPath<ServeSettings, Int> & Sendable
+        let range: ClosedRange<Int>
+
+        /// "an integer from 1 to 1000", as help texts and errors say it.
+        var expectation: String { "an integer from \(range.lowerBound) to \(range.upperBound)" }
+    }
+
+    /// Every numeric setting with its range: the one place the ranges are written. Outside them the engine would
+    /// overflow a duration or the store would refuse every claim.
+    static let integers: [String: IntegerSetting] = [
+        "maxConcurrentDeployments": IntegerSetting(field: \.maxConcurrentDeployments, range: 1...1000),
+        "workers": IntegerSetting(field: \.workers, range: 1...64),
+        "reconcileRate": IntegerSetting(field: \.reconcileRate, range: 1...100_000),
+        "leaseSeconds": IntegerSetting(field: \.leaseSeconds, range: 2...3600),
+        "pollSeconds": IntegerSetting(field: \.pollSeconds, range: 1...86400),
+        "resyncSeconds": IntegerSetting(field: \.resyncSeconds, range: 10...86400),
+        "shutdownGraceSeconds": IntegerSetting(field: \.shutdownGraceSeconds, range: 1...3600),
+    ]
+
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The settings' names, as the config file and `CONVERGE_<NAME>` variables (upper snake case) spell them.
     static let names = [
-        "manifests", "db", "listen", "maxConcurrentDeployments", "workers", "leaseSeconds", "pollSeconds",
-        "resyncSeconds", "shutdownGraceSeconds", "callbackURL", "allowedProvisionerURLs", "gitWebhookSecretEnv",
-        "avatarURLTemplate", "logLevel",
+        "manifests", "db", "listen", "maxConcurrentDeployments", "workers", "reconcileRate", "leaseSeconds",
+        "pollSeconds", "resyncSeconds", "shutdownGraceSeconds", "callbackURL", "allowedProvisionerURLs",
+        "gitWebhookSecretEnv", "avatarURLTemplate", "logLevel",
     ]
+
+    /// The words of `name`: `allowedProvisionerURLs` is allowed, provisioner, urls; `avatarURLTemplate` is avatar,
+    /// url, template. An acronym ends before a capital that starts a word, except a plural's `s`.
+    private static func words(of name: String) -> [String] {
+        let characters = Array(name)
+        var words: [String] = []
+        for (index, character) in characters.enumerated() {
+            let previous = index > 0 ? characters[index - 1] : nil
+            let next = index + 1 < characters.count ? characters[index + 1] : nil
+            let afterNext = index + 2 < characters.count ? characters[index + 2] : nil
+            let plural = next == "s" && (afterNext == nil || afterNext?.isUppercase == true)
+            let startsWord =
+                words.isEmpty
+                || character.isUppercase
+                    && (previous?.isUppercase == false || next?.isLowercase == true && !plural)
+            if startsWord { words.append("") }
+            words[words.count - 1] += character.lowercased()
+        }
+        return words
+    }
 
     /// `CONVERGE_MAX_CONCURRENT_DEPLOYMENTS` for `maxConcurrentDeployments`.
     static func variable(for name: String) -> String {
-        var result = "CONVERGE_"
-        var previous: Character?
-        for character in name {
-            if character.isUppercase, let previous, !previous.isUppercase { result += "_" }
-            result += character.uppercased()
-            previous = character
-        }
-        return result
+        "CONVERGE_" + words(of: name).joined(separator: "_").uppercased()
+    }
+
+    /// `--max-concurrent-deployments` for `maxConcurrentDeployments`; `Serve`'s options are declared with these names.
+    static func flag(for name: String) -> String {
+        "--" + words(of: name).joined(separator: "-")
     }
 
     /// Applies `values` (name → text) in order, each layer overriding the ones before; every bad value is an error
     /// naming where it came from.
-    mutating func apply(_ values: [String: String], from origin: String) throws {
+    mutating func apply(_ values: [String: String], from origin: Origin) throws {
         for (name, text) in values.sorted(by: { $0.key < $1.key }) {
-            func number() throws -> Int {
-                guard let number = Int(text), number > 0 else {
-                    throw ConvergeError(
-                        .invalidArgument, "\(origin): \(name) must be a positive integer, got \"\(text)\"")
-                }
-                return number
-            }
-            switch name {
-            case "manifests": manifests = text
-            case "db": database = text
-            case "listen":
-                guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-                    (0...65535).contains(port)
-                else {
-                    throw ConvergeError(.invalidArgument, "\(origin): listen must be HOST:PORT, got \"\(text)\"")
-                }
-                listenHost = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-                listenPort = port
-            case "maxConcurrentDeployments": maxConcurrentDeployments = try number()
-            case "workers": workers = try number()
-            case "leaseSeconds": leaseSeconds = try number()
-            case "pollSeconds": pollSeconds = try number()
-            case "resyncSeconds": resyncSeconds = try number()
-            case "shutdownGraceSeconds": shutdownGraceSeconds = try number()
-            case "callbackURL": callbackURL = text
-            case "allowedProvisionerURLs":
-                allowedProvisionerURLs = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            case "gitWebhookSecretEnv": gitWebhookSecretEnv = text
-            case "avatarURLTemplate": avatarURLTemplate = text
-            case "logLevel":
-                guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(text) else {
-                    throw ConvergeError(.invalidArgument, "\(origin): logLevel \"\(text)\" is not a log level")
-                }
-                logLevel = text
-            default:
-                throw ConvergeError(
-                    .invalidArgument,
-                    "\(origin): unknown setting \"\(name)\"" + didYouMean(name, among: Self.names))
-            }
+            try set(name, to: text, from: origin)
+            origins[name] = origin
         }
+    }
+
+    /// Sets one setting from its text, checked against what the setting accepts.
+    private mutating func set(_ name: String, to text: String, from origin: Origin) throws {
+        func invalid(_ expectation: String) -> ConvergeError {
+            ConvergeError(
+                .invalidArgument, "\(origin): \(origin.spelling(of: name)) must be \(expectation), got \"\(text)\"",
+                details: ["setting": .string(name)])
+        }
+        if let setting = Self.integers[name] {
+            // `Int(_:)` takes only an optional sign and decimal digits: 1e16, 3.5 and 10abc are refused here.
+            guard let number = Int(text), setting.range.contains(number) else { throw invalid(setting.expectation) }
+            self[keyPath: setting.field] = number
+            return
+        }
+        switch name {
+        case "manifests":
+            guard !text.isEmpty else { throw invalid("a directory") }
+            manifests = text
+        case "db":
+            guard Self.isStoreURL(text) else { throw invalid("sqlite:PATH or postgres://HOST/DATABASE") }
+            database = text
+        case "listen":
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                (1...65535).contains(port)
+            else {
+                throw invalid("HOST:PORT with a port from 1 to 65535")
+            }
+            let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            guard !host.isEmpty else { throw invalid("HOST:PORT with a host") }
+            listenHost = host
+            listenPort = port
+        case "callbackURL":
+            guard let components = Self.httpURL(text), components.query == nil, components.fragment == nil else {
+                throw invalid("an http or https URL without query or fragment")
+            }
+            callbackURL = text.hasSuffix("/") ? String(text.dropLast()) : text
+        case "allowedProvisionerURLs":
+            let prefixes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !prefixes.isEmpty, prefixes.allSatisfy({ Self.httpURL($0) != nil }) else {
+                throw invalid("a comma-separated list of http or https URL prefixes")
+            }
+            allowedProvisionerURLs = prefixes
+        case "gitWebhookSecretEnv":
+            guard Self.isVariableName(text) else { throw invalid("the name of an environment variable") }
+            gitWebhookSecretEnv = text
+        case "avatarURLTemplate":
+            guard Self.httpURL(text.replacingOccurrences(of: "{email}", with: "email")) != nil else {
+                throw invalid("an http or https URL, with {email} where the author's email goes")
+            }
+            avatarURLTemplate = text
+        case "logLevel":
+            guard Self.logLevels.contains(text) else {
+                throw invalid("one of \(Self.logLevels.joined(separator: ", "))")
+            }
+            logLevel = text
+        default:
+            throw ConvergeError(
+                .invalidArgument,
+                "\(origin): unknown setting \"\(name)\"" + didYouMean(name, among: Self.names))
+        }
+    }
+
+    /// Checks what only the final values can tell: the manifests directory exists, and the variable holding the
+    /// git webhook's secret is set.
+    func checkResolved(environment: [String: String]) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: manifests, isDirectory: &isDirectory), isDirectory.boolValue
+        else {
+            throw invalid("manifests", "an existing directory", got: manifests)
+        }
+        if let gitWebhookSecretEnv, environment[gitWebhookSecretEnv, default: ""].isEmpty {
+            throw invalid("gitWebhookSecretEnv", "the name of a set, non-empty variable", got: gitWebhookSecretEnv)
+        }
+    }
+
+    /// The error for the final value of `name`, named as the layer that set it spells it.
+    private func invalid(_ name: String, _ expectation: String, got text: String) -> ConvergeError {
+        let origin = origins[name] ?? .defaults
+        return ConvergeError(
+            .invalidArgument, "\(origin): \(origin.spelling(of: name)) must be \(expectation), got \"\(text)\"",
+            details: ["setting": .string(name)])
+    }
+
+    /// The components of `text` when it is an absolute http or https URL with a host.
+    static func httpURL(_ text: String) -> URLComponents? {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else {
+            return nil
+        }
+        return components
+    }
+
+    /// Whether `text` names a store: `sqlite:` with a path, or a `postgres://` URL with a host.
+    static func isStoreURL(_ text: String) -> Bool {
+        if text.hasPrefix("sqlite:") { return text.count > "sqlite:".count }
+        guard let components = URLComponents(string: text), let host = components.host, !host.isEmpty else {
+            return false
+        }
+        return components.scheme == "postgres" || components.scheme == "postgresql"
+    }
+
+    /// Whether `text` can be the name of an environment variable: ASCII letters, digits and `_`, not starting with a
+    /// digit.
+    static func isVariableName(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return text.unicodeScalars.allSatisfy { $0.isASCII && ($0 == "_" || CharacterSet.alphanumerics.contains($0)) }
     }
 
     /// The settings a config file sets, read with the manifest parser (so its errors are located too).
@@ -108,11 +260,17 @@ struct ServeSettings: Equatable {
             switch entry.value.kind {
             case .scalar(let value):
                 values[entry.key] = value.stringValue ?? value.canonicalJSON
-            case .sequence(let items):
-                values[entry.key] = items.compactMap { $0.scalar?.stringValue }.joined(separator: ",")
-            case .mapping:
+            case .sequence(let items) where entry.key == "allowedProvisionerURLs":
+                values[entry.key] = try items.map { item in
+                    guard let value = item.scalar else {
+                        throw ConvergeError(
+                            .invalidArgument, "\(entry.keyLocation): \(entry.key): expected a list of URL prefixes")
+                    }
+                    return value.stringValue ?? value.canonicalJSON
+                }.joined(separator: ",")
+            case .sequence, .mapping:
                 throw ConvergeError(
-                    .invalidArgument, "\(entry.keyLocation): \(entry.key): expected a value, got object")
+                    .invalidArgument, "\(entry.keyLocation): \(entry.key): expected a single value")
             }
         }
         return values
@@ -127,19 +285,43 @@ struct ServeSettings: Equatable {
         return values
     }
 
+    /// The engine's configuration: every limit as these settings have it.
+    func engineConfiguration(manifests: URL) -> EngineConfiguration {
+        var configuration = EngineConfiguration(manifests: manifests)
+        configuration.workers = workers
+        configuration.reconcileRate = Double(reconcileRate)
+        configuration.maxConcurrentDeployments = maxConcurrentDeployments
+        configuration.leaseDuration = TimeInterval(leaseSeconds)
+        configuration.pollInterval = TimeInterval(pollSeconds)
+        configuration.resyncInterval = TimeInterval(resyncSeconds)
+        configuration.shutdownGracePeriod = .seconds(shutdownGraceSeconds)
+        configuration.avatarTemplate = avatarURLTemplate
+        let host = listenHost.contains(":") ? "[\(listenHost)]" : listenHost
+        configuration.callbackBaseURL = callbackURL ?? "http://\(host):\(listenPort)"
+        return configuration
+    }
+
+    /// What webhook provisioners may call.
+    var webhookSettings: WebhookProvisioner.Settings {
+        var settings = WebhookProvisioner.Settings()
+        settings.allowedURLPrefixes = allowedProvisionerURLs
+        return settings
+    }
+
     /// The SQLite path of `database`; other engines are refused with a clear error.
     var sqlitePath: String {
         get throws {
             guard database.hasPrefix("sqlite:") else {
-                throw ConvergeError(
-                    .invalidArgument,
-                    "unsupported store \"\(database)\": this build supports sqlite:PATH (PostgreSQL is coming)")
+                throw invalid("db", "sqlite:PATH (this build has no PostgreSQL yet)", got: Self.redacted(database))
             }
-            let path = String(database.dropFirst("sqlite:".count))
-            guard !path.isEmpty else {
-                throw ConvergeError(.invalidArgument, "sqlite: needs a path (sqlite:converge.sqlite)")
-            }
-            return path
+            return String(database.dropFirst("sqlite:".count))
         }
+    }
+
+    /// `database` with any password replaced, fit for a message.
+    static func redacted(_ database: String) -> String {
+        guard var components = URLComponents(string: database), components.password != nil else { return database }
+        components.password = "redacted"
+        return components.string ?? "a URL with a password"
     }
 }

@@ -7,45 +7,75 @@ import Testing
 
 @testable import ConvergeEngine
 
-/// A clock that moves only when the test moves it; sleepers wake when it passes their deadline.
+/// A clock that moves only when the test moves it; sleepers wake when it passes their deadline, or with
+/// `CancellationError` when their task is cancelled.
 final class ManualClock: EngineClock {
-    private let state = Mutex<(now: Date, sleepers: [(Date, CheckedContinuation<Void, any Error>)])>(
-        (Date(timeIntervalSince1970: 1_800_000_000), []))
+    private struct Sleeper {
+        var deadline: Date
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private let state = Mutex<(now: Date, sleepers: [UUID: Sleeper])>((Date(timeIntervalSince1970: 1_800_000_000), [:]))
 
     var now: Date { state.withLock { $0.now } }
 
+    /// Tasks waiting for the clock.
+    var sleepers: Int { state.withLock { $0.sleepers.count } }
+
     func sleep(until deadline: Date) async throws {
-        try await withCheckedThrowingContinuation { continuation in
-            let ready = state.withLock { state -> Bool in
-                if deadline <= state.now { return true }
-                state.sleepers.append((deadline, continuation))
-                return false
+        let id = UUID()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready = state.withLock { state -> Bool in
+                    if deadline <= state.now || Task.isCancelled { return true }
+                    state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
+                    return false
+                }
+                if ready {
+                    if Task.isCancelled {
+                        continuation.resume(throwing: CancellationError())
+                    } else {
+                        continuation.resume()
+                    }
+                }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            state.withLock { $0.sleepers.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
         }
     }
 
     func advance(by seconds: TimeInterval) {
         let due = state.withLock { state in
             state.now += seconds
-            let due = state.sleepers.filter { $0.0 <= state.now }
-            state.sleepers.removeAll { $0.0 <= state.now }
-            return due.map(\.1)
+            let due = state.sleepers.filter { $0.value.deadline <= state.now }
+            for id in due.keys { state.sleepers[id] = nil }
+            return due.values.map(\.continuation)
         }
         for continuation in due { continuation.resume() }
     }
 }
 
-/// A provisioner whose answers the test scripts, recording every job it gets.
+/// A provisioner whose answers the test scripts, recording every job it gets; an instance in `hanging` is applied
+/// until the call is cancelled, which is recorded too.
 final class ScriptedProvisioner: DeploymentProvisioner {
     let answers = Mutex<[String: ProvisionOutcome]>([:])
+    let hanging = Mutex<Set<String>>([])
     let jobs = Mutex<[ProvisionJob]>([])
+    let cancelled = Mutex<[String]>([])
 
     func provision(_ job: ProvisionJob, events: @escaping @Sendable ([DeploymentEventDraft]) async -> Void) async throws
         -> ProvisionOutcome
     {
         jobs.withLock { $0.append(job) }
         await events([DeploymentEventDraft(kind: .log, message: "applying \(job.deployment.instanceID)")])
+        if hanging.withLock({ $0.contains(job.deployment.instanceID) }) {
+            do {
+                try await Task.sleep(for: .seconds(3600))
+            } catch {
+                cancelled.withLock { $0.append(job.idempotencyKey) }
+                throw error
+            }
+        }
         return answers.withLock { $0[job.deployment.instanceID] }
             ?? .completed(outputs: ["endpoint": ["host": .string(job.deployment.instanceID)]], planResult: nil)
     }
@@ -60,7 +90,7 @@ final class EngineFixture {
     let store: SQLiteStore
     let engine: Engine
 
-    init(policy: String = "auto", prune: Bool = true, probe: Bool = false) async throws {
+    init(policy: String = "auto", prune: Bool = true, retry: String? = nil) async throws {
         try FileManager.default.createDirectory(
             at: directory.appendingPathComponent("manifests"), withIntermediateDirectories: true)
         let clock = self.clock
@@ -73,10 +103,14 @@ final class EngineFixture {
         configuration.callbackBaseURL = "http://127.0.0.1:1"
         let provisioner = self.provisioner
         engine = try await Engine(
-            configuration: configuration, store: store, clock: clock, makeProvisioner: { _ in (provisioner, probe) },
+            configuration: configuration, store: store, clock: clock, makeProvisioner: { _ in provisioner },
             logger: quiet)
+        self.retry = retry
         try write(policy: policy, prune: prune, appSize: 1)
     }
+
+    /// The environment's `retry` spec, in flow YAML, or nil.
+    let retry: String?
 
     deinit {
         try? FileManager.default.removeItem(at: directory)
@@ -92,12 +126,12 @@ final class EngineFixture {
             apiVersion: converge/v1
             kind: Environment
             metadata: {name: dev, project: p}
-            spec: {policy: \(policy), prune: \(prune)}
+            spec: {policy: \(policy), prune: \(prune)\(retry.map { ", retry: \($0)" } ?? "")}
             ---
             apiVersion: converge/v1
             kind: Provisioner
             metadata: {name: hook}
-            spec: {webhook: {url: "http://127.0.0.1:1/x"}}
+            spec: {webhook: {url: "http://127.0.0.1:1/x", timeoutSeconds: 100}}
             ---
             apiVersion: converge/v1
             kind: Bundle
@@ -218,25 +252,185 @@ final class EngineFixture {
         #expect(try await fixture.store.instance("p-dev-db").status == .failed)
     }
 
-    @Test func expiredLease_isFailedWithoutAProbe_orResolvedByOne() async throws {
-        for probe in [false, true] {
-            let fixture = try await EngineFixture(probe: probe)
-            #expect(await fixture.engine.manifests.load())
-            try await fixture.engine.reconciler.reconcile("p-dev-db")
-            // Claimed by a daemon that then died: nothing renews the lease.
-            let claimed = try await fixture.store.claimNextDeployments(owner: "dead", leaseDuration: 30, limit: 1)
-            #expect(claimed.count == 1)
-            #expect(await fixture.engine.leaseMonitor.resolveExpired() == 0)
-            fixture.clock.advance(by: 31)
-            #expect(await fixture.engine.leaseMonitor.resolveExpired() == 1)
-            let deployment = try #require(try await fixture.history("p-dev-db").first)
-            if probe {
-                #expect(deployment.status == .completed)
-                #expect(fixture.provisioner.jobs.withLock { $0.map(\.idempotencyKey) } == ["\(deployment.id)/1"])
-            } else {
-                #expect(deployment.status == .failed)
-                #expect(deployment.error?.hasPrefix("lease expired") == true)
+    @Test func expiredLease_isTakenOverAndResumedUnderTheSameIdempotencyKey() async throws {
+        let fixture = try await EngineFixture()
+        #expect(await fixture.engine.manifests.load())
+        try await fixture.engine.reconciler.reconcile("p-dev-db")
+        // Claimed by a daemon that then died: nothing renews the lease.
+        let claimed = try await fixture.store.claimNextDeployments(owner: "dead", leaseDuration: 30, limit: 1)
+        #expect(claimed.count == 1)
+        #expect(await fixture.engine.dispatcher.takeOverExpired().isEmpty)
+        fixture.clock.advance(by: 31)
+        let taken = await fixture.engine.dispatcher.takeOverExpired()
+        #expect(taken.map(\.id) == claimed.map(\.id))
+        for deployment in taken { await fixture.engine.dispatcher.apply(deployment) }
+        let deployment = try #require(try await fixture.history("p-dev-db").first)
+        #expect(deployment.status == .completed)
+        let jobs = fixture.provisioner.jobs.withLock { $0 }
+        #expect(jobs.map(\.idempotencyKey) == ["\(deployment.id)/1"])
+        // The provisioner's timeout counts from the first start: 100 s, of which 31 are gone.
+        #expect(jobs.first?.timeLimit == 69)
+    }
+
+    @Test func expiredLease_pastTheProvisionerTimeoutFromTheFirstStart_fails() async throws {
+        let fixture = try await EngineFixture()
+        #expect(await fixture.engine.manifests.load())
+        try await fixture.engine.reconciler.reconcile("p-dev-db")
+        _ = try await fixture.store.claimNextDeployments(owner: "dead", leaseDuration: 30, limit: 1)
+        fixture.clock.advance(by: 101)
+        for deployment in await fixture.engine.dispatcher.takeOverExpired() {
+            await fixture.engine.dispatcher.apply(deployment)
+        }
+        let deployment = try #require(try await fixture.history("p-dev-db").first)
+        #expect(deployment.status == .failed)
+        #expect(
+            deployment.error?.hasPrefix("timed out: no verdict from the provisioner within its timeout of 100s") == true
+        )
+        #expect(fixture.provisioner.jobs.withLock { $0.isEmpty })
+    }
+
+    @Test func takenOverLease_cancelsTheFormerHoldersCall_andItRecordsNothing() async throws {
+        let fixture = try await EngineFixture()
+        fixture.provisioner.hanging.withLock { _ = $0.insert("p-dev-db") }
+        #expect(await fixture.engine.manifests.load())
+        try await fixture.engine.reconciler.reconcile("p-dev-db")
+        let claimed = await fixture.engine.dispatcher.claim()
+        let deployment = try #require(claimed.first)
+        let dispatcher = fixture.engine.dispatcher
+        let apply = Task { await dispatcher.apply(deployment) }
+        try await eventually { fixture.provisioner.jobs.withLock { $0.count } == 1 }
+        // Another daemon, whose clock says the lease expired, takes it over.
+        let clock = fixture.clock
+        let other = try SQLiteStore(
+            path: fixture.directory.appendingPathComponent("c.sqlite").path, clock: { clock.now + 40 },
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        #expect(try await other.takeOverExpiredLeases(owner: "other", leaseDuration: 30, limit: 5).count == 1)
+        fixture.clock.advance(by: 10)
+        await apply.value
+        #expect(fixture.provisioner.cancelled.withLock { $0 } == ["\(deployment.id)/1"])
+        let after = try await fixture.store.deployment(deployment.id)
+        #expect(after.status == .running)
+        #expect(after.lease?.owner == "other" && after.lease?.epoch == 2)
+        #expect(fixture.engine.dispatcher.running == 0)
+    }
+
+    @Test func acceptedCall_keepsItsLeaseUntilACallbackEndsIt() async throws {
+        let fixture = try await EngineFixture()
+        fixture.provisioner.answers.withLock { $0["p-dev-db"] = .accepted }
+        #expect(await fixture.engine.manifests.load())
+        try await fixture.engine.reconciler.reconcile("p-dev-db")
+        let deployment = try #require(await fixture.engine.dispatcher.claim().first)
+        let dispatcher = fixture.engine.dispatcher
+        let apply = Task { await dispatcher.apply(deployment) }
+        try await eventually {
+            try await fixture.store.events(of: deployment.id, after: nil, limit: 50).items.contains {
+                $0.message.hasPrefix("accepted")
             }
         }
+        // Longer than the lease: the dispatcher renews it while the provisioner works.
+        for _ in 0..<4 {
+            fixture.clock.advance(by: 10)
+            try await eventually {
+                try await fixture.store.deployment(deployment.id).lease?.expiresAt == fixture.clock.now + 30
+            }
+        }
+        #expect(await fixture.engine.dispatcher.takeOverExpired().isEmpty)
+        let token = CallbackToken(key: try await fixture.store.secret(named: "callback-token-key"))
+            .token(deploymentID: deployment.id, attempt: 1)
+        try await fixture.engine.callbacks.handle(
+            CallbackReport(json: ["type": "completed", "attempt": 1, "outputs": ["endpoint": "db:1"]]),
+            deploymentID: deployment.id, token: token)
+        await apply.value
+        #expect(try await fixture.store.deployment(deployment.id).status == .completed)
+        #expect(fixture.engine.dispatcher.running == 0)
     }
+
+    @Test func acceptedCall_withoutAVerdictFailsAtTheProvisionerTimeout() async throws {
+        let fixture = try await EngineFixture()
+        fixture.provisioner.answers.withLock { $0["p-dev-db"] = .accepted }
+        #expect(await fixture.engine.manifests.load())
+        try await fixture.engine.reconciler.reconcile("p-dev-db")
+        let deployment = try #require(await fixture.engine.dispatcher.claim().first)
+        let dispatcher = fixture.engine.dispatcher
+        let apply = Task { await dispatcher.apply(deployment) }
+        // 100 s of provisioner timeout, in beats of a third of the lease.
+        for _ in 0..<10 {
+            try await eventually { fixture.clock.sleepers > 0 }
+            #expect(try await fixture.store.deployment(deployment.id).status == .running)
+            fixture.clock.advance(by: 10)
+        }
+        await apply.value
+        let failed = try await fixture.store.deployment(deployment.id)
+        #expect(failed.status == .failed)
+        #expect(failed.error?.hasPrefix("timed out") == true)
+    }
+
+    @Test func retryPolicy_retriesAFailedDeploymentWithItsSnapshotAfterTheBackoff_upToTheLimit() async throws {
+        let fixture = try await EngineFixture(retry: "{limit: 2, backoff: 10s}")
+        fixture.provisioner.answers.withLock { $0["p-dev-db"] = .failed("quota exceeded") }
+        try await fixture.step()
+        #expect(try await fixture.history("p-dev-db").map(\.status) == [.failed])
+        // Not before the backoff: the reconcile asks to look again when it ends.
+        #expect(try await fixture.engine.reconciler.reconcile("p-dev-db") == 10)
+        #expect(try await fixture.condition("p-dev-db", .progressing)?.reason == "RetryScheduled")
+        fixture.clock.advance(by: 10)
+        try await fixture.step()
+        var history = try await fixture.history("p-dev-db")
+        #expect(history.map(\.status) == [.failed, .failed])
+        #expect(history[0].retryOf == history[1].id)
+        #expect(history[0].snapshot == history[1].snapshot.withMetadata(deploymentID: history[0].id))
+        // The second retry waits twice as long.
+        fixture.clock.advance(by: 10)
+        try await fixture.step()
+        #expect(try await fixture.history("p-dev-db").count == 2)
+        fixture.clock.advance(by: 10)
+        fixture.provisioner.answers.withLock { $0["p-dev-db"] = nil }
+        try await fixture.step()
+        history = try await fixture.history("p-dev-db")
+        #expect(history.map(\.status) == [.completed, .failed, .failed])
+        #expect(history[0].retryOf == history[1].id)
+    }
+
+    @Test func retryPolicy_stopsAtItsLimit_andNoPolicyMeansNoRetry() async throws {
+        for retry in ["{limit: 1, backoff: 1s}", nil] {
+            let fixture = try await EngineFixture(retry: retry)
+            fixture.provisioner.answers.withLock { $0["p-dev-db"] = .failed("quota exceeded") }
+            for _ in 0..<4 {
+                try await fixture.step()
+                fixture.clock.advance(by: 5)
+            }
+            #expect(try await fixture.history("p-dev-db").count == (retry == nil ? 1 : 2))
+            #expect(try await fixture.condition("p-dev-db", .failed)?.message == "quota exceeded")
+        }
+    }
+
+    @Test func failedDecommission_isNotRecreatedInALoop() async throws {
+        let fixture = try await EngineFixture()
+        try await fixture.step()
+        try await fixture.step()
+        fixture.provisioner.answers.withLock { $0["p-dev-app"] = .failed("still in use") }
+        try fixture.write(policy: "auto", prune: true, appSize: nil)
+        for _ in 0..<3 { try await fixture.step() }
+        let app = try await fixture.history("p-dev-app")
+        #expect(app.map(\.action) == [.decommission, .provision])
+        #expect(app.first?.status == .failed)
+    }
+}
+
+extension DeploymentSnapshot {
+    /// The snapshot with the deployment id its store gave it in the metadata.
+    func withMetadata(deploymentID: String) -> DeploymentSnapshot {
+        var snapshot = self
+        snapshot.metadata = metadata.merged(with: ["deploymentId": .string(deploymentID)])
+        return snapshot
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds for up to five seconds.
+func eventually(_ condition: () async throws -> Bool) async throws {
+    for _ in 0..<1000 {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    Issue.record("condition not met within 5 s")
 }

@@ -16,15 +16,15 @@ import Testing
         ],
         artifacts: ["url": "http"], paramsSchema: [:], labels: [:])
 
-    func environment(_ policy: ApprovalPolicy, prune: Bool = false) -> Environment {
+    func environment(_ policy: ApprovalPolicy, prune: Bool = false, retry: RetryPolicy? = nil) -> Environment {
         Environment(
             id: "p-dev", project: "p", name: "dev", description: nil, policy: policy, prune: prune,
-            defaults: ["vpc": "p-vpc"], labels: [:])
+            defaults: ["vpc": "p-vpc"], labels: [:], retry: retry)
     }
 
     func context(
         policy: ApprovalPolicy = .auto, prune: Bool = false, params: Value = ["size": 1], removed: Bool = false,
-        upstreamOutputs: Value? = ["endpoint": ["host": "db"]], history: [Deployment] = [],
+        upstreamOutputs: Value? = ["endpoint": ["host": "db"]], history: [DeploymentSummary] = [],
         status: InstanceStatus = .initialized
     ) -> ReconcileContext {
         let instance = Instance(
@@ -49,13 +49,14 @@ import Testing
         )
     }
 
-    func deployment(_ snapshot: DeploymentSnapshot, _ status: Deployment.Status, by actor: String = "converge")
-        -> Deployment
-    {
-        Deployment(
-            id: "d\(status.rawValue.lowercased())", sequence: 1, instanceID: "p-dev-app", snapshot: snapshot,
-            desiredHash: snapshot.desiredHash, status: status, createdBy: actor, createdAt: now, updatedAt: now,
-            attempt: 0)
+    func deployment(
+        _ snapshot: DeploymentSnapshot, _ status: Deployment.Status, by actor: String = "converge", id: String? = nil,
+        retryOf: String? = nil
+    ) -> DeploymentSummary {
+        DeploymentSummary(
+            id: id ?? "d\(status.rawValue.lowercased())", sequence: 1, action: snapshot.action, status: status,
+            desiredHash: snapshot.desiredHash, createdBy: actor, finishedAt: status.isTerminal ? now : nil,
+            retryOf: retryOf)
     }
 
     func condition(_ plan: ReconcilePlan, _ kind: InstanceCondition.Kind) -> InstanceCondition? {
@@ -180,5 +181,26 @@ import Testing
         #expect(InstanceCondition.merge(old: old, new: same).first?.lastTransitionTime == earlier)
         let flipped = [InstanceCondition(type: .ready, status: true, reason: "C", message: "", lastTransitionTime: now)]
         #expect(InstanceCondition.merge(old: old, new: flipped).first?.lastTransitionTime == now)
+    }
+
+    @Test func retry_countsTheChainOfRetries_andWaitsForTheBackoff() throws {
+        let snapshot = try ReconcilePlanner.snapshot(of: context().desired!, context: context()).get()
+        var retrying = context(history: [deployment(snapshot, .failed, id: "d1")])
+        retrying.environment = environment(.auto, retry: RetryPolicy(limit: 2, backoff: 30))
+        let early = ReconcilePlanner.plan(retrying, now: now.addingTimeInterval(10))
+        #expect(early.steps.isEmpty)
+        #expect(early.requeueAfter == 20)
+        #expect(condition(early, .progressing)?.reason == "RetryScheduled")
+        #expect(ReconcilePlanner.plan(retrying, now: now.addingTimeInterval(30)).steps == [.retry(deploymentID: "d1")])
+
+        retrying.history = [
+            deployment(snapshot, .failed, id: "d2", retryOf: "d1"), deployment(snapshot, .failed, id: "d1"),
+        ]
+        #expect(ReconcilePlanner.plan(retrying, now: now.addingTimeInterval(59)).requeueAfter == 1)
+        #expect(ReconcilePlanner.plan(retrying, now: now.addingTimeInterval(60)).steps == [.retry(deploymentID: "d2")])
+        retrying.history.insert(deployment(snapshot, .failed, id: "d3", retryOf: "d2"), at: 0)
+        let exhausted = ReconcilePlanner.plan(retrying, now: now.addingTimeInterval(1000))
+        #expect(exhausted.steps.isEmpty && exhausted.requeueAfter == nil)
+        #expect(condition(exhausted, .failed)?.status == true)
     }
 }

@@ -79,7 +79,8 @@ import Testing
         #expect(try await fixture.store.instance("shop-dev-db").params == nil)
         let running = try await fixture.store.claimNextDeployments(owner: "w", leaseDuration: 60, limit: 10)
         #expect(running.map(\.id) == [plan.id])
-        let done = try await fixture.store.complete(plan.id, owner: "w", outputs: [:], planResult: ["changes": 3])
+        let done = try await fixture.store.complete(
+            plan.id, owner: "w", epoch: 1, outputs: [:], planResult: ["changes": 3])
         #expect(done.planResult == ["changes": 3])
         #expect(try await fixture.store.instance("shop-dev-db").status == .initialized)
     }
@@ -98,15 +99,15 @@ import Testing
         let first = try await store.claimNextDeployments(owner: "w1", leaseDuration: 30, limit: 2)
         #expect(first.map(\.id) == [proposal.id, b1.id])
         #expect(first.allSatisfy { $0.status == .running && $0.attempt == 1 })
-        #expect(first[0].lease == Deployment.Lease(owner: "w1", expiresAt: fixture.clock.now + 30))
+        #expect(first[0].lease == Deployment.Lease(owner: "w1", epoch: 1, expiresAt: fixture.clock.now + 30))
         #expect(first[0].startedAt == fixture.clock.now)
 
         let second = try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10)
         #expect(second.map(\.id) == [c1.id])
 
-        _ = try await store.complete(b1.id, owner: "w1", outputs: ["endpoint": "b:5432"], planResult: nil)
+        _ = try await store.complete(b1.id, owner: "w1", epoch: 1, outputs: ["endpoint": "b:5432"], planResult: nil)
         #expect(try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10).map(\.id) == [b2.id])
-        _ = try await store.fail(proposal.id, owner: "w1", error: "boom")
+        _ = try await store.fail(proposal.id, owner: "w1", epoch: 1, error: "boom")
         #expect(try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10).map(\.id) == [a2.id])
         #expect(try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10).isEmpty)
     }
@@ -127,67 +128,117 @@ import Testing
         let provision = try await fixture.create(["v": 1]).deployment
         _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
         let wrongOwner = await convergeError {
-            try await store.complete(provision.id, owner: "x", outputs: [:], planResult: nil)
+            try await store.complete(provision.id, owner: "x", epoch: 1, outputs: [:], planResult: nil)
         }
-        #expect(
-            wrongOwner
-                == ConvergeError(
-                    .failedPrecondition, "the lease of deployment \(provision.id) is held by another owner"))
+        #expect(wrongOwner?.code == .failedPrecondition)
+        #expect(wrongOwner?.message.contains("was taken over: w holds epoch 1, not x epoch 1") == true)
         let completed = try await store.complete(
-            provision.id, owner: "w", outputs: ["endpoint": "db:5432"], planResult: nil)
+            provision.id, owner: "w", epoch: 1, outputs: ["endpoint": "db:5432"], planResult: nil)
         #expect(completed.status == .completed)
         #expect(completed.lease == nil)
         var instance = try await store.instance("shop-dev-db")
         #expect(instance.status == .provisioned)
         #expect(instance.outputs == ["endpoint": "db:5432"])
-        let late = await convergeError { try await store.fail(provision.id, owner: "w", error: "late") }
+        let late = await convergeError { try await store.fail(provision.id, owner: "w", epoch: 1, error: "late") }
         #expect(late == ConvergeError(.failedPrecondition, "deployment \(provision.id) is COMPLETED, not RUNNING"))
 
         let failing = try await fixture.create(["v": 2]).deployment
         _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
-        #expect(try await store.fail(failing.id, owner: "w", error: "quota exceeded").error == "quota exceeded")
+        #expect(
+            try await store.fail(failing.id, owner: "w", epoch: 1, error: "quota exceeded").error == "quota exceeded")
         instance = try await store.instance("shop-dev-db")
         #expect(instance.status == .failed)
         #expect(instance.outputs == ["endpoint": "db:5432"])
 
         let decommission = try await fixture.create(["v": 2], action: .decommission).deployment
         _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
-        _ = try await store.complete(decommission.id, owner: "w", outputs: [:], planResult: nil)
+        _ = try await store.complete(decommission.id, owner: "w", epoch: 1, outputs: [:], planResult: nil)
         instance = try await store.instance("shop-dev-db")
         #expect(instance.status == .decommissioned)
         #expect(instance.outputs == nil)
     }
 
-    @Test func leases_renewAndExpire() async throws {
-        let fixture = try await StoreFixture()
+    @Test func leases_expiryOnlyAllowsATakeover_andTheEpochFencesTheFormerHolder() async throws {
+        let fixture = try await StoreFixture(instances: ["shop-dev-db", "shop-dev-app"])
         let store = fixture.store
         let deployment = try await fixture.create(["v": 1]).deployment
-        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
+        let other = try await fixture.create(["v": 1], on: "shop-dev-app").deployment
+        let claimed = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
+        #expect(claimed.map(\.id) == [deployment.id])
+        #expect(claimed[0].lease?.epoch == 1)
+        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 10, limit: 1)
         fixture.clock.advance(by: 20)
-        let renewed = try await store.renewLease(deployment.id, owner: "w", leaseDuration: 30)
+        let renewed = try await store.renewLease(deployment.id, owner: "w", epoch: 1, leaseDuration: 30)
         #expect(renewed.lease?.expiresAt == fixture.clock.now + 30)
+        // Only the expired one is taken over.
         #expect(
-            await convergeError { try await store.takeOverLease(deployment.id, owner: "monitor", leaseDuration: 30) }
-                == ConvergeError(.failedPrecondition, "deployment \(deployment.id) has no expired lease"))
-        fixture.clock.advance(by: 29)
-        #expect(try await store.expiredLeases(limit: 10).isEmpty)
-        fixture.clock.advance(by: 2)
-        #expect(try await store.expiredLeases(limit: 10).map(\.id) == [deployment.id])
-        #expect(
-            await convergeError { try await store.renewLease(deployment.id, owner: "w", leaseDuration: 30) }
-                == ConvergeError(.failedPrecondition, "the lease of deployment \(deployment.id) has expired"))
-        let taken = try await store.takeOverLease(deployment.id, owner: "monitor", leaseDuration: 10)
-        #expect(taken.lease == Deployment.Lease(owner: "monitor", expiresAt: fixture.clock.now + 10))
-        #expect(taken.attempt == 1)
-        #expect(
-            await convergeError { try await store.fail(deployment.id, owner: "w", error: "late") }
-                == ConvergeError(
-                    .failedPrecondition, "the lease of deployment \(deployment.id) is held by another owner"))
-        let failed = try await store.fail(deployment.id, owner: "monitor", error: "lease expired")
-        #expect(failed.status == .failed)
-        #expect(failed.error == "lease expired")
-        #expect(try await store.expiredLeases(limit: 10).isEmpty)
-        #expect(try await store.instance("shop-dev-db").status == .failed)
+            try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 30, limit: 10).map(\.id) == [other.id])
+        _ = try await store.complete(other.id, owner: "d2", epoch: 2, outputs: [:], planResult: nil)
+
+        // Expired, but nobody took it over: the holder is still the holder (a daemon stopped longer than its lease).
+        fixture.clock.advance(by: 31)
+        #expect(try await store.renewLease(deployment.id, owner: "w", epoch: 1, leaseDuration: 30).status == .running)
+        #expect(try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 30, limit: 10).isEmpty)
+
+        fixture.clock.advance(by: 31)
+        let taken = try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 10, limit: 10)
+        #expect(taken.map(\.id) == [deployment.id])
+        #expect(taken[0].lease == Deployment.Lease(owner: "d2", epoch: 2, expiresAt: fixture.clock.now + 10))
+        #expect(taken[0].attempt == 1)
+        #expect(taken[0].startedAt == claimed[0].startedAt)
+        for write in [
+            { _ = try await store.renewLease(deployment.id, owner: "w", epoch: 1, leaseDuration: 30) },
+            { _ = try await store.complete(deployment.id, owner: "w", epoch: 1, outputs: [:], planResult: nil) },
+            { _ = try await store.fail(deployment.id, owner: "w", epoch: 1, error: "late") },
+            { _ = try await store.complete(deployment.id, owner: "d2", epoch: 1, outputs: [:], planResult: nil) },
+        ] as [@Sendable () async throws -> Void] {
+            #expect(await convergeError(write)?.code == .failedPrecondition)
+        }
+        let events = try await store.events(of: deployment.id, after: nil, limit: 100).items.map(\.message)
+        #expect(events.contains { $0.hasPrefix("lease of w expired; d2 resumes attempt 1") })
+        let completed = try await store.complete(
+            deployment.id, owner: "d2", epoch: 2, outputs: ["endpoint": "db:5432"], planResult: nil)
+        #expect(completed.status == .completed)
+        #expect(try await store.instance("shop-dev-db").status == .provisioned)
+    }
+
+    @Test func deploymentCounts_followEveryStatusChange() async throws {
+        let fixture = try await StoreFixture(instances: ["shop-dev-db", "shop-dev-app"])
+        let store = fixture.store
+        let a = try await fixture.create(["v": 1]).deployment
+        _ = try await fixture.create(["v": 1], on: "shop-dev-app", mode: .proposal)
+        #expect(try await store.deploymentCounts() == [.pending: 1, .proposed: 1])
+        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 10)
+        _ = try await store.fail(a.id, owner: "w", epoch: 1, error: "boom")
+        let counts = try await store.deploymentCounts()
+        #expect(counts[.failed] == 1 && counts[.proposed] == 1 && (counts[.pending] ?? 0) == 0)
+        #expect((counts[.running] ?? 0) == 0)
+    }
+
+    @Test func retry_isADirectDeploymentOfTheFailedSnapshot_pointingAtIt() async throws {
+        let fixture = try await StoreFixture()
+        let store = fixture.store
+        let failed = try await fixture.create(["v": 1]).deployment
+        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
+        _ = try await store.fail(failed.id, owner: "w", epoch: 1, error: "boom")
+        let retry = try await store.createDeployment(
+            DeploymentRequest(
+                instanceID: "shop-dev-db", snapshot: failed.snapshot, mode: .direct, actor: "converge",
+                retryOf: failed.id))
+        #expect(retry.created)
+        #expect(retry.deployment.retryOf == failed.id)
+        #expect(retry.deployment.desiredHash == failed.desiredHash)
+        #expect(retry.deployment.status == .pending)
+        let recent = try await store.recentDeployments(of: "shop-dev-db", limit: 5)
+        #expect(recent.map(\.id) == [retry.deployment.id, failed.id])
+        #expect(recent[0].retryOf == failed.id && recent[1].status == .failed && recent[1].error == "boom")
+        let proposed = await convergeError {
+            _ = try await store.createDeployment(
+                DeploymentRequest(
+                    instanceID: "shop-dev-db", snapshot: failed.snapshot, mode: .proposal, actor: "converge",
+                    retryOf: failed.id))
+        }
+        #expect(proposed?.code == .invalidArgument)
     }
 
     @Test func instanceStatus_andSecrets_persist() async throws {
@@ -199,7 +250,7 @@ import Testing
         let instance = try await fixture.store.instance("shop-dev-db")
         #expect(instance.observedGeneration == 3)
         #expect(instance.conditions == [condition])
-        #expect(try await fixture.store.instances().map(\.id) == ["shop-dev-app", "shop-dev-db"])
+        #expect(try await fixture.store.instanceIDs() == ["shop-dev-app", "shop-dev-db"])
         let secret = try await fixture.store.secret(named: "callback")
         #expect(secret.count == 32)
         #expect(try await fixture.openStore().secret(named: "callback") == secret)

@@ -44,7 +44,8 @@ import Testing
                                     claimed += running.map(\.id)
                                     for deployment in running where (worker + attempt).isMultiple(of: 3) {
                                         _ = try await store.complete(
-                                            deployment.id, owner: "w\(worker)", outputs: [:], planResult: nil)
+                                            deployment.id, owner: "w\(worker)", epoch: 1, outputs: [:],
+                                            planResult: nil)
                                     }
                                 case 2:
                                     let id = proposed[(worker * 7 + attempt) % proposed.count]
