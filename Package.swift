@@ -115,6 +115,14 @@ let package = Package(
         .testTarget(name: "ConvergeProvisionersTests", dependencies: ["ConvergeProvisioners", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine", "ConvergeStore"]),
         .testTarget(
+            name: "ConvergeServerTests",
+            dependencies: [
+                "ConvergeServer", "ConvergeEngine", "ConvergeStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "ConvergeCLITests",
             dependencies: [
                 "converge", "ConvergeStore", "ConvergeTestSupport", .product(name: "Crypto", package: "swift-crypto"),

@@ -48,9 +48,11 @@ struct DeploymentRunner: Sendable {
                 url: "\(base)/v1/deployments/\(deployment.id)/events",
                 token: tokens.token(deploymentID: deployment.id, attempt: deployment.attempt))
         }
+        // A first send has the provisioner's whole timeout; a resumed one what is left of it.
+        let resumed = (deployment.lease?.epoch ?? 1) > 1
         let job = ProvisionJob(
             deployment: deployment, artifacts: bundle.artifacts, secrets: [:], callback: callback,
-            timeLimit: deadline.timeIntervalSince(clock.now))
+            timeLimit: resumed ? deadline.timeIntervalSince(clock.now) : nil)
         return PreparedDeployment(
             provisioner: makeProvisioner(declared), job: job, deadline: deadline, timeoutSeconds: timeout)
     }

@@ -42,18 +42,29 @@ public struct ConvergeServer: Sendable {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 
+    /// Every endpoint, registered on the router and known to the error middleware (404 versus 405).
+    var routes: [Route] {
+        [
+            Route(.get, "healthz") { _, _ in JSONValueResponse(["status": "ok"]).response },
+            Route(.get, "readyz") { _, _ in await self.readiness().response },
+            Route(.get, "metrics") { _, _ in await self.prometheusText() },
+            Route(.post, "v1/sync") { _, _ in
+                self.engine.manifests.requestSync()
+                return JSONValueResponse(["status": "sync requested"], status: .accepted).response
+            },
+            Route(.post, "v1/hooks/git") { request, _ in try await self.gitPush(request).response },
+            Route(.post, "v1/deployments/:id/events") { request, context in
+                try await self.callback(request, deploymentID: context.parameters.require("id"))
+            },
+        ]
+    }
+
     var router: Router<BasicRequestContext> {
+        let routes = self.routes
         let router = Router()
-        router.get("healthz") { _, _ in JSONValueResponse(["status": "ok"]) }
-        router.get("readyz") { _, _ in await self.readiness() }
-        router.get("metrics") { _, _ in await self.prometheusText() }
-        router.post("v1/sync") { _, _ in
-            self.engine.manifests.requestSync()
-            return JSONValueResponse(["status": "sync requested"], status: .accepted)
-        }
-        router.post("v1/hooks/git") { request, _ in try await self.gitPush(request) }
-        router.post("v1/deployments/:id/events") { request, context in
-            try await self.callback(request, deploymentID: context.parameters.require("id"))
+        router.add(middleware: APIErrorMiddleware(routes: RouteTable(routes), maxBodyBytes: Self.maxBodyBytes))
+        for route in routes {
+            router.on(RouterPath(route.path), method: route.method, use: route.handler)
         }
         return router
     }
@@ -112,29 +123,70 @@ public struct ConvergeServer: Sendable {
         return JSONValueResponse(["status": "sync requested"], status: .accepted)
     }
 
+    /// A provisioner's report on a deployment. The bearer token is checked before the body is read, so a caller
+    /// without a valid token cannot make the daemon read or parse anything.
     func callback(_ request: Request, deploymentID: String) async throws -> Response {
         let authorization = request.headers[.authorization] ?? ""
         guard authorization.hasPrefix("Bearer ") else {
             throw APIError(.unauthenticated, "a callback needs Authorization: Bearer <token>")
         }
-        let body = try await collect(request)
-        let report: CallbackReport
-        do {
-            report = try CallbackReport(json: try Value(json: String(decoding: body, as: UTF8.self)))
-            try await engine.callbacks.handle(
-                report, deploymentID: deploymentID, token: String(authorization.dropFirst("Bearer ".count)))
-        } catch let error as ConvergeError {
-            throw APIError(error)
+        let token = String(authorization.dropFirst("Bearer ".count))
+        try await authenticateCallback(token: token, deploymentID: deploymentID)
+        let body = try RequestBodyReader.decode(CallbackBody.self, from: try await collect(request))
+        guard CallbackReport.Kind(rawValue: body.type) != nil else {
+            let kinds = CallbackReport.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+            throw APIError(
+                .invalidArgument, "body: field \"type\": expected one of \(kinds), got \"\(body.type)\"",
+                details: ["field": "type"])
         }
+        try await engine.callbacks.handle(
+            try CallbackReport(json: body.report), deploymentID: deploymentID, token: token)
         return Response(status: .noContent)
     }
 
-    /// The request body, refused with `resource_exhausted` past the cap.
-    func collect(_ request: Request) async throws -> Data {
+    /// Refuses `token` unless it is the callback token of one of deployment `id`'s attempts (the body, read later,
+    /// says which one, and `DeploymentCallbacks` holds it to that). An unknown deployment is refused the same way,
+    /// so the answer tells a caller without a token nothing.
+    func authenticateCallback(token: String, deploymentID id: String) async throws {
+        let refusal = APIError(.permissionDenied, "the callback token is not valid for deployment \(id)")
+        let deployment: Deployment
         do {
-            return Data(buffer: try await request.body.collect(upTo: Self.maxBodyBytes))
-        } catch {
-            throw APIError(.resourceExhausted, "the request body is larger than \(Self.maxBodyBytes) bytes")
+            deployment = try await store.deployment(id)
+        } catch let error as ConvergeError where error.code == .notFound {
+            throw refusal
         }
+        // The current attempt is tried first: it is nearly always the one.
+        guard
+            stride(from: deployment.attempt, through: 1, by: -1).contains(where: { attempt in
+                engine.callbacks.isValid(token, deploymentID: id, attempt: attempt)
+            })
+        else {
+            throw refusal
+        }
+    }
+
+    /// The request body, refused with 413 past `maxBodyBytes`.
+    func collect(_ request: Request) async throws -> Data {
+        try await RequestBodyReader.collect(request, limit: Self.maxBodyBytes)
+    }
+}
+
+/// A callback's body as it is decoded, so that a wrong field is named (`body: field "attempt": expected an
+/// integer`); `report` hands it to `CallbackReport`, which keeps the meaning of each field.
+struct CallbackBody: Decodable {
+    var type: String
+    var attempt: Int
+    var message: String?
+    var outputs: [String: Value]?
+    var planResult: Value?
+    var error: String?
+
+    var report: Value {
+        var report: [String: Value] = ["type": .string(type), "attempt": .int(attempt)]
+        report["message"] = message.map { .string($0) }
+        report["outputs"] = outputs.map { .object($0) }
+        report["planResult"] = planResult
+        report["error"] = error.map { .string($0) }
+        return .object(report)
     }
 }

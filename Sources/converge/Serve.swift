@@ -157,7 +157,7 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "converge serve starting",
             metadata: [
-                "manifests": "\(settings.manifests)", "store": "\(settings.database)",
+                "manifests": "\(settings.manifests)", "store": "\(ServeSettings.redacted(settings.database))",
                 "lease.owner": "\(configuration.owner)",
             ])
         try await group.run()

@@ -133,8 +133,9 @@ struct ServeSettings: Equatable {
     /// Sets one setting from its text, checked against what the setting accepts.
     private mutating func set(_ name: String, to text: String, from origin: Origin) throws {
         func invalid(_ expectation: String) -> ConvergeError {
-            ConvergeError(
-                .invalidArgument, "\(origin): \(origin.spelling(of: name)) must be \(expectation), got \"\(text)\"",
+            let shown = name == "db" ? Self.redacted(text) : text
+            return ConvergeError(
+                .invalidArgument, "\(origin): \(origin.spelling(of: name)) must be \(expectation), got \"\(shown)\"",
                 details: ["setting": .string(name)])
         }
         if let setting = Self.integers[name] {
@@ -318,10 +319,12 @@ struct ServeSettings: Equatable {
         }
     }
 
-    /// `database` with any password replaced, fit for a message.
+    /// `database` with its credentials (what precedes the last `@`, after `//`) replaced, fit for a message,
+    /// parseable or not.
     static func redacted(_ database: String) -> String {
-        guard var components = URLComponents(string: database), components.password != nil else { return database }
-        components.password = "redacted"
-        return components.string ?? "a URL with a password"
+        guard let at = database.lastIndex(of: "@") else { return database }
+        let start = database.range(of: "//").map(\.upperBound) ?? database.startIndex
+        guard start <= at else { return database }
+        return database[..<start] + "redacted" + database[at...]
     }
 }

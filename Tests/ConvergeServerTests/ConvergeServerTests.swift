@@ -1,0 +1,314 @@
+import ConvergeCore
+import ConvergeEngine
+import ConvergeStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+@testable import ConvergeServer
+
+/// A provisioner the router tests never reach: they run no engine service.
+struct UnusedProvisioner: DeploymentProvisioner {
+    func provision(_ job: ProvisionJob, events: @escaping @Sendable ([DeploymentEventDraft]) async -> Void)
+        async throws -> ProvisionOutcome
+    {
+        .failed("the router tests run no deployment")
+    }
+}
+
+/// A server on a fresh SQLite store, with one deployment RUNNING at attempt 1 whose callback token is `token`.
+final class ServerFixture: Sendable {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "converge-server-\(UUID().uuidString)")
+    let store: SQLiteStore
+    let engine: Engine
+    let server: ConvergeServer
+    let deploymentID: String
+    let token: String
+
+    init(gitWebhookSecret: [UInt8]? = nil) async throws {
+        let manifests = directory.appendingPathComponent("manifests")
+        try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
+        let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        store = try SQLiteStore(path: directory.appendingPathComponent("c.sqlite").path, logger: quiet)
+        var configuration = EngineConfiguration(manifests: manifests)
+        configuration.callbackBaseURL = "http://127.0.0.1:1"
+        engine = try await Engine(
+            configuration: configuration, store: store, clock: SystemClock(),
+            makeProvisioner: { _ in UnusedProvisioner() }, logger: quiet)
+        server = ConvergeServer(
+            engine: engine, store: store, metrics: .init(), gitWebhookSecret: gitWebhookSecret, logger: quiet)
+        let instance = DesiredResource(
+            kind: .instance, id: "shop-dev-db",
+            spec: ["id": "shop-dev-db", "environment": "shop-dev", "bundle": "database", "params": [:]], source: nil)
+        _ = try await store.replaceDesiredState([instance], expectedVersion: nil, actor: "test")
+        let snapshot = DeploymentSnapshot(
+            action: .provision, params: [:], connectionParams: [:], version: "1.0.0", metadata: [:])
+        let created = try await store.createDeployment(
+            DeploymentRequest(instanceID: "shop-dev-db", snapshot: snapshot, mode: .direct, actor: "test"))
+        deploymentID = created.deployment.id
+        let claimed = try await store.claimNextDeployments(owner: "test", leaseDuration: 600, limit: 1)
+        #expect(claimed.map(\.attempt) == [1])
+        token = CallbackToken(key: try await store.secret(named: "callback-token-key")).token(
+            deploymentID: deploymentID, attempt: 1)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var eventsPath: String { "/v1/deployments/\(deploymentID)/events" }
+
+    /// Runs `body` with a client of the server's router, without sockets.
+    func withClient(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        try await Application(router: server.router).test(.router, body)
+    }
+}
+
+/// A response body as JSON, for assertions.
+func json(_ response: TestResponse) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
+}
+
+/// A JSON request body.
+func body(_ text: String) -> ByteBuffer {
+    ByteBuffer(string: text)
+}
+
+@Suite struct ConvergeServerTests {
+    @Test func unknownPath_is404InTheErrorShape() async throws {
+        let fixture = try await ServerFixture()
+        try await fixture.withClient { client in
+            let response = try await client.execute(uri: "/v1/nope", method: .get)
+            #expect(response.status == .notFound)
+            #expect(response.headers[.contentType] == "application/json")
+            let object = try json(response)
+            #expect(object["code"] as? String == "not_found")
+            #expect(object["message"] as? String == "no route for GET /v1/nope")
+            #expect(object.keys.sorted() == ["code", "message"])
+        }
+    }
+
+    @Test func knownPathWithAnotherMethod_is405WithAllow() async throws {
+        let fixture = try await ServerFixture()
+        try await fixture.withClient { client in
+            let sync = try await client.execute(uri: "/v1/sync", method: .get)
+            #expect(sync.status == .methodNotAllowed)
+            #expect(sync.headers[.allow] == "POST")
+            let object = try json(sync)
+            #expect(object["code"] as? String == "invalid_argument")
+            #expect(object["message"] as? String == "GET is not allowed on /v1/sync; expected POST")
+            #expect((object["details"] as? [String: Any])?["allowedMethods"] as? [String] == ["POST"])
+
+            let events = try await client.execute(uri: fixture.eventsPath, method: .delete)
+            #expect(events.status == .methodNotAllowed)
+            #expect(events.headers[.allow] == "POST")
+
+            let health = try await client.execute(uri: "/healthz", method: .post)
+            #expect(health.status == .methodNotAllowed)
+            #expect(health.headers[.allow] == "GET")
+        }
+    }
+
+    @Test func oversizedBody_is413WithTheLimit_whetherContentLengthSaysSoOrNot() async throws {
+        let fixture = try await ServerFixture(gitWebhookSecret: Array("secret".utf8))
+        let limit = ConvergeServer.maxBodyBytes
+        let oversized = ByteBuffer(repeating: UInt8(ascii: "x"), count: limit + 1)
+        try await fixture.withClient { client in
+            let streamed = try await client.execute(
+                uri: fixture.eventsPath, method: .post, headers: [.authorization: "Bearer \(fixture.token)"],
+                body: oversized)
+            let announced = try await client.execute(
+                uri: "/v1/hooks/git", method: .post, headers: [.contentLength: "\(limit + 1)"], body: oversized)
+            for response in [streamed, announced] {
+                #expect(response.status == .contentTooLarge)
+                let object = try json(response)
+                #expect(object["code"] as? String == "resource_exhausted")
+                #expect(object["message"] as? String == "the request body must be at most \(limit) bytes")
+                #expect((object["details"] as? [String: Any])?["limitBytes"] as? Int == limit)
+            }
+        }
+    }
+
+    @Test func callbackWithoutABearerToken_is401_andItsBodyIsNotRead() async throws {
+        let fixture = try await ServerFixture()
+        let oversized = ByteBuffer(repeating: UInt8(ascii: "x"), count: ConvergeServer.maxBodyBytes + 1)
+        try await fixture.withClient { client in
+            let response = try await client.execute(uri: fixture.eventsPath, method: .post, body: oversized)
+            #expect(response.status == .unauthorized)
+            #expect(try json(response)["code"] as? String == "unauthenticated")
+        }
+    }
+
+    @Test func callbackWithAWrongToken_is403BeforeItsBodyIsReadOrParsed() async throws {
+        let fixture = try await ServerFixture()
+        let wrong: HTTPFields = [.authorization: "Bearer \(String(repeating: "0", count: 64))"]
+        try await fixture.withClient { client in
+            let unparsable = try await client.execute(
+                uri: fixture.eventsPath, method: .post, headers: wrong, body: body("not json"))
+            let oversized = try await client.execute(
+                uri: fixture.eventsPath, method: .post, headers: wrong,
+                body: ByteBuffer(repeating: UInt8(ascii: "x"), count: ConvergeServer.maxBodyBytes + 1))
+            for response in [unparsable, oversized] {
+                #expect(response.status == .forbidden)
+                let object = try json(response)
+                #expect(object["code"] as? String == "permission_denied")
+                #expect(
+                    object["message"] as? String
+                        == "the callback token is not valid for deployment \(fixture.deploymentID)")
+            }
+        }
+    }
+
+    @Test func callbackForAnUnknownDeployment_isRefusedLikeAWrongToken() async throws {
+        let fixture = try await ServerFixture()
+        try await fixture.withClient { client in
+            let response = try await client.execute(
+                uri: "/v1/deployments/nope/events", method: .post,
+                headers: [.authorization: "Bearer \(fixture.token)"], body: body("not json"))
+            #expect(response.status == .forbidden)
+            #expect(try json(response)["message"] as? String == "the callback token is not valid for deployment nope")
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"type": "log", "attempt": "1"}"#, #"body: field "attempt": expected an integer"#, "attempt"),
+        (#"{"type": "log"}"#, #"body: field "attempt": required"#, "attempt"),
+        (#"{"type": "log", "attempt": null}"#, #"body: field "attempt": expected an integer, got null"#, "attempt"),
+        (#"{"type": 7, "attempt": 1}"#, #"body: field "type": expected a string"#, "type"),
+        (
+            #"{"type": "bogus", "attempt": 1}"#,
+            #"body: field "type": expected one of log, phase, heartbeat, completed, failed, got "bogus""#, "type"
+        ),
+        (
+            #"{"type": "completed", "attempt": 1, "outputs": 5}"#, #"body: field "outputs": expected an object"#,
+            "outputs"
+        ),
+        (#"{"type": "log", "attempt": 1, "message": ["a"]}"#, #"body: field "message": expected a string"#, "message"),
+    ])
+    func callbackWithABadField_namesTheField(text: String, message: String, field: String) async throws {
+        let fixture = try await ServerFixture()
+        try await fixture.withClient { client in
+            let response = try await client.execute(
+                uri: fixture.eventsPath, method: .post, headers: [.authorization: "Bearer \(fixture.token)"],
+                body: body(text))
+            #expect(response.status == .badRequest)
+            let object = try json(response)
+            #expect(object["code"] as? String == "invalid_argument")
+            #expect(object["message"] as? String == message)
+            #expect((object["details"] as? [String: Any])?["field"] as? String == field)
+        }
+    }
+
+    @Test func callbackWithABodyThatIsNotJSON_saysSoWithoutTheDecodersWords() async throws {
+        let fixture = try await ServerFixture()
+        try await fixture.withClient { client in
+            for text in ["not json", "", "[1, 2]"] {
+                let response = try await client.execute(
+                    uri: fixture.eventsPath, method: .post, headers: [.authorization: "Bearer \(fixture.token)"],
+                    body: body(text))
+                #expect(response.status == .badRequest)
+                let message = try json(response)["message"] as? String
+                #expect(message?.hasPrefix("body: expected ") == true)
+                #expect(message?.contains("DecodingError") == false)
+                #expect(message?.contains("Context") == false)
+            }
+        }
+    }
+
+    @Test func callbackWithAValidTokenAndReport_isApplied() async throws {
+        let fixture = try await ServerFixture()
+        try await fixture.withClient { client in
+            let response = try await client.execute(
+                uri: fixture.eventsPath, method: .post, headers: [.authorization: "Bearer \(fixture.token)"],
+                body: body(#"{"type": "log", "attempt": 1, "message": "applying"}"#))
+            #expect(response.status == .noContent)
+        }
+        let events = try await fixture.store.events(of: fixture.deploymentID, after: nil, limit: 10).items
+        #expect(events.map(\.message).contains("applying"))
+    }
+
+    @Test func callbackWithALaterAttemptsToken_isRefusedBeforeItsBodyIsRead() async throws {
+        let fixture = try await ServerFixture()
+        let second = CallbackToken(key: try await fixture.store.secret(named: "callback-token-key")).token(
+            deploymentID: fixture.deploymentID, attempt: 2)
+        try await fixture.withClient { client in
+            // Attempt 2 does not exist yet: its token is refused before the body is read.
+            let response = try await client.execute(
+                uri: fixture.eventsPath, method: .post, headers: [.authorization: "Bearer \(second)"],
+                body: body(#"{"type": "log", "attempt": 2}"#))
+            #expect(response.status == .forbidden)
+        }
+    }
+
+    @Test func errorOutsideConverge_isAnInternalErrorThatHidesItsCause() async throws {
+        let router = Router()
+        router.add(middleware: APIErrorMiddleware(routes: RouteTable([]), maxBodyBytes: 10))
+        router.get("boom") { _, _ -> Response in throw CocoaError(.fileReadNoPermission) }
+        let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        try await Application(router: router, logger: quiet).test(.router) { client in
+            let response = try await client.execute(uri: "/boom", method: .get)
+            #expect(response.status == .internalServerError)
+            let object = try json(response)
+            #expect(object["code"] as? String == "internal")
+            #expect(object["message"] as? String == "the request failed inside the daemon; its log has the cause")
+        }
+    }
+
+    @Test func statusOfEachCode_withTheTwoDocumentedExceptions() {
+        let statuses = Dictionary(
+            uniqueKeysWithValues: ConvergeError.Code.allCases.map { ($0.rawValue, $0.httpStatus.code) })
+        #expect(
+            statuses == [
+                "invalid_argument": 400, "not_found": 404, "already_exists": 409, "failed_precondition": 412,
+                "aborted": 409, "permission_denied": 403, "unauthenticated": 401, "resource_exhausted": 429,
+                "internal": 500,
+            ])
+        #expect(APIError.methodNotAllowed(.get, "/x", allowed: [.post]).status == .methodNotAllowed)
+        #expect(APIError.methodNotAllowed(.get, "/x", allowed: [.post]).error.code == .invalidArgument)
+        #expect(APIError.bodyTooLarge(limit: 1).status == .contentTooLarge)
+        #expect(APIError.bodyTooLarge(limit: 1).error.code == .resourceExhausted)
+        #expect(ConvergeError.Code(status: .contentTooLarge) == .resourceExhausted)
+        #expect(ConvergeError.Code(status: .unsupportedMediaType) == .invalidArgument)
+        #expect(ConvergeError.Code(status: .badGateway) == .internal)
+    }
+}
+
+@Suite struct RequestBodyReaderTests {
+    struct Order: Decodable {
+        struct Item: Decodable {
+            var size: Int
+        }
+        var items: [Item]
+    }
+
+    @Test func nestedField_isNamedWithDotsAndPositions() {
+        #expect(
+            throws: ConvergeError(
+                .invalidArgument, #"body: field "items[1].size": expected an integer"#,
+                details: ["field": "items[1].size"])
+        ) {
+            do {
+                _ = try RequestBodyReader.decode(
+                    Order.self, from: Data(#"{"items": [{"size": 1}, {"size": "2"}]}"#.utf8))
+            } catch let error as APIError {
+                throw error.error
+            }
+        }
+    }
+
+    @Test func routeTable_matchesParametersAndIgnoresSlashes() {
+        let table = RouteTable([
+            Route(.post, "v1/deployments/:id/events") { _, _ in Response(status: .ok) },
+            Route(.get, "v1/deployments/:id/events") { _, _ in Response(status: .ok) },
+            Route(.get, "healthz") { _, _ in Response(status: .ok) },
+        ])
+        #expect(table.methods(forPath: "/v1/deployments/d1/events/") == [.post, .get])
+        #expect(table.methods(forPath: "/healthz") == [.get])
+        #expect(table.methods(forPath: "/v1/deployments/events").isEmpty)
+        #expect(table.methods(forPath: "/").isEmpty)
+    }
+}
