@@ -79,3 +79,32 @@ extension Value {
         self = try! Value(json: String(decoding: data, as: UTF8.self))
     }
 }
+
+extension DesiredState {
+    /// What differs from `previous`, in the store's form: resources declared anew, changed or declared elsewhere,
+    /// and the keys no longer declared. Work in proportion to the state's size, encoding only what changed.
+    public func records(changedFrom previous: DesiredState) -> (changed: [DesiredResource], removed: [ResourceKey]) {
+        var changed: [DesiredResource] = []
+        var removed: [ResourceKey] = []
+        func compare<Item: Equatable & Encodable>(
+            _ kind: ResourceKind, _ items: [String: Item], _ before: [String: Item]
+        ) {
+            for (id, item) in items {
+                let key = ResourceKey(kind, id)
+                if before[id] != item || previous.sources[key] != sources[key] {
+                    changed.append(
+                        DesiredResource(kind: kind, id: id, spec: Value(encoding: item), source: sources[key]))
+                }
+            }
+            for id in before.keys where items[id] == nil { removed.append(ResourceKey(kind, id)) }
+        }
+        compare(.project, projects, previous.projects)
+        compare(.environment, environments, previous.environments)
+        compare(.resource, resources, previous.resources)
+        compare(.bundle, bundles, previous.bundles)
+        compare(.provisioner, provisioners, previous.provisioners)
+        compare(.instance, instances, previous.instances)
+        compare(.preview, previews, previous.previews)
+        return (changed.sorted { ($0.kind, $0.id) < ($1.kind, $1.id) }, removed.sorted())
+    }
+}

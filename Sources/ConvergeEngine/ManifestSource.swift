@@ -104,6 +104,20 @@ public final class ManifestSource: Service, Sendable {
     /// The last good load, nil before the first.
     public var current: LoadedManifests? { status.current }
 
+    /// Records the part of a load that differs from the previous one; should the recorded desired state have moved
+    /// meanwhile, replaces it whole.
+    private func recordChanges(
+        _ delta: (changed: [DesiredResource], removed: [ResourceKey]), of loaded: DesiredState,
+        after previous: LoadedManifests
+    ) async throws -> DesiredStateRevision {
+        do {
+            return try await store.updateDesiredState(
+                delta.changed, removing: delta.removed, expectedVersion: previous.version, actor: "manifests")
+        } catch let error as ConvergeError where error.code == .aborted {
+            return try await store.replaceDesiredState(loaded.records, expectedVersion: nil, actor: "manifests")
+        }
+    }
+
     /// Returns once a load was good (at once if one was); throws `CancellationError` if the task is cancelled first.
     public func firstLoad() async throws {
         let id = UUID()
@@ -171,22 +185,31 @@ public final class ManifestSource: Service, Sendable {
         for warning in warnings { logger.warning("git commit metadata", metadata: ["git.warning": "\(warning)"]) }
         do {
             let previous = current
-            if let previous, previous.state == loaded {
-                state.withLock {
-                    $0.current?.commit = commit
-                    $0.problems = []
-                    $0.loadedAt = now
+            let revision: DesiredStateRevision
+            if let previous {
+                // Only what differs from the last recorded load goes to the store; nothing, when nothing changed.
+                let delta = loaded.records(changedFrom: previous.state)
+                if delta.changed.isEmpty && delta.removed.isEmpty {
+                    state.withLock {
+                        $0.current?.commit = commit
+                        $0.problems = []
+                        $0.loadedAt = now
+                    }
+                    return true
                 }
-                return true
-            }
-            let revision = try await store.replaceDesiredState(loaded.records, expectedVersion: nil, actor: "manifests")
-            var generations = previous?.generations ?? [:]
-            if previous == nil {
-                generations = try await store.generations()
+                revision = try await recordChanges(delta, of: loaded, after: previous)
             } else {
+                revision = try await store.replaceDesiredState(loaded.records, expectedVersion: nil, actor: "manifests")
+            }
+            // Generations move with this load's revision, unless someone else wrote the desired state in between.
+            var generations: [ResourceKey: Int64]
+            if let previous, revision.version <= previous.version + 1 {
+                generations = previous.generations
                 for key in revision.added { generations[key] = 1 }
                 for key in revision.changed { generations[key, default: 0] += 1 }
                 for key in revision.removed { generations[key] = nil }
+            } else {
+                generations = try await store.generations()
             }
             let next = LoadedManifests(
                 state: loaded, generations: generations, commit: commit, version: revision.version)

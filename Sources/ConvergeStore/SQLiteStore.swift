@@ -147,79 +147,109 @@ extension SQLiteStore {
             throw ConvergeError(.invalidArgument, "\(duplicate) is given twice")
         }
         return try await transaction { db in
-            let version = try Int64.fetchOne(
-                db, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
-            if let expectedVersion, expectedVersion != version {
-                throw ConvergeError(
-                    .aborted, "the desired state changed: expected version \(expectedVersion), found \(version)")
-            }
             var existing: [ResourceKey: (hash: String, source: String?)] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT kind, id, spec_hash, source FROM resources") {
                 guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
                 existing[ResourceKey(kind, row["id"])] = (row["spec_hash"], row["source"])
             }
-            var added: [ResourceKey] = []
-            var changed: [ResourceKey] = []
-            let now = self.now
-            for resource in resources {
-                let key = ResourceKey(resource.kind, resource.id)
-                let hash = resource.spec.canonicalHash
-                let source = resource.source?.description
-                if let recorded = existing[key] {
-                    guard recorded.hash != hash || recorded.source != source else { continue }
-                    if recorded.hash != hash { changed.append(key) }
-                    try db.execute(
-                        sql: """
-                            UPDATE resources SET spec = ?, spec_hash = ?, source = ?, resource_version = ?, updated_at = ?,
-                                generation = generation + CASE WHEN spec_hash = ? THEN 0 ELSE 1 END
-                            WHERE kind = ? AND id = ?
-                            """,
-                        arguments: [
-                            resource.spec.canonicalJSON, hash, source, try self.increment(db, "resource_version"), now,
-                            hash, resource.kind.rawValue, resource.id,
-                        ])
-                } else {
-                    added.append(key)
-                    try db.execute(
-                        sql: """
-                            INSERT INTO resources (kind, id, spec, spec_hash, generation, resource_version, source,
-                                created_at, updated_at)
-                            VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
-                            """,
-                        arguments: [
-                            resource.kind.rawValue, resource.id, resource.spec.canonicalJSON, hash,
-                            try self.increment(db, "resource_version"), source, now, now,
-                        ])
-                }
-                if resource.kind == .instance {
-                    try db.execute(
-                        sql: """
-                            INSERT INTO instances (id, environment, bundle, status, created_at, updated_at)
-                            VALUES (?, ?, ?, 'INITIALIZED', ?, ?)
-                            ON CONFLICT (id) DO UPDATE SET bundle = excluded.bundle
-                            """,
-                        arguments: [
-                            resource.id, resource.spec["environment"]?.stringValue ?? "",
-                            resource.spec["bundle"]?.stringValue ?? "", now, now,
-                        ])
-                }
-            }
-            let removed = Set(existing.keys).subtracting(keys).sorted()
-            for key in removed {
-                try db.execute(
-                    sql: "DELETE FROM resources WHERE kind = ? AND id = ?", arguments: [key.kind.rawValue, key.id])
-            }
-            guard !(added.isEmpty && changed.isEmpty && removed.isEmpty) else {
-                return DesiredStateRevision(version: version, added: [], changed: [], removed: [])
-            }
-            let revision = DesiredStateRevision(
-                version: try self.increment(db, "desired_state_version"), added: added.sorted(),
-                changed: changed.sorted(), removed: removed)
-            try self.audit(
-                db, actor: actor, action: "desiredState.replace", kind: "DesiredState", id: "desired-state",
-                before: ["version": .int(Int(version))], after: revision.auditValue)
-            return revision
+            return try self.writeDesiredState(
+                db, resources, removing: Set(existing.keys).subtracting(keys).sorted(), existing: existing,
+                expectedVersion: expectedVersion, actor: actor)
         }
+    }
+
+    public func updateDesiredState(
+        _ changed: [DesiredResource], removing removed: [ResourceKey], expectedVersion: Int64, actor: String
+    ) async throws -> DesiredStateRevision {
+        let keys = changed.map { ResourceKey($0.kind, $0.id) }
+        if let duplicate = Dictionary(grouping: keys + removed, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw ConvergeError(.invalidArgument, "\(duplicate) is given twice")
+        }
+        return try await transaction { db in
+            var existing: [ResourceKey: (hash: String, source: String?)] = [:]
+            let lookup = try db.makeStatement(sql: "SELECT spec_hash, source FROM resources WHERE kind = ? AND id = ?")
+            for key in keys + removed {
+                if let row = try Row.fetchOne(lookup, arguments: [key.kind.rawValue, key.id]) {
+                    existing[key] = (row["spec_hash"], row["source"])
+                }
+            }
+            return try self.writeDesiredState(
+                db, changed, removing: removed.filter { existing[$0] != nil }, existing: existing,
+                expectedVersion: expectedVersion, actor: actor)
+        }
+    }
+
+    /// Writes `resources` and deletes `removed` given what is recorded of them, checking the desired-state version
+    /// first, and bumps the version when anything changed.
+    private func writeDesiredState(
+        _ db: Database, _ resources: [DesiredResource], removing removed: [ResourceKey],
+        existing: [ResourceKey: (hash: String, source: String?)], expectedVersion: Int64?, actor: String
+    ) throws -> DesiredStateRevision {
+        let version = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
+        if let expectedVersion, expectedVersion != version {
+            throw ConvergeError(
+                .aborted, "the desired state changed: expected version \(expectedVersion), found \(version)")
+        }
+        var added: [ResourceKey] = []
+        var changed: [ResourceKey] = []
+        let now = self.now
+        for resource in resources {
+            let key = ResourceKey(resource.kind, resource.id)
+            let hash = resource.spec.canonicalHash
+            let source = resource.source?.description
+            if let recorded = existing[key] {
+                guard recorded.hash != hash || recorded.source != source else { continue }
+                if recorded.hash != hash { changed.append(key) }
+                try db.execute(
+                    sql: """
+                        UPDATE resources SET spec = ?, spec_hash = ?, source = ?, resource_version = ?, updated_at = ?,
+                            generation = generation + CASE WHEN spec_hash = ? THEN 0 ELSE 1 END
+                        WHERE kind = ? AND id = ?
+                        """,
+                    arguments: [
+                        resource.spec.canonicalJSON, hash, source, try increment(db, "resource_version"), now, hash,
+                        resource.kind.rawValue, resource.id,
+                    ])
+            } else {
+                added.append(key)
+                try db.execute(
+                    sql: """
+                        INSERT INTO resources (kind, id, spec, spec_hash, generation, resource_version, source,
+                            created_at, updated_at)
+                        VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        resource.kind.rawValue, resource.id, resource.spec.canonicalJSON, hash,
+                        try increment(db, "resource_version"), source, now, now,
+                    ])
+            }
+            if resource.kind == .instance {
+                try db.execute(
+                    sql: """
+                        INSERT INTO instances (id, environment, bundle, status, created_at, updated_at)
+                        VALUES (?, ?, ?, 'INITIALIZED', ?, ?)
+                        ON CONFLICT (id) DO UPDATE SET bundle = excluded.bundle
+                        """,
+                    arguments: [
+                        resource.id, resource.spec["environment"]?.stringValue ?? "",
+                        resource.spec["bundle"]?.stringValue ?? "", now, now,
+                    ])
+            }
+        }
+        for key in removed {
+            try db.execute(
+                sql: "DELETE FROM resources WHERE kind = ? AND id = ?", arguments: [key.kind.rawValue, key.id])
+        }
+        guard !(added.isEmpty && changed.isEmpty && removed.isEmpty) else {
+            return DesiredStateRevision(version: version, added: [], changed: [], removed: [])
+        }
+        let revision = DesiredStateRevision(
+            version: try increment(db, "desired_state_version"), added: added.sorted(), changed: changed.sorted(),
+            removed: removed.sorted())
+        try audit(
+            db, actor: actor, action: "desiredState.replace", kind: "DesiredState", id: "desired-state",
+            before: ["version": .int(Int(version))], after: revision.auditValue)
+        return revision
     }
 
     public func desiredState() async throws -> (version: Int64, resources: [StoredResource]) {

@@ -12,6 +12,12 @@ public protocol Store: Sendable {
     /// new instance; recorded instances are never removed here.
     func replaceDesiredState(_ resources: [DesiredResource], expectedVersion: Int64?, actor: String) async throws
         -> DesiredStateRevision
+    /// Applies part of a load to the desired state: `changed` resources are written (created or updated) and
+    /// `removed` ones deleted, in one transaction, only while the desired-state version is still `expectedVersion`
+    /// (else `aborted`). What `replaceDesiredState` would do for a load that differs from the recorded one only there.
+    func updateDesiredState(
+        _ changed: [DesiredResource], removing removed: [ResourceKey], expectedVersion: Int64, actor: String
+    ) async throws -> DesiredStateRevision
     /// The recorded desired state and its version.
     func desiredState() async throws -> (version: Int64, resources: [StoredResource])
 

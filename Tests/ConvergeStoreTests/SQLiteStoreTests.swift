@@ -35,6 +35,37 @@ import Testing
         #expect(try await store.instance("shop-dev-db").status == .initialized)
     }
 
+    @Test func updateDesiredState_writesOnlyTheDelta_underTheExpectedVersion() async throws {
+        let fixture = try await StoreFixture(instances: [])
+        let store = fixture.store
+        let project = DesiredResource(kind: .project, id: "shop", spec: ["id": "shop"], source: nil)
+        _ = try await store.replaceDesiredState(
+            [project, StoreFixture.instance("shop-dev-db"), StoreFixture.instance("shop-dev-app")], expectedVersion: 0,
+            actor: "sync")
+        var edited = StoreFixture.instance("shop-dev-db")
+        edited.spec = edited.spec.merged(with: ["params": ["size": 2]])
+        let revision = try await store.updateDesiredState(
+            [edited, StoreFixture.instance("shop-dev-queue")], removing: [ResourceKey(.instance, "shop-dev-app")],
+            expectedVersion: 1, actor: "sync")
+        #expect(revision.version == 2)
+        #expect(revision.changed == [ResourceKey(.instance, "shop-dev-db")])
+        #expect(revision.added == [ResourceKey(.instance, "shop-dev-queue")])
+        #expect(revision.removed == [ResourceKey(.instance, "shop-dev-app")])
+        let generations = try await store.generations()
+        #expect(
+            generations == [
+                ResourceKey(.project, "shop"): 1, ResourceKey(.instance, "shop-dev-db"): 2,
+                ResourceKey(.instance, "shop-dev-queue"): 1,
+            ])
+        #expect(try await store.instanceIDs() == ["shop-dev-app", "shop-dev-db", "shop-dev-queue"])
+        // Somebody else moved the desired state on: a stale delta changes nothing.
+        let stale = await convergeError {
+            try await store.updateDesiredState([project], removing: [], expectedVersion: 1, actor: "sync")
+        }
+        #expect(stale?.code == .aborted)
+        #expect(try await store.desiredState().version == 2)
+    }
+
     @Test func replaceDesiredState_withAStaleVersionIsAbortedAndChangesNothing() async throws {
         let fixture = try await StoreFixture()
         let error = await convergeError {
