@@ -37,3 +37,32 @@ public struct InstanceCondition: Equatable, Sendable, Codable {
         }
     }
 }
+
+extension InstanceCondition {
+    /// The condition as the store records it (the shape its `Codable` form has always had: the transition time in
+    /// seconds since 2001-01-01).
+    public var value: Value {
+        [
+            "type": .string(type.rawValue), "status": .bool(status), "reason": .string(reason),
+            "message": .string(message),
+            "lastTransitionTime": Value.number(lastTransitionTime.timeIntervalSinceReferenceDate) ?? 0,
+        ]
+    }
+
+    /// A condition from its recorded value; nil when the value is not one.
+    public init?(value: Value) {
+        guard let type = value["type"]?.stringValue.flatMap(Kind.init(rawValue:)),
+            case .bool(let status)? = value["status"], let reason = value["reason"]?.stringValue,
+            let message = value["message"]?.stringValue
+        else { return nil }
+        let seconds: Double
+        switch value["lastTransitionTime"] {
+        case .int(let int)?: seconds = Double(int)
+        case .double(let double)?: seconds = double
+        default: return nil
+        }
+        self.init(
+            type: type, status: status, reason: reason, message: message,
+            lastTransitionTime: Date(timeIntervalSinceReferenceDate: seconds))
+    }
+}

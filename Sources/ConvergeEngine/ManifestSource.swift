@@ -170,7 +170,16 @@ public final class ManifestSource: Service, Sendable {
         let now = clock.now
         let loaded: DesiredState
         do {
-            loaded = try loader.load(directory: directory)
+            let result = try loader.reload(directory: directory)
+            // Nothing changed since the last good load: a stat of every file, and nothing parsed, spawned or written.
+            if !result.changed, current != nil {
+                state.withLock {
+                    $0.problems = []
+                    $0.loadedAt = now
+                }
+                return true
+            }
+            loaded = result.state
         } catch {
             for diagnostic in error.diagnostics {
                 logger.error("manifest error", metadata: ["manifest.error": "\(diagnostic)"])

@@ -5,10 +5,19 @@ public enum KindShapes {
     static let apiVersion = "converge/v1"
     static let durationPattern = "[0-9]+(s|m|h|d)"
     static let versionRule = Shape.StringRule.pattern(
-        "[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}", description: "a version such as 1.4.2 (letters, digits, . + _ -)")
+        Pattern("[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}"), description: "a version such as 1.4.2 (letters, digits, . + _ -)")
+    /// The longest `spec.retry.backoff`: a day.
+    static let maximumRetryBackoff = 86_400
 
-    /// The shape of a whole document of `kind`.
+    /// The shape of a whole document of `kind`, built (and its patterns compiled) once.
     public static func document(_ kind: ResourceKind) -> Shape {
+        documents[kind]!
+    }
+
+    private static let documents = Dictionary(
+        uniqueKeysWithValues: ResourceKind.allCases.map { ($0, makeDocument($0)) })
+
+    private static func makeDocument(_ kind: ResourceKind) -> Shape {
         .object([
             Field("apiVersion", .string(.oneOf([apiVersion])), required: true, "always \(apiVersion)"),
             Field("kind", .string(.oneOf([kind.rawValue])), required: true, "the kind of the document"),
@@ -40,7 +49,8 @@ public enum KindShapes {
                     Field("secrets", .map(keys: .any, values: .string(.any)), "secrets of the instance"),
                 ])), "per-instance overrides"),
         Field(
-            "ttl", .string(.pattern(durationPattern, description: "a duration such as 30m, 72h or 7d")), "time to live"),
+            "ttl", .string(.pattern(Pattern(durationPattern), description: "a duration such as 30m, 72h or 7d")),
+            "time to live"),
     ]
 
     static func metadata(_ kind: ResourceKind) -> [Field] {
@@ -80,6 +90,16 @@ public enum KindShapes {
                 Field(
                     "defaults", .map(keys: .identifier, values: .string(.segment)),
                     "connection type → name of the Resource every instance gets for it"),
+                Field(
+                    "retry",
+                    .object([
+                        Field(
+                            "limit", .integer(minimum: 1, maximum: 10), required: true,
+                            "retries of one failed change, 1 to 10"),
+                        Field(
+                            "backoff", .string(.duration(maximumSeconds: maximumRetryBackoff)), required: true,
+                            "wait before the first retry (500ms, 30s, 5m, 1h; at most 24h), doubled for each later one"),
+                    ]), "retry failed deployments automatically (default: never)"),
             ])
         case .resource:
             return .object([
@@ -114,11 +134,12 @@ public enum KindShapes {
                     "webhook",
                     .object([
                         Field(
-                            "url", .string(.pattern("https?://.+", description: "an http or https url")),
+                            "url", .string(.pattern(Pattern("https?://.+"), description: "an http or https url")),
                             required: true,
                             "where deployments are posted"),
                         Field(
-                            "secretEnv", .string(.pattern("[A-Za-z_][A-Za-z0-9_]*", description: "a variable name")),
+                            "secretEnv",
+                            .string(.pattern(Pattern("[A-Za-z_][A-Za-z0-9_]*"), description: "a variable name")),
                             "the daemon's environment variable holding the HMAC secret"),
                         timeout,
                     ]), "call an HTTP endpoint (exactly one of webhook and exec)"),
@@ -143,7 +164,7 @@ public enum KindShapes {
                         keys: .segment,
                         values: .string(
                             .pattern(
-                                "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20})?",
+                                Pattern("[a-z0-9]{1,20}(\\.[a-z0-9]{1,20})?"),
                                 description: "an instance of the environment, optionally .artifact"))),
                     "slot → instance (or instance.artifact) in the same environment"),
             ])

@@ -3,14 +3,16 @@ import ConvergeCore
 extension Load {
     /// Cross-resource checks, once every document is declared: dangling references, connection types, unwired
     /// required connections, connection cycles and params against their bundle's schema.
+    ///
+    /// Linear in the number of resources: every reference is a dictionary probe, and the names a "did you mean"
+    /// could suggest are listed only for a reference that is dangling.
     mutating func checkReferences() {
-        let projects = Array(state.projects.keys)
         for id in state.environments.keys.sorted() {
             let environment = state.environments[id]!
             let document = documents[ResourceKey(.environment, id)]!
             _ = require(
                 ResourceKey(.project, environment.project), at: document["metadata"]!["project"]!, "metadata.project",
-                candidates: projects)
+                candidates: { Array($0.projects.keys) })
             checkDefaults(of: environment, document: document)
         }
         for id in state.resources.keys.sorted() {
@@ -18,12 +20,12 @@ extension Load {
             let metadata = documents[ResourceKey(.resource, id)]!["metadata"]!
             _ = require(
                 ResourceKey(.project, resource.project), at: metadata["project"]!, "metadata.project",
-                candidates: projects)
+                candidates: { Array($0.projects.keys) })
             if let environment = resource.environment {
                 _ = require(
                     ResourceKey(.environment, Identifier.join(resource.project, environment)),
                     at: metadata["environment"]!,
-                    "metadata.environment", candidates: Array(state.environments.keys))
+                    "metadata.environment", candidates: { Array($0.environments.keys) })
             }
         }
         for id in state.bundles.keys.sorted() {
@@ -31,12 +33,7 @@ extension Load {
             let spec = documents[ResourceKey(.bundle, id)]!["spec"]!
             _ = require(
                 ResourceKey(.provisioner, bundle.provisioner), at: spec["provisioner"]!, "spec.provisioner",
-                candidates: Array(state.provisioners.keys))
-            if let schema = spec["paramsSchema"] {
-                let problems = ParamsSchema.problems(of: schema, path: "spec.paramsSchema")
-                diagnostics += problems
-                if !problems.isEmpty { broken.insert(ResourceKey(.bundle, id)) }
-            }
+                candidates: { Array($0.provisioners.keys) })
         }
         for id in state.provisioners.keys.sorted() {
             let provisioner = state.provisioners[id]!
@@ -55,7 +52,7 @@ extension Load {
     mutating func checkDefaults(of environment: Environment, document: YAMLNode) {
         var resolved: [String: String] = [:]
         for entry in document["spec"]?["defaults"]?.entries ?? [] {
-            let path = "spec.defaults.\(entry.key)"
+            let path = Shape.join("spec.defaults", entry.key)
             guard let name = entry.value.string else { continue }
             let scoped = [Identifier.join(environment.id, name), Identifier.join(environment.project, name)]
             guard let id = scoped.first(where: { documents[ResourceKey(.resource, $0)] != nil }) else {
@@ -83,30 +80,30 @@ extension Load {
         guard
             require(
                 ResourceKey(.project, instance.project), at: metadata["project"]!, "metadata.project",
-                candidates: Array(state.projects.keys))
+                candidates: { Array($0.projects.keys) })
         else { return }
         let environmentKnown = require(
             ResourceKey(.environment, instance.environment), at: metadata["environment"]!, "metadata.environment",
-            candidates: Array(state.environments.keys))
+            candidates: { Array($0.environments.keys) })
         guard
             require(
                 ResourceKey(.bundle, instance.bundle), at: spec["bundle"]!, "spec.bundle",
-                candidates: Array(state.bundles.keys)),
+                candidates: { Array($0.bundles.keys) }),
             !broken.contains(ResourceKey(.bundle, instance.bundle)), let bundle = state.bundles[instance.bundle]
         else { return }
+        let schema = schemas[instance.bundle] ?? .empty
         let paramsNode = spec["params"] ?? YAMLNode(kind: .mapping([]), location: spec.location)
-        let violations = ParamsSchema.violations(of: paramsNode, schema: bundle.paramsSchema, path: "spec.params")
-        diagnostics += violations
-        state.instances[id]!.params = ParamsSchema.applyingDefaults(to: instance.params, schema: bundle.paramsSchema)
+        diagnostics += schema.violations(of: paramsNode, path: "spec.params")
+        state.instances[id]!.params = schema.applyingDefaults(to: instance.params)
         guard environmentKnown else { return }
         let environment = state.environments[instance.environment]
         var connections: [String: ConnectionTarget] = [:]
         for entry in spec["connections"]?.entries ?? [] {
-            let path = "spec.connections.\(entry.key)"
+            let path = Shape.join("spec.connections", entry.key)
             guard let slot = bundle.connections[entry.key] else {
                 report(
                     entry.value, path,
-                    "bundle \(bundle.id) has no connection \"\(entry.key)\""
+                    "bundle \(bundle.id) has no connection \(entry.key.quotedForError)"
                         + didYouMean(entry.key, among: Array(bundle.connections.keys)))
                 continue
             }
@@ -116,7 +113,7 @@ extension Load {
             guard
                 require(
                     ResourceKey(.instance, targetID), at: entry.value, path,
-                    candidates: state.instances.keys.filter { $0.hasPrefix(instance.environment + "-") })
+                    candidates: { state in state.instances.keys.filter { $0.hasPrefix(instance.environment + "-") } })
             else { continue }
             guard let target = state.instances[targetID], let targetBundle = state.bundles[target.bundle] else {
                 continue
@@ -177,36 +174,54 @@ extension Load {
     }
 
     /// Reports every cycle of connections between instances once, named in order from its first instance.
+    ///
+    /// A depth-first walk with its own stack (a chain of thousands of instances must not exhaust the thread's), and
+    /// a set of the instances on the current path, so each instance and connection is visited once.
     mutating func checkCycles() {
         var finished: Set<String> = []
         var reported: Set<Set<String>> = []
+        var path: [String] = []
+        var onPath: [String: Int] = [:]
+        var stack: [(id: String, targets: [String], next: Int)] = []
         for start in state.instances.keys.sorted() where !finished.contains(start) {
-            var path: [String] = []
-            visit(start, path: &path, finished: &finished, reported: &reported)
+            stack.append((start, targets(of: start), 0))
+            path.append(start)
+            onPath[start] = 0
+            while let top = stack.last {
+                guard top.next < top.targets.count else {
+                    stack.removeLast()
+                    path.removeLast()
+                    onPath[top.id] = nil
+                    finished.insert(top.id)
+                    continue
+                }
+                stack[stack.count - 1].next += 1
+                let target = top.targets[top.next]
+                if let index = onPath[target] {
+                    reportCycle(Array(path[index...]), reported: &reported)
+                } else if !finished.contains(target), state.instances[target] != nil {
+                    stack.append((target, targets(of: target), 0))
+                    onPath[target] = path.count
+                    path.append(target)
+                }
+            }
         }
     }
 
-    private mutating func visit(
-        _ id: String, path: inout [String], finished: inout Set<String>, reported: inout Set<Set<String>>
-    ) {
-        if let index = path.firstIndex(of: id) {
-            let cycle = Array(path[index...])
-            guard reported.insert(Set(cycle)).inserted, let first = cycle.min() else { return }
-            let rotated = Array(cycle[cycle.firstIndex(of: first)!...] + cycle[..<cycle.firstIndex(of: first)!])
-            let next = rotated.count > 1 ? rotated[1] : rotated[0]
-            let slot = state.instances[first]!.connections.first { $0.value.instance == next }!.key
-            let node = documents[ResourceKey(.instance, first)]!["spec"]!["connections"]![slot]!
-            report(
-                node, "spec.connections.\(slot)", "connection cycle: \((rotated + [first]).joined(separator: " -> "))")
-            return
-        }
-        guard !finished.contains(id), let instance = state.instances[id] else { return }
-        path.append(id)
-        for target in Set(instance.connections.values.map(\.instance)).sorted() {
-            visit(target, path: &path, finished: &finished, reported: &reported)
-        }
-        path.removeLast()
-        finished.insert(id)
+    private func targets(of id: String) -> [String] {
+        Set(state.instances[id]!.connections.values.map(\.instance)).sorted()
+    }
+
+    private mutating func reportCycle(_ cycle: [String], reported: inout Set<Set<String>>) {
+        guard reported.insert(Set(cycle)).inserted, let first = cycle.min() else { return }
+        let start = cycle.firstIndex(of: first)!
+        let rotated = Array(cycle[start...] + cycle[..<start])
+        let next = rotated.count > 1 ? rotated[1] : rotated[0]
+        let slot = state.instances[first]!.connections.filter { $0.value.instance == next }.keys.min()!
+        let node = documents[ResourceKey(.instance, first)]!["spec"]!["connections"]![slot]!
+        report(
+            node, Shape.join("spec.connections", slot),
+            "connection cycle: \((rotated + [first]).joined(separator: " -> "))")
     }
 
     mutating func checkPreview(_ id: String) {
@@ -216,20 +231,20 @@ extension Load {
         guard
             require(
                 ResourceKey(.project, preview.project), at: document["metadata"]!["project"]!, "metadata.project",
-                candidates: Array(state.projects.keys))
+                candidates: { Array($0.projects.keys) })
         else { return }
         let base = Identifier.join(preview.project, preview.baseEnvironment)
         guard
             require(
                 ResourceKey(.environment, base), at: spec["baseEnvironment"]!, "spec.baseEnvironment",
-                candidates: Array(state.environments.keys))
+                candidates: { Array($0.environments.keys) })
         else { return }
         for (index, pinned) in preview.environmentDefaults.enumerated() {
             let node = spec["environmentDefaults"]!.elements![index]["resourceId"]!
             let path = "spec.environmentDefaults[\(index)].resourceId"
             guard
                 require(
-                    ResourceKey(.resource, pinned.resourceId), at: node, path, candidates: Array(state.resources.keys)),
+                    ResourceKey(.resource, pinned.resourceId), at: node, path, candidates: { Array($0.resources.keys) }),
                 let resource = state.resources[pinned.resourceId]
             else { continue }
             if resource.type != pinned.resourceType {
@@ -239,8 +254,8 @@ extension Load {
         for entry in spec["instances"]?.entries ?? [] {
             _ = require(
                 ResourceKey(.instance, Identifier.join(base, entry.key)), at: entry.value,
-                "spec.instances.\(entry.key)",
-                candidates: state.instances.keys.filter { $0.hasPrefix(base + "-") })
+                Shape.join("spec.instances", entry.key),
+                candidates: { state in state.instances.keys.filter { $0.hasPrefix(base + "-") } })
         }
     }
 }

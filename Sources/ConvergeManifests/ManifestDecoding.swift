@@ -40,7 +40,15 @@ enum ManifestDecoding {
             description: spec?["description"]?.string,
             policy: spec?["policy"]?.string.flatMap(ApprovalPolicy.init(rawValue:)) ?? .review,
             prune: spec?["prune"]?.scalar == .bool(true), defaults: stringMap(spec?["defaults"]),
-            labels: labels(metadata))
+            labels: labels(metadata), retry: spec?["retry"].flatMap(retryPolicy))
+    }
+
+    /// `spec.retry` of an environment; absent means no automatic retry.
+    static func retryPolicy(_ node: YAMLNode) -> RetryPolicy? {
+        guard case .int(let limit)? = node["limit"]?.scalar, let backoff = node["backoff"]?.string,
+            let seconds = ManifestDuration.seconds(backoff)
+        else { return nil }
+        return RetryPolicy(limit: limit, backoff: seconds)
     }
 
     static func bundle(id: String, metadata: YAMLNode, spec: YAMLNode) -> BundleDefinition {

@@ -6,9 +6,10 @@ extension Shape {
         switch self {
         case .string(let rule):
             return rule.jsonSchema
-        case .integer(let minimum):
+        case .integer(let minimum, let maximum):
             var schema: [String: Value] = ["type": "integer"]
             if let minimum { schema["minimum"] = .int(minimum) }
+            if let maximum { schema["maximum"] = .int(maximum) }
             return .object(schema)
         case .boolean:
             return ["type": "boolean"]
@@ -42,7 +43,8 @@ extension Shape.StringRule {
         case .identifier: ["type": "string", "pattern": .string(Self.identifierPattern)]
         case .segment: ["type": "string", "pattern": .string(Self.segmentPattern)]
         case .oneOf(let allowed): ["type": "string", "enum": .array(allowed.map { .string($0) })]
-        case .pattern(let pattern, _): ["type": "string", "pattern": .string("^(?:\(pattern))$")]
+        case .pattern(let pattern, _): ["type": "string", "pattern": .string("^(?:\(pattern.source))$")]
+        case .duration: ["type": "string", "pattern": .string("^\(ManifestDuration.pattern)$")]
         }
     }
 }

@@ -11,25 +11,24 @@ extension Shape {
         case .string(let rule):
             guard let text = node.string else { return report("expected string, got \(node.describedForError)") }
             if let problem = rule.problem(with: text) { report(problem) }
-        case .integer(let minimum):
+        case .integer(let minimum, let maximum):
             guard case .int(let int)? = node.scalar else {
                 return report("expected integer, got \(node.describedForError)")
             }
             if let minimum, int < minimum { report("must be at least \(minimum), got \(int)") }
+            if let maximum, int > maximum { report("must be at most \(maximum), got \(int)") }
         case .boolean:
             guard case .bool? = node.scalar else { return report("expected boolean, got \(node.describedForError)") }
         case .object(let fields):
             guard let entries = node.entries else { return report("expected object, got \(node.describedForError)") }
             Shape.checkDuplicates(entries, path: path, into: &diagnostics)
-            let names = fields.map(\.name)
             for entry in entries {
-                let entryPath = Shape.join(path, entry.key)
                 if let field = fields.first(where: { $0.name == entry.key }) {
-                    field.shape.check(entry.value, path: entryPath, into: &diagnostics)
+                    field.shape.check(entry.value, path: Shape.join(path, entry.key), into: &diagnostics)
                 } else {
                     report(
-                        "unknown field \"\(entry.key)\"" + didYouMean(entry.key, among: names), at: entry.keyLocation,
-                        path: entryPath)
+                        "unknown field \(entry.key.quotedForError)" + didYouMean(entry.key, among: fields.map(\.name)),
+                        at: entry.keyLocation, path: Shape.keyPath(path, entry.key))
                 }
             }
             for field in fields where field.required && node[field.name] == nil {
@@ -39,11 +38,10 @@ extension Shape {
             guard let entries = node.entries else { return report("expected object, got \(node.describedForError)") }
             Shape.checkDuplicates(entries, path: path, into: &diagnostics)
             for entry in entries {
-                let entryPath = Shape.join(path, entry.key)
                 if let problem = keys.problem(with: entry.key) {
-                    report(problem, at: entry.keyLocation, path: entryPath)
+                    report(problem, at: entry.keyLocation, path: Shape.keyPath(path, entry.key))
                 }
-                values.check(entry.value, path: entryPath, into: &diagnostics)
+                values.check(entry.value, path: Shape.join(path, entry.key), into: &diagnostics)
             }
         case .array(let elements):
             guard let items = node.elements else { return report("expected array, got \(node.describedForError)") }
@@ -56,19 +54,30 @@ extension Shape {
         }
     }
 
+    /// The field path of `key` below `path`; a long key is cut short (`String.excerptForError`).
     static func join(_ path: String, _ key: String) -> String {
-        path.isEmpty ? key : "\(path).\(key)"
+        let key = key.excerptForError
+        return path.isEmpty ? key : "\(path).\(key)"
     }
 
+    /// The field path of a problem with `key` itself, whose message quotes the key: a key too long to quote whole
+    /// is named once, in the message, and the path stops at the mapping that holds it.
+    static func keyPath(_ path: String, _ key: String) -> String {
+        key.isTooLongToQuote ? path : join(path, key)
+    }
+
+    /// Reports every key of `entries` that an earlier entry already has; one dictionary probe per entry.
     static func checkDuplicates(_ entries: [YAMLNode.Entry], path: String, into diagnostics: inout [ManifestDiagnostic])
     {
         var first: [String: SourceLocation] = [:]
+        first.reserveCapacity(entries.count)
         for entry in entries {
             if let earlier = first[entry.key] {
                 diagnostics.append(
                     ManifestDiagnostic(
-                        entry.keyLocation, join(path, entry.key),
-                        "duplicate key \"\(entry.key)\" (first at line \(earlier.line), column \(earlier.column))"))
+                        entry.keyLocation, keyPath(path, entry.key),
+                        "duplicate key \(entry.key.quotedForError) (first at line \(earlier.line), column \(earlier.column))"
+                    ))
             } else {
                 first[entry.key] = entry.keyLocation
             }
@@ -80,12 +89,14 @@ extension Shape {
         switch node.kind {
         case .scalar: break
         case .sequence(let items):
-            for (index, item) in items.enumerated() {
+            for (index, item) in items.enumerated() where item.scalar == nil {
                 checkDuplicatesDeeply(item, path: "\(path)[\(index)]", into: &diagnostics)
             }
         case .mapping(let entries):
             checkDuplicates(entries, path: path, into: &diagnostics)
-            for entry in entries { checkDuplicatesDeeply(entry.value, path: join(path, entry.key), into: &diagnostics) }
+            for entry in entries where entry.value.scalar == nil {
+                checkDuplicatesDeeply(entry.value, path: join(path, entry.key), into: &diagnostics)
+            }
         }
     }
 }
@@ -96,7 +107,7 @@ extension YAMLNode {
         guard let scalar else { return typeDescription }
         switch scalar {
         case .null: return "null"
-        case .string(let text): return text.count <= 40 ? "string \"\(text)\"" : "string"
+        case .string(let text): return text.prefix(41).count <= 40 ? "string \"\(text)\"" : "string"
         default: return "\(scalar.typeName) \(scalar.canonicalJSON)"
         }
     }

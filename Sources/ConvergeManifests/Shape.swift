@@ -12,11 +12,14 @@ public indirect enum Shape: Sendable {
         case segment
         case oneOf([String])
         /// A regular expression the whole string must match, with a human description.
-        case pattern(String, description: String)
+        case pattern(Pattern, description: String)
+        /// A duration such as `30s` (`ManifestDuration`), at most `maximumSeconds`.
+        case duration(maximumSeconds: Int)
     }
 
     case string(StringRule)
-    case integer(minimum: Int?)
+    /// A whole number within the bounds that are given.
+    case integer(minimum: Int?, maximum: Int? = nil)
     case boolean
     /// A closed object: only these fields, unknown ones are errors.
     case object([Field])
@@ -46,22 +49,36 @@ extension Shape.StringRule {
     static let identifierPattern = "^[a-z0-9]{1,20}(-[a-z0-9]{1,20})*$"
     static let segmentPattern = "^[a-z0-9]{1,20}$"
 
-    /// Why `text` breaks the rule, or nil.
+    /// Why `text` breaks the rule, or nil. A long `text` is quoted cut short, once.
     func problem(with text: String) -> String? {
         switch self {
         case .any:
             return nil
         case .identifier:
-            return Identifier.problem(with: text)
+            guard let problem = Identifier.problem(with: text) else { return nil }
+            return text.isTooLongToQuote
+                ? "expected an identifier (segments of 1-20 lower-case letters and digits joined by -), got "
+                    + text.quotedForError
+                : problem
         case .segment:
-            return Identifier.problem(withSegment: text).map { $0.hasPrefix("\"") ? $0 : $0 + " in \"\(text)\"" }
+            guard let problem = Identifier.problem(withSegment: text) else { return nil }
+            if text.isTooLongToQuote {
+                return "expected one identifier segment (1-20 lower-case letters and digits), got "
+                    + text.quotedForError
+            }
+            return problem.hasPrefix("\"") ? problem : problem + " in \"\(text)\""
         case .oneOf(let allowed):
             guard !allowed.contains(text) else { return nil }
             let list = allowed.map { "\"\($0)\"" }.joined(separator: ", ")
-            return "expected one of \(list), got \"\(text)\"" + didYouMean(text, among: allowed)
+            return "expected one of \(list), got \(text.quotedForError)" + didYouMean(text, among: allowed)
         case .pattern(let pattern, let description):
-            guard let regex = try? Regex(pattern), (try? regex.wholeMatch(in: text)) != nil else {
-                return "expected \(description), got \"\(text)\""
+            return pattern.wholeMatches(text) ? nil : "expected \(description), got \(text.quotedForError)"
+        case .duration(let maximum):
+            guard let seconds = ManifestDuration.seconds(text) else {
+                return "expected \(ManifestDuration.example), got \(text.quotedForError)"
+            }
+            guard seconds <= Double(maximum) else {
+                return "must be at most \(ManifestDuration.text(seconds: maximum)), got \(text.quotedForError)"
             }
             return nil
         }
@@ -70,13 +87,19 @@ extension Shape.StringRule {
 
 /// A suggestion for a misspelt or cut-short name: `; did you mean "policy"?` when one candidate is within a few
 /// edits, or starts with the (at least four-character) text; else empty.
+///
+/// Only candidates whose length is within three characters of the text's are scored (no closer one could be
+/// suggested), so a megabyte of text costs one pass over it, not a megabyte-by-name table of edits.
 public func didYouMean(_ text: String, among candidates: [String]) -> String {
-    let scored = candidates.map { ($0, editDistance(text.lowercased(), $0.lowercased())) }
+    let longest = candidates.map(\.count).max() ?? 0
+    guard text.utf8.count <= 4 * (longest + 3) else { return "" }
+    let length = text.count
+    let lowered = text.lowercased()
+    let scored = candidates.filter { abs($0.count - length) <= 3 }.map { ($0, editDistance(lowered, $0.lowercased())) }
     if let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(1, min(3, best.0.count / 3)) {
         return "; did you mean \"\(best.0)\"?"
     }
-    if text.count >= 4, let longer = candidates.sorted().first(where: { $0.lowercased().hasPrefix(text.lowercased()) })
-    {
+    if length >= 4, let longer = candidates.sorted().first(where: { $0.lowercased().hasPrefix(lowered) }) {
         return "; did you mean \"\(longer)\"?"
     }
     return ""

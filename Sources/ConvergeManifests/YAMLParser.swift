@@ -31,7 +31,11 @@ public struct YAMLParser {
 
     /// The non-empty documents of `text`, which was read from `file`.
     public func parse(_ text: String, file: String) throws(ManifestDiagnostic) -> [YAMLNode] {
-        let bytes = Array(text.utf8)
+        try parse(utf8: Array(text.utf8), file: file)
+    }
+
+    /// The non-empty documents of the UTF-8 text `bytes`, which was read from `file`.
+    func parse(utf8 bytes: [UInt8], file: String) throws(ManifestDiagnostic) -> [YAMLNode] {
         guard bytes.count <= limits.maxFileBytes else {
             throw ManifestDiagnostic(
                 SourceLocation(file: file, line: 1, column: 1), "",
@@ -59,10 +63,21 @@ public struct YAMLParser {
 }
 
 /// Turns libyaml events into nodes, keeping a stack of the collections being built.
+///
+/// Each node is appended to its collection in place (the frame on top of the stack is mutated through the array's
+/// subscript, never copied out and back), so building a collection of n items costs O(n), not O(n²).
 private struct Builder {
-    enum Frame {
-        case sequence(anchor: String?, location: SourceLocation, elements: [YAMLNode], weight: Int)
-        case mapping(anchor: String?, location: SourceLocation, entries: [YAMLNode.Entry], key: YAMLNode?, weight: Int)
+    /// A collection being built.
+    struct Frame {
+        let isMapping: Bool
+        let anchor: String?
+        let location: SourceLocation
+        var elements: [YAMLNode] = []
+        var entries: [YAMLNode.Entry] = []
+        /// The key of a mapping whose value comes next.
+        var key: YAMLNode?
+        /// Nodes in the collection, itself included, for bounding alias expansion.
+        var weight = 1
     }
 
     let file: String
@@ -107,7 +122,8 @@ private struct Builder {
         case YAML_ALIAS_EVENT:
             let name = Builder.anchor(event.data.alias.anchor) ?? ""
             guard let (node, weight) = anchors[name] else {
-                throw ManifestDiagnostic(at, "", "alias *\(name) refers to no anchor defined before it")
+                throw ManifestDiagnostic(
+                    at, "", "alias *\(name.excerptForError) refers to no anchor defined before it")
             }
             expanded += weight
             guard expanded <= limits.maxAliasExpansion else {
@@ -116,35 +132,43 @@ private struct Builder {
             }
             try add(node, weight: weight, anchor: nil)
         case YAML_SEQUENCE_START_EVENT:
-            try push(
-                .sequence(
-                    anchor: Builder.anchor(event.data.sequence_start.anchor), location: at, elements: [], weight: 1))
+            let start = event.data.sequence_start
+            try Builder.checkCollectionTag(start.tag, allowed: "tag:yaml.org,2002:seq", at: at)
+            try push(Frame(isMapping: false, anchor: Builder.anchor(start.anchor), location: at))
         case YAML_MAPPING_START_EVENT:
-            try push(
-                .mapping(
-                    anchor: Builder.anchor(event.data.mapping_start.anchor), location: at, entries: [], key: nil,
-                    weight: 1
-                ))
+            let start = event.data.mapping_start
+            try Builder.checkCollectionTag(start.tag, allowed: "tag:yaml.org,2002:map", at: at)
+            try push(Frame(isMapping: true, anchor: Builder.anchor(start.anchor), location: at))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            switch stack.removeLast() {
-            case .sequence(let anchor, let location, let elements, let weight):
-                try add(YAMLNode(kind: .sequence(elements), location: location), weight: weight, anchor: anchor)
-            case .mapping(let anchor, let location, let entries, _, let weight):
-                let merged = try Builder.applyingMergeKeys(entries)
-                try add(YAMLNode(kind: .mapping(merged), location: location), weight: weight, anchor: anchor)
-            }
+            let frame = stack.removeLast()
+            let kind: YAMLNode.Kind =
+                frame.isMapping ? .mapping(try Builder.applyingMergeKeys(frame.entries)) : .sequence(frame.elements)
+            try add(YAMLNode(kind: kind, location: frame.location), weight: frame.weight, anchor: frame.anchor)
         default:
             break
         }
     }
 
+    /// Refuses a tag on a sequence or a mapping other than the one its kind already has (`!!python/object:…`
+    /// would otherwise be ignored silently, as it would not be on a scalar).
+    static func checkCollectionTag(
+        _ pointer: UnsafeMutablePointer<yaml_char_t>?, allowed: String, at: SourceLocation
+    ) throws(ManifestDiagnostic) {
+        guard let tag = pointer.map({ String(cString: $0) }), tag != "!", tag != allowed else { return }
+        throw ManifestDiagnostic(at, "", "unsupported tag \(displayed(tag: tag))")
+    }
+
+    /// A tag as it is usually written: `!!str` rather than `tag:yaml.org,2002:str`, cut short when long.
+    static func displayed(tag: String) -> String {
+        let prefix = "tag:yaml.org,2002:"
+        let short = tag.hasPrefix(prefix) ? "!!" + tag.dropFirst(prefix.count) : tag
+        return short.excerptForError
+    }
+
     mutating func push(_ frame: Frame) throws(ManifestDiagnostic) {
         guard stack.count < limits.maxDepth else {
-            let at: SourceLocation
-            switch frame {
-            case .sequence(_, let location, _, _), .mapping(_, let location, _, _, _): at = location
-            }
-            throw ManifestDiagnostic(at, "", "nesting is deeper than the limit of \(limits.maxDepth) levels")
+            throw ManifestDiagnostic(
+                frame.location, "", "nesting is deeper than the limit of \(limits.maxDepth) levels")
         }
         stack.append(frame)
     }
@@ -152,27 +176,25 @@ private struct Builder {
     /// Adds a finished node to the collection being built, or makes it a document.
     mutating func add(_ node: YAMLNode, weight: Int, anchor: String?) throws(ManifestDiagnostic) {
         if let anchor { anchors[anchor] = (node, weight) }
-        guard let top = stack.popLast() else {
+        guard !stack.isEmpty else {
             if node.scalar != .null { documents.append(node) }
             return
         }
-        switch top {
-        case .sequence(let anchor, let location, var elements, let total):
-            elements.append(node)
-            stack.append(.sequence(anchor: anchor, location: location, elements: elements, weight: total + weight))
-        case .mapping(let anchor, let location, var entries, let key, let total):
-            if let key {
-                guard let name = key.scalar.map(Builder.keyText) else {
-                    throw ManifestDiagnostic(key.location, "", "mapping keys must be scalars")
-                }
-                entries.append(YAMLNode.Entry(key: name, keyLocation: key.location, value: node))
-                stack.append(
-                    .mapping(anchor: anchor, location: location, entries: entries, key: nil, weight: total + weight))
-            } else {
-                stack.append(
-                    .mapping(anchor: anchor, location: location, entries: entries, key: node, weight: total + weight))
-            }
+        let top = stack.count - 1
+        stack[top].weight += weight
+        guard stack[top].isMapping else {
+            stack[top].elements.append(node)
+            return
         }
+        guard let key = stack[top].key else {
+            stack[top].key = node
+            return
+        }
+        guard let name = key.scalar.map(Builder.keyText) else {
+            throw ManifestDiagnostic(key.location, "", "mapping keys must be scalars")
+        }
+        stack[top].key = nil
+        stack[top].entries.append(YAMLNode.Entry(key: name, keyLocation: key.location, value: node))
     }
 
     /// Applies `<<` merge keys: entries of the merged mappings are added unless the mapping has them already;
@@ -213,15 +235,26 @@ private struct Builder {
                 case ("int", .int), ("float", .int), ("float", .double), ("bool", .bool), ("null", .null): true
                 default: false
                 }
-            guard matches else { throw ManifestDiagnostic(at, "", "\"\(text)\" is not a valid !!\(expected)") }
+            guard matches else {
+                throw ManifestDiagnostic(at, "", "\(text.quotedForError) is not a valid !!\(expected)")
+            }
             return value
         default:
-            throw ManifestDiagnostic(at, "", "unsupported tag \(tag!)")
+            throw ManifestDiagnostic(at, "", "unsupported tag \(Builder.displayed(tag: tag!))")
         }
         return plain ? try Builder.plainValue(text, at: at) : .string(text)
     }
 
     static func plainValue(_ text: String, at: SourceLocation) throws(ManifestDiagnostic) -> Value {
+        // Most plain scalars are words: only these first characters can start a null, a boolean or a number.
+        guard let first = text.utf8.first else { return .null }
+        switch first {
+        case UInt8(ascii: "~"), UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "t"), UInt8(ascii: "T"),
+            UInt8(ascii: "f"), UInt8(ascii: "F"), UInt8(ascii: "."), UInt8(ascii: "+"), UInt8(ascii: "-"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            break
+        default: return .string(text)
+        }
         switch text {
         case "", "~", "null", "Null", "NULL": return .null
         case "true", "True", "TRUE": return .bool(true)

@@ -286,10 +286,14 @@ extension SQLiteStore {
             connectionParams: try (row["connection_params"] as String?).map(Value.init(json:)),
             version: row["version"], outputs: try (row["outputs"] as String?).map(Value.init(json:)),
             observedGeneration: row["observed_generation"],
-            conditions: (try? JSONDecoder().decode(
-                [InstanceCondition].self, from: Data((row["conditions"] as String).utf8)))
-                ?? [],
+            conditions: conditions(row["conditions"]),
             updatedAt: date(row["updated_at"]))
+    }
+
+    /// An instance's recorded conditions; a row that does not parse has none.
+    static func conditions(_ json: String) -> [InstanceCondition] {
+        guard case .array(let items)? = try? Value(json: json) else { return [] }
+        return items.compactMap(InstanceCondition.init(value:))
     }
 
     public func ping() async throws {
@@ -324,9 +328,7 @@ extension SQLiteStore {
     public func updateInstanceStatus(_ id: String, observedGeneration: Int64, conditions: [InstanceCondition])
         async throws
     {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let json = String(decoding: try encoder.encode(conditions), as: UTF8.self)
+        let json = Value.array(conditions.map(\.value)).canonicalJSON
         try await transaction { db in
             try db.execute(
                 sql: "UPDATE instances SET observed_generation = ?, conditions = ? WHERE id = ?",

@@ -4,6 +4,12 @@ import Testing
 
 @testable import ConvergeManifests
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The fixtures directory and the repository root, found from this file.
 enum Paths {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
@@ -218,5 +224,357 @@ enum Paths {
         } catch {
             #expect(error.diagnostics.map(\.message) == ["file is \(base.utf8.count) bytes, more than the limit of 10"])
         }
+    }
+}
+
+/// Issue 6: reloads cost in proportion to what changed (CONVENTIONS 20).
+@Suite struct ManifestLoaderReloadTests {
+    let environment = """
+        apiVersion: converge/v1
+        kind: Environment
+        metadata: {name: qa, project: shop}
+        spec: {policy: auto, description: aaaa}
+
+        """
+
+    /// A directory holding the base fixture, split into one file per document, and `env.yaml`.
+    func repository() throws -> TemporaryDirectory {
+        let root = try TemporaryDirectory()
+        let documents = try Paths.files("base")[0].text.components(separatedBy: "\n---\n")
+        for (index, document) in documents.enumerated() { try root.write("base/\(index).yaml", document) }
+        try root.write("env.yaml", environment)
+        return root
+    }
+
+    /// Sets the modification time of every file below `root` to `date`, as if they had been written then.
+    func setModified(_ root: TemporaryDirectory, to date: Date) throws {
+        let enumerator = FileManager.default.enumerator(atPath: root.url.path)!
+        for case let path as String in enumerator where path.hasSuffix(".yaml") {
+            try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: root.path(path))
+        }
+    }
+
+    /// Overwrites a file in place (same inode) and gives it back the modification time it had, to the nanosecond.
+    func overwriteInPlace(_ path: String, with text: String) throws {
+        var before = stat()
+        #expect(lstat(path, &before) == 0)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.write(contentsOf: Data(text.utf8))
+        try handle.truncate(atOffset: UInt64(text.utf8.count))
+        try handle.close()
+        #if canImport(Darwin)
+            let times = [before.st_atimespec, before.st_mtimespec]
+        #else
+            let times = [before.st_atim, before.st_mtim]
+        #endif
+        #expect(utimensat(AT_FDCWD, path, times, 0) == 0)
+    }
+
+    func identity(_ path: String) -> FileIdentity {
+        var info = stat()
+        _ = lstat(path, &info)
+        return FileIdentity(info)
+    }
+
+    @Test func unchangedReload_neitherReadsNorParses() throws {
+        let root = try repository()
+        defer { root.remove() }
+        try setModified(root, to: Date(timeIntervalSinceNow: -3600))
+        let loader = ManifestLoader()
+        let first = try loader.reload(directory: root.url)
+        let files = loader.lastStatistics.files
+        #expect(files == 10)
+        #expect(first.changed)
+        #expect(loader.lastStatistics == .init(files: files, read: files, parsed: files))
+        let second = try loader.reload(directory: root.url)
+        #expect(!second.changed)
+        #expect(second.state == first.state)
+        #expect(loader.lastStatistics == .init(files: files, read: 0, parsed: 0))
+    }
+
+    @Test func recentlyWrittenFiles_areHashedAgainButNotParsed() throws {
+        let root = try repository()
+        defer { root.remove() }
+        let loader = ManifestLoader()
+        _ = try loader.reload(directory: root.url)
+        let again = try loader.reload(directory: root.url)
+        #expect(!again.changed)
+        #expect(loader.lastStatistics.read == 10)
+        #expect(loader.lastStatistics.parsed == 0)
+    }
+
+    @Test func editsOfTheSameSizeWithinOneSecond_arePickedUp() throws {
+        let root = try repository()
+        defer { root.remove() }
+        let path = root.path("env.yaml")
+        let loader = ManifestLoader()
+        #expect(try loader.reload(directory: root.url).state.environments["shop-qa"]?.description == "aaaa")
+        let before = identity(path)
+        for text in ["bbbb", "cccc"] {
+            try overwriteInPlace(path, with: environment.replacingOccurrences(of: "aaaa", with: text))
+            // Same inode, size and modification time: only the content tells the edit apart.
+            #expect(identity(path) == before)
+            let reloaded = try loader.reload(directory: root.url)
+            #expect(reloaded.changed)
+            #expect(reloaded.state.environments["shop-qa"]?.description == text)
+            #expect(loader.lastStatistics.parsed == 1)
+        }
+    }
+
+    @Test func settledFileWithANewModificationTime_isReadAgain() throws {
+        let root = try repository()
+        defer { root.remove() }
+        try setModified(root, to: Date(timeIntervalSinceNow: -3600))
+        let loader = ManifestLoader()
+        _ = try loader.reload(directory: root.url)
+        try root.write("env.yaml", environment.replacingOccurrences(of: "aaaa", with: "bbbb"))
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -1800)], ofItemAtPath: root.path("env.yaml"))
+        let reloaded = try loader.reload(directory: root.url)
+        #expect(reloaded.changed)
+        #expect(reloaded.state.environments["shop-qa"]?.description == "bbbb")
+        #expect(loader.lastStatistics == .init(files: 10, read: 1, parsed: 1))
+    }
+
+    @Test func editThatDeclaresTheSame_isParsedButNotAChange() throws {
+        let root = try repository()
+        defer { root.remove() }
+        let loader = ManifestLoader()
+        let first = try loader.reload(directory: root.url)
+        try root.write("env.yaml", environment + "# a comment at the end\n")
+        let reloaded = try loader.reload(directory: root.url)
+        #expect(loader.lastStatistics.parsed == 1)
+        #expect(!reloaded.changed)
+        #expect(reloaded.state == first.state)
+    }
+
+    @Test func addedAndRemovedFiles_areChanges() throws {
+        let root = try repository()
+        defer { root.remove() }
+        let loader = ManifestLoader()
+        _ = try loader.reload(directory: root.url)
+        try root.write("more.yaml", environment.replacingOccurrences(of: "qa", with: "uat"))
+        let added = try loader.reload(directory: root.url)
+        #expect(added.changed)
+        #expect(added.state.environments["shop-uat"] != nil)
+        try FileManager.default.removeItem(atPath: root.path("more.yaml"))
+        let removed = try loader.reload(directory: root.url)
+        #expect(removed.changed)
+        #expect(removed.state.environments["shop-uat"] == nil)
+        #expect(loader.lastStatistics.parsed == 0)
+    }
+
+    @Test func brokenRepository_reportsTheSameErrorsWithoutParsingAgain() throws {
+        let root = try repository()
+        defer { root.remove() }
+        try root.write("env.yaml", environment.replacingOccurrences(of: "policy: auto", with: "policy: fast"))
+        try setModified(root, to: Date(timeIntervalSinceNow: -3600))
+        let loader = ManifestLoader()
+        func errors() -> [String] {
+            do {
+                _ = try loader.reload(directory: root.url)
+                return []
+            } catch {
+                return error.diagnostics.map(\.description)
+            }
+        }
+        let expected = [#"env.yaml:4:16: spec.policy: expected one of "auto", "review", "two-phase", got "fast""#]
+        #expect(errors() == expected)
+        #expect(loader.lastStatistics == .init(files: 10, read: 10, parsed: 10))
+        #expect(errors() == expected)
+        #expect(loader.lastStatistics == .init(files: 10, read: 0, parsed: 0))
+        try root.write("env.yaml", environment)
+        #expect(try loader.reload(directory: root.url).changed)
+    }
+}
+
+/// Issue 6: environments may retry failed deployments automatically (`spec.retry`).
+@Suite struct EnvironmentRetryTests {
+    func environment(retry: String) -> String {
+        """
+        apiVersion: converge/v1
+        kind: Environment
+        metadata:
+          name: prod
+          project: shop
+        spec:
+          policy: auto
+          retry:
+        \(retry)
+        """
+    }
+
+    func load(retry: String) throws(ManifestErrors) -> DesiredState {
+        let base = try! Paths.files("base")
+        return try ManifestLoader().load(files: base + [("envs/prod.yaml", environment(retry: retry))])
+    }
+
+    func errors(retry: String) -> [String] {
+        do {
+            _ = try load(retry: retry)
+            return []
+        } catch {
+            return error.diagnostics.map(\.description)
+        }
+    }
+
+    @Test(arguments: [
+        ("3", "30s", RetryPolicy(limit: 3, backoff: 30)),
+        ("1", "500ms", RetryPolicy(limit: 1, backoff: 0.5)),
+        ("10", "5m", RetryPolicy(limit: 10, backoff: 300)),
+        ("2", "24h", RetryPolicy(limit: 2, backoff: 86_400)),
+    ])
+    func retry_isDecoded(limit: String, backoff: String, expected: RetryPolicy) throws {
+        let state = try load(retry: "    limit: \(limit)\n    backoff: \(backoff)\n")
+        #expect(state.environments["shop-prod"]?.retry == expected)
+    }
+
+    @Test func absentRetry_meansNoAutomaticRetry() throws {
+        let state = try ManifestLoader().load(files: Paths.files("base"))
+        #expect(state.environments["shop-dev"]?.retry == nil)
+    }
+
+    @Test func badRetry_isRefusedWithLocatedErrors() {
+        #expect(
+            errors(retry: "    backoff: soon\n    limit: 3\n") == [
+                #"envs/prod.yaml:9:14: spec.retry.backoff: expected a duration like 30s, 5m or 1h, got "soon""#
+            ])
+        #expect(
+            errors(retry: "    limit: 0\n    backoff: 25h\n") == [
+                "envs/prod.yaml:9:12: spec.retry.limit: must be at least 1, got 0",
+                #"envs/prod.yaml:10:14: spec.retry.backoff: must be at most 24h, got "25h""#,
+            ])
+        #expect(
+            errors(retry: "    limit: 11\n    backoff: 1.5h\n") == [
+                "envs/prod.yaml:9:12: spec.retry.limit: must be at most 10, got 11",
+                #"envs/prod.yaml:10:14: spec.retry.backoff: expected a duration like 30s, 5m or 1h, got "1.5h""#,
+            ])
+        #expect(
+            errors(retry: "    limit: \"3\"\n    backof: 30s\n") == [
+                #"envs/prod.yaml:9:5: spec.retry.backoff: missing required field "backoff""#,
+                #"envs/prod.yaml:9:12: spec.retry.limit: expected integer, got string "3""#,
+                #"envs/prod.yaml:10:5: spec.retry.backof: unknown field "backof"; did you mean "backoff"?"#,
+            ])
+    }
+
+    @Test func duration_acceptsDigitsAndAUnitOnly() {
+        let cases: [(String, Double?)] = [
+            ("500ms", 0.5), ("0s", 0), ("30s", 30), ("5m", 300), ("1h", 3600), ("24h", 86_400), ("soon", nil),
+            ("30", nil), ("s", nil), ("1.5h", nil), ("-1s", nil), ("30S", nil), ("1d", nil), (" 30s", nil),
+            ("30s ", nil), ("99999999999999999999h", nil), ("١s", nil),
+        ]
+        for (text, seconds) in cases {
+            #expect(ManifestDuration.seconds(text) == seconds, "\(text)")
+        }
+    }
+}
+
+/// Issue 6: validation stays linear, and long keys and values are quoted cut short, once.
+@Suite struct ManifestLoaderScaleTests {
+    func errors(_ files: [(path: String, text: String)], limits: YAMLLimits = YAMLLimits()) -> [String] {
+        do {
+            _ = try ManifestLoader(limits: limits).load(files: files)
+            return []
+        } catch {
+            return error.diagnostics.map(\.description)
+        }
+    }
+
+    @Test func generatedRepository_loadsAndWiresEveryConnection() throws {
+        let state = try ManifestLoader().load(files: GeneratedRepository.files(instances: 4_000))
+        #expect(state.instances.count == 4_000)
+        #expect(state.environments.count == 10)
+        let app = try #require(state.instances["shop-env7-app997"])
+        #expect(app.connections["database"] == ConnectionTarget(instance: "shop-env7-db997", artifact: "endpoint"))
+        #expect(app.connections["queue"] == ConnectionTarget(instance: "shop-env7-queue997", artifact: "queue"))
+        #expect(state.instances["shop-env7-db997"]?.params["size"] == 20)
+    }
+
+    @Test func danglingConnection_inALargeRepository_stillSuggestsTheTarget() {
+        var files = GeneratedRepository.files(instances: 2_000)
+        files.append(
+            (
+                "typo.yaml",
+                """
+                apiVersion: converge/v1
+                kind: Instance
+                metadata: {name: late, project: shop, environment: env3}
+                spec:
+                  bundle: app
+                  connections: {database: dbb403, queue: queue403}
+                """
+            ))
+        #expect(
+            errors(files) == [
+                #"typo.yaml:6:27: spec.connections.database: unknown instance "shop-env3-dbb403"; did you mean "shop-env3-db403"?"#
+            ])
+    }
+
+    @Test func longConnectionChain_isCheckedWithoutRecursionAndItsCycleReported() {
+        let count = 20_000
+        var text = """
+            apiVersion: converge/v1
+            kind: Bundle
+            metadata: {name: link}
+            spec:
+              provisioner: hook
+              connections: {next: {type: link, optional: true}}
+              artifacts: {out: {type: link}}
+
+            """
+        for index in 0..<count {
+            let next = index + 1 < count ? "link\(index + 1)" : "link0"
+            text += """
+                ---
+                apiVersion: converge/v1
+                kind: Instance
+                metadata: {name: link\(index), project: shop, environment: dev}
+                spec: {bundle: link, connections: {next: \(next)}}
+
+                """
+        }
+        let found = errors((try! Paths.files("base")) + [("chain.yaml", text)])
+        #expect(found.count == 1)
+        #expect(
+            found.first?.hasPrefix("chain.yaml:12:42: spec.connections.next: connection cycle: shop-dev-link0 -> ")
+                == true)
+        #expect(found.first?.hasSuffix("-> shop-dev-link19999 -> shop-dev-link0") == true)
+    }
+
+    @Test func longKeysAndValues_areQuotedCutShortOnce() {
+        let key = String(repeating: "k", count: 1 << 20)
+        let value = String(repeating: "v", count: 1 << 20)
+        let excerpt = { (text: String) in "\"" + text.prefix(60) + "…(1048576 bytes)\"" }
+        // A plain key is at most 1024 characters in YAML: a longer one must be an explicit key (`? key`).
+        let document = """
+            apiVersion: converge/v1
+            kind: Environment
+            metadata: {name: qa, project: shop}
+            spec:
+              policy: \(value)
+              ? \(key)
+              : 1
+            ---
+            apiVersion: converge/v1
+            kind: Instance
+            metadata: {name: web, project: shop, environment: dev}
+            spec:
+              bundle: network
+              params:
+                ? \(key)
+                : 1
+                ? \(key)
+                : 2
+
+            """
+        let found = errors(
+            (try! Paths.files("base")) + [("case.yaml", document)], limits: YAMLLimits(maxFileBytes: 8 << 20))
+        #expect(
+            found == [
+                #"case.yaml:5:11: spec.policy: expected one of "auto", "review", "two-phase", got "#
+                    + excerpt(value),
+                "case.yaml:6:5: spec: unknown field \(excerpt(key))",
+                "case.yaml:17:7: spec.params: duplicate key \(excerpt(key)) (first at line 15, column 7)",
+            ])
     }
 }

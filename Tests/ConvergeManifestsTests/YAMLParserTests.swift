@@ -101,6 +101,67 @@ import Testing
                 == "f.yaml:1:6: nesting is deeper than the limit of 3 levels")
     }
 
+    // Issue 6: building a collection copied it on every append, so parsing was quadratic in the size of one
+    // collection (50,000 items took 20 s). These sizes would take minutes in a debug build if it came back; the
+    // speed itself is measured by `make bench`, not asserted here.
+    @Test(arguments: [2_000, 40_000])
+    func largeCollections_parseWholeAndInOrder(count: Int) throws {
+        let sequence = "items:\n" + (0..<count).map { "  - item\($0)\n" }.joined()
+        let items = try #require(try parse(sequence).first?["items"]?.elements)
+        #expect(items.count == count)
+        #expect(items.first?.string == "item0")
+        #expect(items.last?.string == "item\(count - 1)")
+        #expect(items.last?.location.line == count + 1)
+
+        let mapping = (0..<count).map { "key\($0): \($0)\n" }.joined()
+        let document = try #require(try parse(mapping).first)
+        let entries = try #require(document.entries)
+        #expect(entries.count == count)
+        #expect(entries.map(\.key) == (0..<count).map { "key\($0)" })
+        #expect(document.value.objectValue?.count == count)
+        #expect(document.value["key\(count - 1)"] == .int(count - 1))
+
+        let flow = "[" + (0..<count).map { "{n: \($0)}" }.joined(separator: ", ") + "]"
+        let nested = try #require(try parse(flow).first?.value.arrayValue)
+        #expect(nested.count == count)
+        #expect(nested.last == ["n": .int(count - 1)])
+    }
+
+    @Test(arguments: ["{a: 1}", "[1]"])
+    func tagOnACollection_isRefusedLikeOnAScalar(collection: String) {
+        #expect(
+            error("params: !!python/object/apply:os.system \(collection)\n")
+                == "f.yaml:1:9: unsupported tag !!python/object/apply:os.system")
+        #expect(error("params: !custom \(collection)\n") == "f.yaml:1:9: unsupported tag !custom")
+        #expect(error("a: !!python/name:os.system x\n") == "f.yaml:1:4: unsupported tag !!python/name:os.system")
+    }
+
+    @Test func collectionTags_ofTheirOwnKind_areAccepted() throws {
+        let document = try #require(try parse("a: !!map {b: 1}\nc: !!seq [1]\nd: ! {e: f}\n").first)
+        #expect(document.value == ["a": ["b": 1], "c": [1], "d": ["e": "f"]])
+        #expect(error("a: !!seq {b: 1}\n") == "f.yaml:1:4: unsupported tag !!seq")
+        #expect(error("a: !!map [1]\n") == "f.yaml:1:4: unsupported tag !!map")
+    }
+
+    @Test func longTagsAndValues_areQuotedCutShort() {
+        let long = String(repeating: "x", count: 100_000)
+        let quoted = "\"" + String(repeating: "x", count: 60) + "…(100000 bytes)\""
+        #expect(error("a: !!int \(long)\n") == "f.yaml:1:4: \(quoted) is not a valid !!int")
+        #expect(
+            error("a: !\(long) {}\n") == "f.yaml:1:4: unsupported tag !" + String(repeating: "x", count: 59)
+                + "…(100001 bytes)")
+    }
+
+    @Test func quotedForError_keepsShortTextAndCutsLongTextOnce() {
+        #expect("storage_gb".quotedForError == "\"storage_gb\"")
+        let sixty = String(repeating: "é", count: 60)
+        #expect(sixty.quotedForError == "\"\(sixty)\"")
+        #expect(!sixty.isTooLongToQuote)
+        let long = sixty + "z"
+        #expect(long.isTooLongToQuote)
+        #expect(long.quotedForError == "\"\(sixty)…(\(long.utf8.count) bytes)\"")
+    }
+
     @Test func didYouMean_suggestsOnlyCloseNames() {
         #expect(didYouMean("polcy", among: ["policy", "prune"]) == #"; did you mean "policy"?"#)
         #expect(didYouMean("zzzzzz", among: ["policy", "prune"]) == "")
@@ -108,5 +169,8 @@ import Testing
         #expect(didYouMean("par", among: ["paramsSchema"]) == "")
         #expect(editDistance("kitten", "sitting") == 3)
         #expect(editDistance("", "abc") == 3)
+        #expect(didYouMean(String(repeating: "p", count: 1 << 20), among: ["policy", "prune"]) == "")
+        #expect(
+            didYouMean("policyy", among: ["policy", String(repeating: "p", count: 50)]) == #"; did you mean "policy"?"#)
     }
 }
