@@ -178,3 +178,63 @@ func repository(url: String, timeoutSeconds: Int = 10, instances: [String: Value
 
 /// The answer of a provisioner that applied a deployment.
 let completedAnswer = #"{"status": "completed", "outputs": {"out": {"id": "x"}}}"#
+
+/// Faults and what a user sees of them: signals, exits, the log's tail, a second daemon on the same database.
+extension DaemonProcess {
+    /// The daemon's process id while it runs.
+    var pid: Int32? { process?.processIdentifier }
+
+    /// Whether the daemon's process has not exited (a stopped one has not).
+    var isRunning: Bool { process?.isRunning == true }
+
+    /// Sends `signal` to the daemon and returns at once.
+    func send(_ signal: Int32) {
+        if let process { kill(process.processIdentifier, signal) }
+    }
+
+    /// Freezes the daemon (SIGSTOP): it keeps its sockets and its leases but does nothing until `resume()`.
+    func suspend() {
+        send(SIGSTOP)
+    }
+
+    /// Lets a suspended daemon go on (SIGCONT).
+    func resume() {
+        send(SIGCONT)
+    }
+
+    /// The last `count` lines of the daemon's log, stdout and stderr of every run together.
+    func logTail(_ count: Int = 40) -> String {
+        logText.split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")
+    }
+
+    /// Runs a second `converge serve` on this daemon's manifests and database, listening on another port, for at
+    /// most `timeout`: its exit status (nil if it was still running and had to be killed) and its stderr.
+    func runSecondDaemon(timeout: Duration) async throws -> (status: Int32?, stderr: String) {
+        let stderrURL = directory.appendingPathComponent("second-daemon-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        let stderr = try FileHandle(forWritingTo: stderrURL)
+        defer { try? stderr.close() }
+        let second = Process()
+        second.executableURL = ConvergeBinary.executable
+        let poll = arguments.contains("--poll-seconds") ? [] : ["--poll-seconds", "1"]
+        second.arguments =
+            [
+                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen",
+                "127.0.0.1:\(try Self.freePort())",
+            ] + poll + arguments
+        second.standardOutput = FileHandle.nullDevice
+        second.standardError = stderr
+        second.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        try second.run()
+        var status: Int32?
+        do {
+            try await eventually("the second daemon exits", timeout: timeout) { !second.isRunning }
+            status = second.terminationStatus
+        } catch is TimedOut {
+            kill(second.processIdentifier, SIGKILL)
+            try await eventually("the second daemon is killed", timeout: .seconds(30)) { !second.isRunning }
+        }
+        let text = (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? ""
+        return (status, text)
+    }
+}
