@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEBIAN_PACKAGES := pkg-config libyaml-dev libcurl4-openssl-dev libsqlite3-dev
 SWIFT_FORMAT := swift format
 
-.PHONY: deps build lint format test validate schemas demo
+.PHONY: deps build lint format test validate schemas demo bench
 
 ## deps: install the Debian packages the build needs, and python3 for the example provisioner the tests and
 ## the demo run (as root with apt-get; otherwise print the command).
@@ -27,10 +27,10 @@ build: deps
 	swift build
 
 lint:
-	$(SWIFT_FORMAT) lint --strict -r Sources Tests
+	$(SWIFT_FORMAT) lint --strict -r Sources Tests Benchmarks
 
 format:
-	$(SWIFT_FORMAT) format -i -r Sources Tests
+	$(SWIFT_FORMAT) format -i -r Sources Tests Benchmarks
 
 test: deps lint
 	swift build --build-tests
@@ -54,3 +54,15 @@ schemas: build
 	for kind in project environment resource bundle provisioner instance preview; do \
 	  swift run converge schema $$kind > manifests/schemas/$$kind.json; \
 	done
+
+## bench: build in release, generate the inputs under $(BENCH_DIR)/ (reused while they match) and print one table of
+## every figure beside its ceiling, also written to bench/results.md and README.md. BENCH_RUNS, BENCH_SIZES,
+## BENCH_QUICK=1 (a smoke run at 1k) and the other BENCH_* variables of converge-bench --help tune it.
+BENCH_DIR ?= .bench
+BENCH_RUNS ?= 3
+BENCH_CONFIGURATION ?= release
+bench: deps
+	swift build -c $(BENCH_CONFIGURATION) --product converge
+	swift build -c $(BENCH_CONFIGURATION) --product converge-bench
+	BENCH_DIR=$(BENCH_DIR) BENCH_RUNS=$(BENCH_RUNS) .build/$(BENCH_CONFIGURATION)/converge-bench \
+	  --converge .build/$(BENCH_CONFIGURATION)/converge --output bench/results.md --readme README.md

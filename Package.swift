@@ -35,7 +35,7 @@ let package = Package(
         ),
         .target(
             name: "ConvergeManifests",
-            dependencies: ["CYAML", "ConvergeCore"]
+            dependencies: ["CYAML", "ConvergeCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "ConvergeStore",
@@ -97,6 +97,22 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .executableTarget(
+            name: "converge-bench",
+            dependencies: [
+                "CCurl",
+                "CYAML",
+                "ConvergeCore",
+                "ConvergeEngine",
+                "ConvergeManifests",
+                "ConvergeProvisioners",
+                "ConvergeStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/ConvergeBench"
         ),
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"]),
         .testTarget(name: "ConvergeManifestsTests", dependencies: ["ConvergeManifests"], exclude: ["Fixtures"]),

@@ -1,0 +1,200 @@
+import Foundation
+import GRDB
+
+/// Measurements of the real daemon (`converge serve`, the binary under test) against the instant webhook:
+/// time to converge, peak RSS, idle CPU, edit-to-PENDING latency, and `/metrics` on a large database.
+enum DaemonBench {
+    /// One daemon run over a fresh database.
+    struct Run {
+        /// Start of the process to every instance PROVISIONED (its deployment COMPLETED).
+        var convergeSeconds: Double
+        var deployments: Int
+        var peakRSSMegabytes: Double?
+        /// Share of one core used over the idle window after convergence.
+        var idleCPU: Double?
+        /// Milliseconds from `POST /v1/sync` to the edited instance's new deployment row, one per edit.
+        var pendingMilliseconds: [Double]
+        /// The repository copy and database the run left behind, converged.
+        var repository: URL
+        var database: String
+    }
+
+    static let idleWindow: Duration = .seconds(10)
+
+    /// Starts the daemon on a copy of `repository` and a fresh database, waits until every instance is
+    /// PROVISIONED, measures idle CPU, then makes `edits` one-file edits (each followed by `POST /v1/sync`).
+    static func run(
+        repository: RepositoryGenerator.Repository, settings: BenchSettings, edits: Int, label: String,
+        measureIdle: Bool
+    ) async throws -> Run {
+        let folder = settings.directory.appendingPathComponent("daemon-\(repository.instances)", isDirectory: true)
+        try? FileManager.default.removeItem(at: folder)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let manifests = folder.appendingPathComponent("repo", isDirectory: true)
+        try FileManager.default.copyItem(at: repository.directory, to: manifests)
+        let database = folder.appendingPathComponent("converge.sqlite").path
+        let log = folder.appendingPathComponent("daemon.log")
+
+        let start = ContinuousClock.now
+        let daemon = try Daemon.start(
+            binary: settings.convergeBinary, manifests: manifests, database: database, port: settings.daemonPort,
+            log: log)
+        do {
+            let deadline = start + .seconds(600)
+            let probe = try await DatabaseProbe.open(database, deadline: deadline)
+            var provisioned = 0
+            while provisioned < repository.instances {
+                guard daemon.isRunning else { throw BenchError("the daemon exited; see \(log.path)") }
+                guard ContinuousClock.now < deadline else {
+                    throw BenchError("not converged after 600 s: \(provisioned) of \(repository.instances)")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+                provisioned = try probe.count("SELECT COUNT(*) FROM instances WHERE status = 'PROVISIONED'")
+            }
+            let converged = seconds(since: start)
+            let deployments = try probe.count("SELECT COUNT(*) FROM deployments")
+            progress(
+                "\(label): \(repository.instances) instances converged in \(String(format: "%.1f", converged)) s "
+                    + "(\(deployments) deployments)")
+            var idle: Double?
+            if measureIdle {
+                try await Task.sleep(for: .seconds(1))
+                let before = daemon.cpuSeconds
+                let windowStart = ContinuousClock.now
+                try await Task.sleep(for: idleWindow)
+                if let before, let after = daemon.cpuSeconds { idle = (after - before) / seconds(since: windowStart) }
+            }
+            let rss = daemon.peakRSSMegabytes
+            var latencies: [Double] = []
+            for edit in 0..<edits {
+                latencies.append(
+                    try await editOneFile(
+                        manifests: manifests, repository: repository, edit: edit, probe: probe, daemon: daemon))
+                progress("\(label): edit \(edit + 1) PENDING after \(String(format: "%.1f", latencies.last!)) ms")
+            }
+            await daemon.stop()
+            return Run(
+                convergeSeconds: converged, deployments: deployments, peakRSSMegabytes: rss, idleCPU: idle,
+                pendingMilliseconds: latencies, repository: manifests, database: database)
+        } catch {
+            await daemon.stop()
+            throw error
+        }
+    }
+
+    /// Rewrites one stack file (its queue's `rev` tag), signals a sync, and returns the milliseconds until the
+    /// store has a new deployment row for that queue; then waits until the deployment and its effects settle.
+    static func editOneFile(
+        manifests: URL, repository: RepositoryGenerator.Repository, edit: Int, probe: DatabaseProbe, daemon: Daemon
+    ) async throws -> Double {
+        let stacks = RepositoryGenerator.stacksPerEnvironment(instances: repository.instances)
+        let environment = edit % RepositoryGenerator.environments
+        let stack = (edit * 7919 + 13) % stacks
+        let file = manifests.appendingPathComponent(
+            RepositoryGenerator.stackPath(environment: environment, stack: stack))
+        let instance = "\(RepositoryGenerator.project)-env\(environment)-queue\(stack)"
+        let text = try String(contentsOf: file, encoding: .utf8)
+        guard let range = text.range(of: #"rev: v[0-9]+"#, options: .regularExpression) else {
+            throw BenchError("\(file.path) has no rev tag to edit")
+        }
+        let edited = text.replacingCharacters(in: range, with: "rev: v\(Int(Date().timeIntervalSince1970 * 1000))")
+        let rowsSQL = "SELECT COUNT(*) FROM deployments WHERE instance_id = ?"
+        let before = try probe.count(rowsSQL, [instance])
+        // Written like an editor or a git checkout does: a new file renamed over the old one.
+        try edited.write(to: file, atomically: true, encoding: .utf8)
+        let syncURL = daemon.url + "/v1/sync"
+        let signalled = ContinuousClock.now
+        let response = try await onThread { try LoopbackHTTP().post(syncURL) }
+        guard (200..<300).contains(response.status) else {
+            throw BenchError("POST /v1/sync answered \(response.status): \(response.body)")
+        }
+        let deadline = signalled + .seconds(60)
+        while try probe.count(rowsSQL, [instance]) <= before {
+            guard ContinuousClock.now < deadline else { throw BenchError("\(instance) got no deployment in 60 s") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        let latency = seconds(since: signalled) * 1000
+        let settleDeadline = ContinuousClock.now + .seconds(60)
+        while try probe.count("SELECT COUNT(*) FROM deployments WHERE status IN ('PENDING', 'APPROVED', 'RUNNING')")
+            > 0 && ContinuousClock.now < settleDeadline
+        {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        return latency
+    }
+
+    /// `GET /metrics` latencies in milliseconds: `runs` rounds of `requests` each, after the daemon on
+    /// `database` is ready and idle. Returns the p50 and p99 of each round.
+    static func metrics(
+        repository: URL, database: String, settings: BenchSettings, requests: Int
+    ) async throws -> (p50: [Double], p99: [Double], note: String) {
+        let folder = settings.directory.appendingPathComponent("metrics-daemon", isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let log = folder.appendingPathComponent("daemon.log")
+        let daemon = try Daemon.start(
+            binary: settings.convergeBinary, manifests: repository, database: database, port: settings.daemonPort,
+            log: log, extraArguments: ["--poll-seconds", "3600"])
+        do {
+            let base = daemon.url
+            let start = ContinuousClock.now
+            let idleNote = try await onThread { () throws -> String in
+                let client = try LoopbackHTTP()
+                while (try? client.get(base + "/readyz"))?.status != 200 {
+                    guard daemon.isRunning else { throw BenchError("the daemon exited; see \(log.path)") }
+                    guard seconds(since: start) < 300 else { throw BenchError("the daemon is not ready after 300 s") }
+                    Thread.sleep(forTimeInterval: 0.2)
+                }
+                // Idle: the work queue empty and no reconcile for two seconds.
+                var last = -1.0
+                var quiet = 0
+                while quiet < 2 {
+                    guard seconds(since: start) < 300 else { return "not idle after 300 s" }
+                    Thread.sleep(forTimeInterval: 1)
+                    let text = try client.get(base + "/metrics").body
+                    let reconciles = metric("converge_reconciles_total", in: text) ?? 0
+                    let depth = metric("converge_workqueue_depth", in: text) ?? 0
+                    quiet = reconciles == last && depth == 0 ? quiet + 1 : 0
+                    last = reconciles
+                }
+                return String(format: "idle %.0f s after start", seconds(since: start))
+            }
+            progress("metrics daemon: \(idleNote)")
+            var p50: [Double] = []
+            var p99: [Double] = []
+            for run in 1...settings.runs {
+                let times = try await onThread { () throws -> [Double] in
+                    let client = try LoopbackHTTP()
+                    for _ in 0..<5 { _ = try client.get(base + "/metrics") }
+                    return try (0..<requests).map { _ in
+                        let started = ContinuousClock.now
+                        let response = try client.get(base + "/metrics")
+                        guard response.status == 200 else { throw BenchError("/metrics answered \(response.status)") }
+                        return seconds(since: started) * 1000
+                    }
+                }
+                p50.append(percentile(times, 50))
+                p99.append(percentile(times, 99))
+                progress(
+                    "/metrics run \(run): p50 \(String(format: "%.2f", p50.last!)) ms, "
+                        + "p99 \(String(format: "%.2f", p99.last!)) ms")
+            }
+            await daemon.stop()
+            return (p50, p99, idleNote)
+        } catch {
+            await daemon.stop()
+            throw error
+        }
+    }
+
+    /// The value of an unlabelled Prometheus sample, summed over its label sets when it has some.
+    static func metric(_ name: String, in text: String) -> Double? {
+        var total: Double?
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            let rest = line.dropFirst(name.count)
+            guard rest.first == " " || rest.first == "{" else { continue }
+            if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { total = (total ?? 0) + value }
+        }
+        return total
+    }
+}
