@@ -76,18 +76,17 @@ public final class Reconciler: Service, Sendable {
         guard let loaded = manifests.current else { return 1 }
         let state = loaded.state
         let desired = state.instances[id]
-        let record = try await recorded(id)
-        guard desired != nil || record != nil else { return nil }
-        var upstream: [String: InstanceRecord] = [:]
-        for target in Set(desired?.connections.values.map(\.instance) ?? []) {
-            upstream[target] = try await recorded(target)
-        }
-        let environmentID = desired?.environment ?? record!.environment
+        let inputs = try await store.reconcileInputs(
+            of: id, upstream: desired?.connections.values.map(\.instance) ?? [], recentLimit: Self.historyDepth)
+        guard let environmentID = desired?.environment ?? inputs.record?.environment,
+            let bundleID = desired?.bundle ?? inputs.record?.bundle
+        else { return nil }
+        let record = inputs.record
         let context = ReconcileContext(
             instanceID: id, desired: desired, environment: state.environments[environmentID],
-            bundle: state.bundles[desired?.bundle ?? record!.bundle], resources: state.resources, record: record,
-            upstream: upstream, history: try await store.recentDeployments(of: id, limit: Self.historyDepth),
-            generation: loaded.generations[ResourceKey(.instance, id)] ?? 0, commit: loaded.commit?.value)
+            bundle: state.bundles[bundleID], resources: state.resources, record: record, upstream: inputs.upstream,
+            history: inputs.recent, generation: loaded.generations[ResourceKey(.instance, id)] ?? 0,
+            commit: loaded.commit?.value)
         let plan = ReconcilePlanner.plan(context, now: clock.now)
         let metadata: Logger.Metadata = ["instance.id": "\(id)"]
         for step in plan.steps {
@@ -137,14 +136,6 @@ public final class Reconciler: Service, Sendable {
                     "deployment.status": "\(creation.deployment.status.rawValue)",
                 ]) { $1 })
             onDeploymentCreated()
-        }
-    }
-
-    private func recorded(_ id: String) async throws -> InstanceRecord? {
-        do {
-            return try await store.instance(id)
-        } catch let error as ConvergeError where error.code == .notFound {
-            return nil
         }
     }
 }

@@ -7,7 +7,7 @@ extension SQLiteStore {
 
     /// The head of every instance's queue whose instance has nothing RUNNING, oldest first; indexed throughout.
     static let claimSQL = """
-        SELECT d.* FROM deployments AS d INDEXED BY deployments_queue
+        SELECT d.* FROM deployments AS d INDEXED BY deployments_queue_order
         WHERE d.status IN ('APPROVED', 'PENDING')
           AND NOT EXISTS (SELECT 1 FROM deployments AS q INDEXED BY deployments_queue
               WHERE q.instance_id = d.instance_id AND q.status IN ('APPROVED', 'PENDING') AND q.seq < d.seq)
@@ -35,12 +35,13 @@ extension SQLiteStore {
         """
 
     /// Whether `claimSQL` would find anything.
-    static let anyClaimableSQL = "SELECT EXISTS (\(claimSQL.replacingOccurrences(of: "LIMIT ?", with: "")))"
+    static let anyClaimableSQL =
+        "SELECT EXISTS (\(claimSQL.replacingOccurrences(of: "ORDER BY d.seq LIMIT ?", with: "")))"
 
     /// An instance's newest deployments without their snapshots.
     static let recentSQL = """
         SELECT seq, id, action, status, desired_hash, created_by, error, finished_at, retry_of
-        FROM deployments INDEXED BY deployments_history
+        FROM deployments INDEXED BY deployments_recent
         WHERE instance_id = ? ORDER BY seq DESC LIMIT ?
         """
 
@@ -209,14 +210,31 @@ extension SQLiteStore {
 
     public func recentDeployments(of instanceID: String, limit: Int) async throws -> [DeploymentSummary] {
         try Self.checkLimit(limit)
+        return try await read { db in try Self.fetchRecent(db, instanceID, limit: limit) }
+    }
+
+    public func reconcileInputs(of instanceID: String, upstream: [String], recentLimit: Int) async throws
+        -> ReconcileInputs
+    {
+        try Self.checkLimit(recentLimit)
         return try await read { db in
-            try Row.fetchAll(db, sql: Self.recentSQL, arguments: [instanceID, limit]).map { row in
-                DeploymentSummary(
-                    id: row["id"], sequence: row["seq"], action: Deployment.Action(rawValue: row["action"])!,
-                    status: Deployment.Status(rawValue: row["status"])!, desiredHash: row["desired_hash"],
-                    createdBy: row["created_by"], error: row["error"],
-                    finishedAt: (row["finished_at"] as Int64?).map(date), retryOf: row["retry_of"])
+            var records: [String: InstanceRecord] = [:]
+            for id in Set(upstream + [instanceID]) {
+                if let record = try Self.fetchInstanceIfAny(db, id) { records[id] = record }
             }
+            return ReconcileInputs(
+                record: records.removeValue(forKey: instanceID), upstream: records,
+                recent: try Self.fetchRecent(db, instanceID, limit: recentLimit))
+        }
+    }
+
+    static func fetchRecent(_ db: Database, _ instanceID: String, limit: Int) throws -> [DeploymentSummary] {
+        try Row.fetchAll(db, sql: recentSQL, arguments: [instanceID, limit]).map { row in
+            DeploymentSummary(
+                id: row["id"], sequence: row["seq"], action: Deployment.Action(rawValue: row["action"])!,
+                status: Deployment.Status(rawValue: row["status"])!, desiredHash: row["desired_hash"],
+                createdBy: row["created_by"], error: row["error"],
+                finishedAt: (row["finished_at"] as Int64?).map(date), retryOf: row["retry_of"])
         }
     }
 

@@ -60,6 +60,15 @@ extension SQLiteStore {
                 ON CONFLICT (status) DO UPDATE SET count = count + 1;
         END;
         DROP INDEX deployments_by_status;
+
+        -- The reconciler's read of an instance's newest deployments, from index pages clustered by instance, so its
+        -- cost does not grow with the table.
+        CREATE INDEX deployments_recent ON deployments
+            (instance_id, seq, action, status, desired_hash, created_by, error, finished_at, retry_of);
+
+        -- Every queue's deployments in creation order, so a claim reads the oldest heads first instead of sorting
+        -- everything queued.
+        CREATE INDEX deployments_queue_order ON deployments (seq) WHERE status IN ('APPROVED', 'PENDING');
         """
 
     /// Instance status for the reconciler, and the daemon's persistent secrets (callback token key).

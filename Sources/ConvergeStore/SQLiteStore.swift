@@ -276,8 +276,15 @@ extension SQLiteStore {
     }
 
     static func fetchInstance(_ db: Database, _ id: String) throws -> InstanceRecord {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM instances WHERE id = ?", arguments: [id]) else {
+        guard let record = try fetchInstanceIfAny(db, id) else {
             throw ConvergeError(.notFound, "instance \(id) not found")
+        }
+        return record
+    }
+
+    static func fetchInstanceIfAny(_ db: Database, _ id: String) throws -> InstanceRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM instances WHERE id = ?", arguments: [id]) else {
+            return nil
         }
         return InstanceRecord(
             id: row["id"], environment: row["environment"], bundle: row["bundle"],

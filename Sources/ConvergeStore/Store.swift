@@ -68,6 +68,8 @@ public protocol Store: Sendable {
 
     /// A deployment by id.
     func deployment(_ id: String) async throws -> Deployment
+    /// Everything a reconcile of `instanceID` reads, from one snapshot of the store.
+    func reconcileInputs(of instanceID: String, upstream: [String], recentLimit: Int) async throws -> ReconcileInputs
     /// An instance's deployments, newest first, by cursor.
     func history(of instanceID: String, after cursor: String?, limit: Int) async throws -> Page<Deployment>
     /// The newest `limit` deployments of an instance, newest first, without their snapshots: what the reconciler
@@ -137,6 +139,17 @@ public struct DeploymentRequest: Sendable {
         self.actor = actor
         self.retryOf = retryOf
     }
+}
+
+/// What a reconcile reads of the store: the instance's record, those of its connection targets, and its newest
+/// deployments.
+public struct ReconcileInputs: Sendable {
+    /// Nil before the store has seen the instance.
+    public var record: InstanceRecord?
+    /// The recorded upstream instances, by id; one not recorded yet is absent.
+    public var upstream: [String: InstanceRecord]
+    /// Newest first.
+    public var recent: [DeploymentSummary]
 }
 
 /// What the reconciler reads of a deployment: no snapshot, nothing to decode.

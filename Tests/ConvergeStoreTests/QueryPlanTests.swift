@@ -50,6 +50,7 @@ import Testing
             // EXISTS (…) reads one constant row around its indexed subquery: not a table scan.
             let tableScans = plan.filter { $0.hasPrefix("SCAN") && !$0.contains("INDEX") && $0 != "SCAN CONSTANT ROW" }
             #expect(tableScans.isEmpty, "\(query.name) scans a table: \(plan)")
+            #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(query.name) sorts: \(plan)")
             #expect(plan.contains { $0.contains("USING INDEX") || $0.contains("USING COVERING INDEX") }, "\(plan)")
         }
         let claimed = try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 1000)
