@@ -108,12 +108,16 @@ public enum ProvisionOutcome: Sendable, Equatable {
         switch status.stringValue {
         case "completed":
             // A null member is an absent one, as JSON encoders of optionals write it.
-            let outputs = answer["outputs"].flatMap { $0 == .null ? nil : $0 } ?? [:]
+            func member(_ key: String) -> Value? {
+                if case .null? = answer[key] { return nil }
+                return answer[key]
+            }
+            let outputs = member("outputs") ?? [:]
             guard outputs.objectValue != nil else {
                 self = .failed("\(source) with \"outputs\" that is a JSON \(outputs.typeName), not an object")
                 return
             }
-            self = .completed(outputs: outputs, planResult: answer["planResult"].flatMap { $0 == .null ? nil : $0 })
+            self = .completed(outputs: outputs, planResult: member("planResult"))
         case "failed":
             switch answer["error"] {
             case .string(let error) where !error.isEmpty: self = .failed(error)

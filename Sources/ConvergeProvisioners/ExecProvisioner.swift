@@ -14,8 +14,10 @@ import Subprocess
 /// The command gets the job's JSON document on stdin and `CONVERGE_DEPLOYMENT_ID`, `CONVERGE_DEPLOYMENT_ACTION`,
 /// `CONVERGE_INSTANCE_ID`, `CONVERGE_DEPLOYMENT_ATTEMPT` and `CONVERGE_IDEMPOTENCY_KEY` in its environment. Its
 /// stdout and stderr lines are the log; exit 0 completes the deployment, with outputs from a final JSON line
-/// (`{"outputs": {...}}`, or the object itself); anything else fails it with the tail of stderr. It runs in its
-/// own process group, killed whole on timeout.
+/// (`{"outputs": {...}}`, or the object itself, or a verdict `{"status": "completed"|"failed", ...}`, where any other
+/// status fails it); anything else fails it with the tail of stderr. It runs in its own process group, killed whole
+/// on timeout (its own, or what is left of the job's `timeLimit` when shorter) and when the calling task is
+/// cancelled, which then throws `CancellationError`.
 public struct ExecProvisioner: DeploymentProvisioner {
     /// How many lines of stderr a failure quotes.
     static let stderrTailLines = 10
@@ -45,7 +47,17 @@ public struct ExecProvisioner: DeploymentProvisioner {
         var options = PlatformOptions()
         options.processGroupID = 0
         let transcript = Transcript()
-        let timeout = Duration.seconds(exec.timeoutSeconds)
+        // The deployment's time limit, counted from its first start, caps the command's own timeout.
+        var timeout = Duration.seconds(exec.timeoutSeconds)
+        var limitedByTheDeployment = false
+        if let timeLimit = job.timeLimit {
+            guard timeLimit > 0 else { return .timeLimitPassed }
+            if .seconds(timeLimit) < timeout {
+                timeout = .seconds(timeLimit)
+                limitedByTheDeployment = true
+            }
+        }
+        try Task.checkCancellation()
         let result: ExecutionResult<Bool, SequenceOutput, SequenceOutput>
         do {
             let document = try Self.unlinkedFile(containing: job.document.canonicalJSON + "\n")
@@ -56,49 +68,21 @@ public struct ExecProvisioner: DeploymentProvisioner {
                 input: .fileDescriptor(document, closeAfterSpawningProcess: true), output: .sequence,
                 error: .sequence
             ) { execution in
-                // Both streams must be read to their end before this closure returns, also after a kill.
-                try await withThrowingTaskGroup(of: StreamEnd.self) { group in
-                    group.addTask {
-                        for try await line in execution.standardOutput.strings() {
-                            await transcript.stdout(line)
-                            await events([DeploymentEventDraft(kind: .log, message: line, data: ["stream": "stdout"])])
-                        }
-                        return .drained
-                    }
-                    group.addTask {
-                        for try await line in execution.standardError.strings() {
-                            await transcript.stderr(line)
-                            await events([DeploymentEventDraft(kind: .log, message: line, data: ["stream": "stderr"])])
-                        }
-                        return .drained
-                    }
-                    group.addTask {
-                        do {
-                            try await Task.sleep(for: timeout)
-                        } catch {
-                            return .finishedInTime
-                        }
-                        try? execution.send(signal: .kill, toProcessGroup: true)
-                        return .timedOut
-                    }
-                    var drained = 0
-                    var timedOut = false
-                    while drained < 2, let end = try await group.next() {
-                        switch end {
-                        case .drained: drained += 1
-                        case .timedOut: timedOut = true
-                        case .finishedInTime: break
-                        }
-                    }
-                    group.cancelAll()
-                    return timedOut
+                // A cancelled call kills the whole group at once; its streams then end and the command is reaped.
+                try await withTaskCancellationHandler {
+                    try await Self.watch(execution, timeout: timeout, transcript: transcript, events: events)
+                } onCancel: {
+                    try? execution.send(signal: .kill, toProcessGroup: true)
                 }
             }
         } catch {
+            try Task.checkCancellation()
             return .failed("cannot run \(program): \(error)")
         }
+        try Task.checkCancellation()
         if result.closureResult {
-            return .failed("timed out after \(exec.timeoutSeconds)s; the command was killed")
+            let limit = limitedByTheDeployment ? ", what was left of the deployment's time limit" : ""
+            return .failed("timed out after \(timeout.secondsText)\(limit); the command was killed")
         }
         switch result.terminationStatus {
         case .exited(0):
@@ -107,6 +91,56 @@ public struct ExecProvisioner: DeploymentProvisioner {
             return .failed("exited with status \(code)" + (await transcript.stderrTail()))
         case .signaled(let signal):
             return .failed("killed by signal \(signal)" + (await transcript.stderrTail()))
+        }
+    }
+
+    /// Reads the command's stdout and stderr to their end as log events, and kills its whole process group when
+    /// `timeout` passes first; returns whether it did.
+    ///
+    /// The answer does not depend on which ends first, the streams or the timer: every child task is awaited, so a
+    /// kill that was sent is always seen, even when the streams it closed ended before the timer task returned.
+    private static func watch(
+        _ execution: Execution<some InputProtocol, SequenceOutput, SequenceOutput>, timeout: Duration,
+        transcript: Transcript,
+        events: @escaping @Sendable ([DeploymentEventDraft]) async -> Void
+    ) async throws -> Bool {
+        try await withThrowingTaskGroup(of: StreamEnd.self) { group in
+            group.addTask {
+                for try await line in execution.standardOutput.strings() {
+                    await transcript.stdout(line)
+                    await events([DeploymentEventDraft(kind: .log, message: line, data: ["stream": "stdout"])])
+                }
+                return .drained
+            }
+            group.addTask {
+                for try await line in execution.standardError.strings() {
+                    await transcript.stderr(line)
+                    await events([DeploymentEventDraft(kind: .log, message: line, data: ["stream": "stderr"])])
+                }
+                return .drained
+            }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                } catch {
+                    return .finishedInTime
+                }
+                try? execution.send(signal: .kill, toProcessGroup: true)
+                return .timedOut
+            }
+            var drained = 0
+            var timedOut = false
+            while let end = try await group.next() {
+                switch end {
+                case .drained:
+                    drained += 1
+                    // Both streams ended: stop the timer, then still wait for its answer.
+                    if drained == 2 { group.cancelAll() }
+                case .timedOut: timedOut = true
+                case .finishedInTime: break
+                }
+            }
+            return timedOut
         }
     }
 }
@@ -124,7 +158,7 @@ extension ExecProvisioner {
         let descriptor = try FileDescriptor.open(
             path, .readWrite, options: [.create, .exclusiveCreate], permissions: [.ownerReadWrite])
         do {
-            try path.withPlatformString { _ = unlink($0) }
+            path.withPlatformString { _ = unlink($0) }
             _ = try descriptor.writeAll(Array(text.utf8))
             _ = try descriptor.seek(offset: 0, from: .start)
             return descriptor
@@ -165,7 +199,9 @@ private actor Transcript {
         guard let lastStdout, let answer = try? Value(json: lastStdout), answer.objectValue != nil else {
             return .completed(outputs: [:], planResult: nil)
         }
-        if answer["status"] != nil { return ProvisionOutcome(answer: answer) }
+        if answer["status"] != nil {
+            return ProvisionOutcome(answer: answer, source: "the command ended with a JSON line", allowsAccepted: false)
+        }
         return .completed(outputs: answer["outputs"] ?? answer, planResult: answer["planResult"])
     }
 }

@@ -7,8 +7,11 @@ import Logging
 ///
 /// The body is the job's JSON document; `Idempotency-Key` is the same on every resend of an attempt, and
 /// `X-Converge-Signature: sha256=<hex HMAC-SHA256 of the body>` is set when the provisioner has a secret.
-/// Connection errors and 5xx answers are retried with exponential backoff; a 200 carries the result, a 202 means
-/// the result will arrive on the callback URL. Redirects are never followed.
+/// Connection errors (a connect or TLS-handshake timeout included) and 5xx answers are retried with exponential
+/// backoff; a 200 carries the verdict, a 202 means the result will arrive on the callback URL, and an answer that
+/// states no verdict the contract knows fails the deployment. Redirects are never followed. Each attempt gets the
+/// webhook's timeout, or what is left of the job's `timeLimit` when that is shorter; a cancelled task aborts the call
+/// at once and the provisioner throws `CancellationError`.
 public struct WebhookProvisioner: DeploymentProvisioner {
     /// Daemon-wide settings of every webhook call.
     public struct Settings: Sendable {
@@ -59,23 +62,32 @@ public struct WebhookProvisioner: DeploymentProvisioner {
             let signature = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8)))
             headers.append(("X-Converge-Signature", "sha256=" + signature.hexString))
         }
-        let request = HTTPRequest(
-            url: webhook.url, headers: headers, body: body, connectTimeout: settings.connectTimeout,
-            timeout: .seconds(webhook.timeoutSeconds), maxResponseBytes: settings.maxResponseBytes)
+        let ownTimeout = Duration.seconds(webhook.timeoutSeconds)
+        let timeLimit = job.timeLimit.map { Duration.seconds($0) }
+        let deadline = timeLimit.map { ContinuousClock.now + $0 }
         var metadata: Logger.Metadata = ["deployment.id": "\(job.deployment.id)", "provisioner.url": "\(webhook.url)"]
         var backoff = settings.initialBackoff
         var attempt = 0
         while true {
+            try Task.checkCancellation()
+            // The deployment's time limit, counted from its first start, caps every attempt.
+            var timeout = ownTimeout
+            if let timeLimit, let deadline {
+                let left = attempt == 0 ? timeLimit : deadline - .now
+                guard left > .zero else { return .timeLimitPassed }
+                timeout = min(timeout, left)
+            }
             attempt += 1
             metadata["webhook.attempt"] = "\(attempt)"
+            let request = HTTPRequest(
+                url: webhook.url, headers: headers, body: body, connectTimeout: settings.connectTimeout,
+                timeout: timeout, maxResponseBytes: settings.maxResponseBytes)
             let problem: String
             do {
                 let response = try await client.post(request)
                 switch response.status {
-                case 202:
-                    return .accepted
                 case 200..<300:
-                    return Self.outcome(of: response.body)
+                    return Self.outcome(status: response.status, body: response.body)
                 case 500..<600:
                     problem = "the provisioner answered \(response.status)"
                 case 300..<400:
@@ -86,27 +98,46 @@ public struct WebhookProvisioner: DeploymentProvisioner {
                 }
             } catch .connection(let message) {
                 problem = "connection failed: \(message)"
+            } catch .cancelled {
+                throw CancellationError()
+            } catch .timeout(let duration) where duration < ownTimeout {
+                return .failed(
+                    "webhook call failed: no response within \(duration.secondsText), what was left of the"
+                        + " deployment's time limit")
             } catch {
                 return .failed("webhook call failed: \(error)")
             }
             guard attempt < max(1, settings.maxAttempts) else {
                 return .failed("\(problem) (gave up after \(attempt) attempts)")
             }
+            if let deadline, deadline - .now <= backoff {
+                return .failed("\(problem) (no time left to retry within the deployment's time limit)")
+            }
             logger.info("webhook call will be retried", metadata: metadata.merging(["error": "\(problem)"]) { $1 })
-            await events([DeploymentEventDraft(kind: .log, message: "\(problem); retrying in \(backoff)")])
+            await events([DeploymentEventDraft(kind: .log, message: "\(problem); retrying in \(backoff.secondsText)")])
             try await Task.sleep(for: backoff)
             backoff = min(backoff * 2, settings.maxBackoff)
         }
     }
 
-    /// The outcome a 2xx body states; an empty body means completed without outputs.
-    static func outcome(of body: [UInt8]) -> ProvisionOutcome {
-        guard !body.isEmpty else { return .completed(outputs: [:], planResult: nil) }
-        guard let answer = try? Value(json: String(decoding: body, as: UTF8.self)), answer.objectValue != nil else {
-            return .failed("the provisioner's answer is not a JSON object: \(excerpt(body))")
+    /// The verdict a 2xx answer states (DESIGN §5): a 200 must carry `"status": "completed"` or `"failed"`; a 202
+    /// is accepted, and its body, if it states a status at all, must say `accepted`. Any other answer, an empty or
+    /// cut-off body included, is a failure that says what was wrong.
+    static func outcome(status: Int, body: [UInt8]) -> ProvisionOutcome {
+        let source = "the provisioner answered \(status)"
+        let answer = try? Value(json: String(decoding: body, as: UTF8.self))
+        if status == 202 {
+            guard let stated = answer?["status"], stated != "accepted" else { return .accepted }
+            return .failed("\(source) with \"status\": \(stated.canonicalJSON) (expected accepted)")
         }
-        return ProvisionOutcome(answer: answer)
+        guard body.contains(where: { !Self.whitespace.contains($0) }) else {
+            return .failed("\(source) with an empty body (expected a JSON object with a \"status\")")
+        }
+        guard let answer else { return .failed("\(source) with a body that is not JSON: \(excerpt(body))") }
+        return ProvisionOutcome(answer: answer, source: source, allowsAccepted: false)
     }
+
+    private static let whitespace: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
 
     /// The start of a body for an error message, one line.
     static func excerpt(_ body: [UInt8]) -> String {

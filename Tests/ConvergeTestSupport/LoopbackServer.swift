@@ -2,10 +2,14 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
+import Synchronization
 
 /// A request the loopback server received.
 public struct RecordedRequest: Sendable {
     public var path: String
+    /// The client's port: requests on one connection share it.
+    public var remotePort: Int?
     /// When the request arrived and when its answer was sent (nil while it is pending).
     public var receivedAt: ContinuousClock.Instant
     public var answeredAt: ContinuousClock.Instant?
@@ -62,18 +66,31 @@ public final class LoopbackServer: Sendable {
         self.recorder = recorder
     }
 
-    /// Starts a server whose answer to the n-th request (1-based) is `script(n, request)`.
+    /// The request context of the scripted server: the basic one, and the client's port.
+    private struct Context: RequestContext {
+        var coreContext: CoreRequestContextStorage
+        let remotePort: Int?
+
+        init(source: ApplicationRequestContextSource) {
+            coreContext = .init(source: source)
+            remotePort = source.channel.remoteAddress?.port
+        }
+    }
+
+    /// Starts a server whose answer to the n-th request (1-based) is `script(n, request)`; on `port`, when given
+    /// (a restart of a stopped server), else on an ephemeral one.
     public static func start(
-        script: @escaping @Sendable (Int, RecordedRequest) async -> ScriptedResponse
+        port: Int = 0, script: @escaping @Sendable (Int, RecordedRequest) async -> ScriptedResponse
     ) async throws -> LoopbackServer {
         let recorder = Recorder()
-        let router = Router()
-        router.post("**") { request, _ -> Response in
+        let router = Router(context: Context.self)
+        router.post("**") { request, context -> Response in
             let body = try await request.body.collect(upTo: 16 << 20)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
             let recorded = RecordedRequest(
-                path: request.uri.path, receivedAt: .now, headers: headers, body: Data(buffer: body))
+                path: request.uri.path, remotePort: context.remotePort, receivedAt: .now, headers: headers,
+                body: Data(buffer: body))
             let index = await recorder.record(recorded)
             let answer = await script(index, recorded)
             if answer.delay > .zero { try? await Task.sleep(until: .now + answer.delay) }
@@ -84,7 +101,7 @@ public final class LoopbackServer: Sendable {
         }
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)),
             onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "loopback", factory: { _ in SwiftLogNoOpLogHandler() }))
         let task = Task { try await app.runService(gracefulShutdownSignals: []) }
@@ -106,5 +123,94 @@ public final class LoopbackServer: Sendable {
     public func stop() async {
         task.cancel()
         _ = await task.result
+    }
+}
+
+/// A TCP server on 127.0.0.1 that answers every request with the same raw bytes and closes the connection, or, with
+/// no answer, accepts connections and never says a word (a port that never speaks TLS, a provisioner that hangs).
+///
+/// For answers that no well-behaved HTTP server sends: a body shorter than its Content-Length, a status line alone.
+public final class RawLoopbackServer: Sendable {
+    public let port: Int
+    private let channel: any Channel
+    private let accepted: Accepted
+
+    /// The connections the server accepted.
+    private final class Accepted: Sendable {
+        let channels = Mutex<[any Channel]>([])
+    }
+
+    private init(port: Int, channel: any Channel, accepted: Accepted) {
+        self.port = port
+        self.channel = channel
+        self.accepted = accepted
+    }
+
+    /// Starts a server that sends `answer` once a request's head and body have arrived, then closes; with nil, one
+    /// that never answers.
+    public static func start(answer: [UInt8]?) async throws -> RawLoopbackServer {
+        let accepted = Accepted()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                accepted.channels.withLock { $0.append(channel) }
+                return channel.eventLoop.makeCompletedFuture {
+                    if let answer { try channel.pipeline.syncOperations.addHandler(RawAnswerHandler(answer: answer)) }
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        guard let port = channel.localAddress?.port else {
+            try? await channel.close()
+            throw CancellationError()
+        }
+        return RawLoopbackServer(port: port, channel: channel, accepted: accepted)
+    }
+
+    /// How many connections it accepted so far.
+    public var connections: Int {
+        accepted.channels.withLock { $0.count }
+    }
+
+    public func url(scheme: String = "http") -> String { "\(scheme)://127.0.0.1:\(port)/deploy" }
+
+    /// Stops listening and closes every connection it accepted.
+    public func stop() async {
+        try? await channel.close()
+        for child in accepted.channels.withLock({ $0 }) { try? await child.close() }
+    }
+}
+
+/// Reads one HTTP request (its head, then Content-Length bytes of body), writes the scripted bytes and closes.
+private final class RawAnswerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let answer: [UInt8]
+    var received: [UInt8] = []
+    var answered = false
+
+    init(answer: [UInt8]) {
+        self.answer = answer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        received += buffer.readBytes(length: buffer.readableBytes) ?? []
+        guard !answered, requestIsComplete else { return }
+        answered = true
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: answer)), promise: nil)
+        context.close(promise: nil)
+    }
+
+    private var requestIsComplete: Bool {
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        guard let end = received.indices.first(where: { received[$0...].starts(with: separator) }) else {
+            return false
+        }
+        let head = String(decoding: received[..<end], as: UTF8.self).lowercased()
+        let length =
+            head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+            .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+        return received.count - end - separator.count >= length
     }
 }
