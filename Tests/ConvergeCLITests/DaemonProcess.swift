@@ -134,8 +134,11 @@ final class DaemonProcess {
     }
 }
 
-/// A small repository: project p, environment dev (auto), a bundle applied by the webhook at `url`, and instances.
-func repository(url: String, timeoutSeconds: Int = 10, instances: [String: Value]) -> [String: String] {
+/// A small repository: project p, environment dev (auto), bundles applied by the webhook at `url`, and instances
+/// with their params; an instance named in `connections` is wired to the `out` artifact of the one it maps to.
+func repository(
+    url: String, timeoutSeconds: Int = 10, instances: [String: Value], connections: [String: String] = [:]
+) -> [String: String] {
     var files = [
         "base.yaml": """
         apiVersion: converge/v1
@@ -160,18 +163,27 @@ func repository(url: String, timeoutSeconds: Int = 10, instances: [String: Value
           provisioner: hook
           artifacts: {out: {type: thing-out}}
           paramsSchema: {type: object, properties: {size: {type: integer}}}
+        ---
+        apiVersion: converge/v1
+        kind: Bundle
+        metadata: {name: child}
+        spec:
+          provisioner: hook
+          connections: {upstream: {type: thing-out}}
+          artifacts: {out: {type: thing-out}}
         """
     ]
     for (name, params) in instances {
+        let wiring = connections[name].map { "\n  connections: {upstream: \($0)}" } ?? ""
         files["\(name).yaml"] = """
             apiVersion: converge/v1
             kind: Instance
             metadata: {name: \(name), project: p, environment: dev}
             spec:
-              bundle: thing
+              bundle: \(connections[name] == nil ? "thing" : "child")
               version: 1.0.0
               params: \(params.canonicalJSON)
-            """
+            """ + wiring
     }
     return files
 }

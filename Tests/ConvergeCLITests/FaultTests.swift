@@ -15,7 +15,8 @@ import Testing
         let provisioner = try await RecordingProvisioner.start(delay: .fixed(.seconds(3)))
         defer { Task { await provisioner.stop() } }
         let daemon = try DaemonProcess(
-            files: faultRepository(url: provisioner.url, instances: ["a": nil, "b": "a"]),
+            files: repository(
+                url: provisioner.url, timeoutSeconds: 30, instances: ["a": [:], "b": [:]], connections: ["b": "a"]),
             arguments: ["--lease-seconds", "2"])
         let scenario = FaultScenario(daemon: daemon, provisioner: provisioner, instances: ["p-dev-a", "p-dev-b"])
         try await scenario.run { scenario in
@@ -79,7 +80,8 @@ import Testing
         let provisioner = try await RecordingProvisioner.start(delay: .fixed(.seconds(5)))
         defer { Task { await provisioner.stop() } }
         let daemon = try DaemonProcess(
-            files: faultRepository(url: provisioner.url, instances: ["a": nil]), arguments: ["--lease-seconds", "2"])
+            files: repository(url: provisioner.url, timeoutSeconds: 30, instances: ["a": [:]]),
+            arguments: ["--lease-seconds", "2"])
         let scenario = FaultScenario(daemon: daemon, provisioner: provisioner, instances: ["p-dev-a"])
         try await scenario.run { scenario in
             try await scenario.start()
@@ -130,8 +132,9 @@ import Testing
         let names = (0..<200).map { "i\($0)" }
         let ids = names.map { "p-dev-\($0)" }
         let daemon = try DaemonProcess(
-            files: faultRepository(
-                url: provisioner.url, instances: Dictionary(uniqueKeysWithValues: names.map { ($0, String?.none) })),
+            files: repository(
+                url: provisioner.url, timeoutSeconds: 30,
+                instances: Dictionary(uniqueKeysWithValues: names.map { ($0, [:] as Value) })),
             arguments: ["--lease-seconds", "2", "--max-concurrent-deployments", "8"])
         let scenario = FaultScenario(daemon: daemon, provisioner: provisioner, instances: ids, onlyUnfinished: true)
         try await scenario.run { scenario in
@@ -225,7 +228,8 @@ import Testing
     @Test func secondDaemonOnSameDatabase_refusesNamingHolder() async throws {
         let provisioner = try await RecordingProvisioner.start(delay: .fixed(.zero))
         defer { Task { await provisioner.stop() } }
-        let daemon = try DaemonProcess(files: faultRepository(url: provisioner.url, instances: ["a": nil]))
+        let daemon = try DaemonProcess(
+            files: repository(url: provisioner.url, timeoutSeconds: 30, instances: ["a": [:]]))
         let scenario = FaultScenario(daemon: daemon, provisioner: provisioner, instances: ["p-dev-a"])
         try await scenario.run { scenario in
             try await scenario.start()
