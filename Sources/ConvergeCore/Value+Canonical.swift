@@ -7,54 +7,62 @@ extension Value {
     /// Two values are equal exactly when their canonical encodings are; hashes of desired state are taken
     /// over these bytes, so this encoding must never change.
     public var canonicalJSON: String {
-        var output = ""
-        append(to: &output, indent: nil, level: 0)
-        return output
+        String(decoding: encoded(indent: nil), as: UTF8.self)
     }
 
     /// The same encoding indented by two spaces, for people and committed files.
     public var prettyJSON: String {
-        var output = ""
-        append(to: &output, indent: "  ", level: 0)
-        return output
+        String(decoding: encoded(indent: Array("  ".utf8)), as: UTF8.self)
     }
 
     /// The lower-case hex SHA-256 of the canonical encoding.
     public var canonicalHash: String {
-        SHA256.hash(data: Data(canonicalJSON.utf8)).hexString
+        SHA256.hash(data: encoded(indent: nil)).hexString
     }
 
-    private func append(to output: inout String, indent: String?, level: Int) {
+    /// The encoding as UTF-8 bytes, built in one buffer.
+    private func encoded(indent: [UInt8]?) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(256)
+        append(to: &output, indent: indent, level: 0)
+        return output
+    }
+
+    private func append(to output: inout [UInt8], indent: [UInt8]?, level: Int) {
         func newline(_ level: Int) {
-            if let indent { output += "\n" + String(repeating: indent, count: level) }
+            guard let indent else { return }
+            output.append(UInt8(ascii: "\n"))
+            for _ in 0..<level { output.append(contentsOf: indent) }
         }
         switch self {
-        case .null: output += "null"
-        case .bool(let bool): output += bool ? "true" : "false"
-        case .int(let int): output += String(int)
-        case .double(let double): output += Value.canonicalDouble(double)
+        case .null: output.append(contentsOf: "null".utf8)
+        case .bool(let bool): output.append(contentsOf: (bool ? "true" : "false").utf8)
+        case .int(let int): output.append(contentsOf: String(int).utf8)
+        case .double(let double): output.append(contentsOf: Value.canonicalDouble(double).utf8)
         case .string(let string): Value.appendQuoted(string, to: &output)
         case .array(let elements):
-            output += "["
+            output.append(UInt8(ascii: "["))
             for (index, element) in elements.enumerated() {
-                if index > 0 { output += "," }
+                if index > 0 { output.append(UInt8(ascii: ",")) }
                 newline(level + 1)
                 element.append(to: &output, indent: indent, level: level + 1)
             }
             if !elements.isEmpty { newline(level) }
-            output += "]"
+            output.append(UInt8(ascii: "]"))
         case .object(let members):
-            output += "{"
-            let keys = members.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-            for (index, key) in keys.enumerated() {
-                if index > 0 { output += "," }
+            output.append(UInt8(ascii: "{"))
+            // Keys in the order of their UTF-8 bytes, compared in place.
+            let sorted = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            for (index, member) in sorted.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
                 newline(level + 1)
-                Value.appendQuoted(key, to: &output)
-                output += indent == nil ? ":" : ": "
-                members[key]!.append(to: &output, indent: indent, level: level + 1)
+                Value.appendQuoted(member.key, to: &output)
+                output.append(UInt8(ascii: ":"))
+                if indent != nil { output.append(UInt8(ascii: " ")) }
+                member.value.append(to: &output, indent: indent, level: level + 1)
             }
             if !members.isEmpty { newline(level) }
-            output += "}"
+            output.append(UInt8(ascii: "}"))
         }
     }
 
@@ -64,24 +72,30 @@ extension Value {
         return text.contains(where: { $0 == "." || $0 == "e" }) ? text : text + ".0"
     }
 
-    private static func appendQuoted(_ string: String, to output: inout String) {
-        output += "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case "\u{08}": output += "\\b"
-            case "\u{0C}": output += "\\f"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: output.unicodeScalars.append(scalar)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// A JSON string: `"` and `\` escaped, control characters as their short escape or `\u00XX`, every other byte
+    /// of the UTF-8 encoding as it is.
+    private static func appendQuoted(_ string: String, to output: inout [UInt8]) {
+        let hex = hexDigits
+        output.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0x08: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
+            case 0x0C: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
+            case 0..<0x20:
+                output.append(contentsOf: "\\u00".utf8)
+                output.append(hex[Int(byte >> 4)])
+                output.append(hex[Int(byte & 0x0F)])
+            default: output.append(byte)
             }
         }
-        output += "\""
+        output.append(UInt8(ascii: "\""))
     }
 }
 

@@ -59,7 +59,7 @@ extension SQLiteStore {
             var snapshot = request.snapshot
             snapshot.metadata = snapshot.metadata.merged(with: ["deploymentId": .string(id)])
             let status: Deployment.Status = request.mode == .direct ? .pending : .proposed
-            try db.execute(
+            try db.run(
                 sql: """
                     INSERT INTO deployments (id, instance_id, action, params, connection_params, version, md_metadata,
                         desired_hash, status, created_by, proposed_by, created_at, updated_at, retry_of)
@@ -126,7 +126,9 @@ extension SQLiteStore {
     {
         try Self.checkLimit(limit)
         // Most calls find nothing to claim: a read first keeps them from taking the write lock.
-        guard try await read({ db in try Bool.fetchOne(db, sql: Self.anyClaimableSQL) ?? false }) else { return [] }
+        guard try await read({ db in try db.fetchValue(Bool.self, sql: Self.anyClaimableSQL) ?? false }) else {
+            return []
+        }
         return try await transaction { db in
             let heads = try Self.fetchDeployments(db, sql: Self.claimSQL, arguments: [limit])
             let now = self.now
@@ -146,13 +148,13 @@ extension SQLiteStore {
     {
         try Self.checkLimit(limit)
         let now = self.now
-        guard try await read({ db in try Bool.fetchOne(db, sql: Self.anyExpiredSQL, arguments: [now]) ?? false })
+        guard try await read({ db in try db.fetchValue(Bool.self, sql: Self.anyExpiredSQL, arguments: [now]) ?? false })
         else { return [] }
         return try await transaction { db in
             let now = self.now
             let expired = try Self.fetchDeployments(db, sql: Self.expiredLeasesSQL, arguments: [now, limit])
             return try expired.map { deployment in
-                try db.execute(
+                try db.run(
                     sql: """
                         UPDATE deployments SET lease_owner = ?, lease_epoch = lease_epoch + 1, lease_expires_at = ?,
                             updated_at = ?
@@ -179,7 +181,7 @@ extension SQLiteStore {
     {
         try await transaction { db in
             let deployment = try self.leased(db, id, owner: owner, epoch: epoch)
-            try db.execute(
+            try db.run(
                 sql: "UPDATE deployments SET lease_expires_at = ?, updated_at = ? WHERE seq = ?",
                 arguments: [self.now + Self.millis(leaseDuration), self.now, deployment.sequence])
             return try Self.fetchDeployment(db, id)
@@ -229,7 +231,7 @@ extension SQLiteStore {
     }
 
     static func fetchRecent(_ db: Database, _ instanceID: String, limit: Int) throws -> [DeploymentSummary] {
-        try Row.fetchAll(db, sql: recentSQL, arguments: [instanceID, limit]).map { row in
+        try db.fetchRows(sql: recentSQL, arguments: [instanceID, limit]).map { row in
             DeploymentSummary(
                 id: row["id"], sequence: row["seq"], action: Deployment.Action(rawValue: row["action"])!,
                 status: Deployment.Status(rawValue: row["status"])!, desiredHash: row["desired_hash"],
@@ -312,7 +314,7 @@ extension SQLiteStore {
         var arguments: StatementArguments = [status.rawValue, now]
         for column in assignments { arguments += [columns[column]!] }
         arguments += [deployment.sequence, deployment.status.rawValue]
-        try db.execute(sql: sql, arguments: arguments)
+        try db.run(sql: sql, arguments: arguments)
         guard db.changesCount == 1 else {
             throw ConvergeError(.aborted, "deployment \(deployment.id) changed concurrently; retry")
         }
@@ -342,7 +344,7 @@ extension SQLiteStore {
                     try String.fetchOne(
                         db, sql: "SELECT outputs FROM instances WHERE id = ?", arguments: [finished.instanceID])
                 }
-            try db.execute(
+            try db.run(
                 sql: "UPDATE instances SET status = ?, outputs = ?, updated_at = ? WHERE id = ?",
                 arguments: [instanceStatus.rawValue, outputs, now, finished.instanceID])
         }
@@ -369,7 +371,7 @@ extension SQLiteStore {
     /// Copies a deployment's snapshot into its instance's current configuration; a plan never moves it.
     func advanceInstance(_ db: Database, to deployment: Deployment) throws {
         guard deployment.action != .plan else { return }
-        try db.execute(
+        try db.run(
             sql: "UPDATE instances SET params = ?, connection_params = ?, version = ?, updated_at = ? WHERE id = ?",
             arguments: [
                 deployment.snapshot.params.canonicalJSON, deployment.snapshot.connectionParams.canonicalJSON,
@@ -380,7 +382,7 @@ extension SQLiteStore {
     func record(
         _ db: Database, _ deployment: Deployment, kind: DeploymentEventDraft.Kind, message: String, data: Value? = nil
     ) throws {
-        try db.execute(
+        try db.run(
             sql: "INSERT INTO deployment_events (deployment_id, at, kind, message, data) VALUES (?, ?, ?, ?, ?)",
             arguments: [deployment.id, now, kind.rawValue, message, data?.canonicalJSON])
     }
@@ -400,7 +402,7 @@ extension SQLiteStore {
     }
 
     static func fetchDeployments(_ db: Database, sql: String, arguments: StatementArguments) throws -> [Deployment] {
-        try Row.fetchAll(db, sql: sql, arguments: arguments).map(deployment(from:))
+        try db.fetchRows(sql: sql, arguments: arguments).map(deployment(from:))
     }
 
     static func deployment(from row: Row) throws -> Deployment {

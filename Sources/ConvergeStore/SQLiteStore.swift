@@ -108,7 +108,7 @@ public final class SQLiteStore: Store, Service {
     func audit(
         _ db: Database, actor: String, action: String, kind: String, id: String, before: Value?, after: Value?
     ) throws {
-        try db.execute(
+        try db.run(
             sql: """
                 INSERT INTO audit_log (at, actor, action, target_kind, target_id, before, after)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -118,8 +118,8 @@ public final class SQLiteStore: Store, Service {
 
     /// Reads and advances a named counter.
     func increment(_ db: Database, _ counter: String) throws -> Int64 {
-        try db.execute(sql: "UPDATE counters SET value = value + 1 WHERE name = ?", arguments: [counter])
-        return try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [counter])!
+        try db.run(sql: "UPDATE counters SET value = value + 1 WHERE name = ?", arguments: [counter])
+        return try db.fetchValue(Int64.self, sql: "SELECT value FROM counters WHERE name = ?", arguments: [counter])!
     }
 
     static func checkLimit(_ limit: Int) throws {
@@ -148,7 +148,7 @@ extension SQLiteStore {
         }
         return try await transaction { db in
             var existing: [ResourceKey: (hash: String, source: String?)] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT kind, id, spec_hash, source FROM resources") {
+            for row in try db.fetchRows(sql: "SELECT kind, id, spec_hash, source FROM resources") {
                 guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
                 existing[ResourceKey(kind, row["id"])] = (row["spec_hash"], row["source"])
             }
@@ -185,7 +185,8 @@ extension SQLiteStore {
         _ db: Database, _ resources: [DesiredResource], removing removed: [ResourceKey],
         existing: [ResourceKey: (hash: String, source: String?)], expectedVersion: Int64?, actor: String
     ) throws -> DesiredStateRevision {
-        let version = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
+        let version = try db.fetchValue(
+            Int64.self, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
         if let expectedVersion, expectedVersion != version {
             throw ConvergeError(
                 .aborted, "the desired state changed: expected version \(expectedVersion), found \(version)")
@@ -200,7 +201,7 @@ extension SQLiteStore {
             if let recorded = existing[key] {
                 guard recorded.hash != hash || recorded.source != source else { continue }
                 if recorded.hash != hash { changed.append(key) }
-                try db.execute(
+                try db.run(
                     sql: """
                         UPDATE resources SET spec = ?, spec_hash = ?, source = ?, resource_version = ?, updated_at = ?,
                             generation = generation + CASE WHEN spec_hash = ? THEN 0 ELSE 1 END
@@ -212,7 +213,7 @@ extension SQLiteStore {
                     ])
             } else {
                 added.append(key)
-                try db.execute(
+                try db.run(
                     sql: """
                         INSERT INTO resources (kind, id, spec, spec_hash, generation, resource_version, source,
                             created_at, updated_at)
@@ -224,7 +225,7 @@ extension SQLiteStore {
                     ])
             }
             if resource.kind == .instance {
-                try db.execute(
+                try db.run(
                     sql: """
                         INSERT INTO instances (id, environment, bundle, status, created_at, updated_at)
                         VALUES (?, ?, ?, 'INITIALIZED', ?, ?)
@@ -237,7 +238,7 @@ extension SQLiteStore {
             }
         }
         for key in removed {
-            try db.execute(
+            try db.run(
                 sql: "DELETE FROM resources WHERE kind = ? AND id = ?", arguments: [key.kind.rawValue, key.id])
         }
         guard !(added.isEmpty && changed.isEmpty && removed.isEmpty) else {
@@ -256,7 +257,7 @@ extension SQLiteStore {
         try await read { db in
             let version = try Int64.fetchOne(
                 db, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM resources ORDER BY kind, id")
+            let rows = try db.fetchRows(sql: "SELECT * FROM resources ORDER BY kind, id")
             let resources = try rows.compactMap { row -> StoredResource? in
                 guard let kind = ResourceKind(rawValue: row["kind"]) else { return nil }
                 return StoredResource(
@@ -283,7 +284,7 @@ extension SQLiteStore {
     }
 
     static func fetchInstanceIfAny(_ db: Database, _ id: String) throws -> InstanceRecord? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM instances WHERE id = ?", arguments: [id]) else {
+        guard let row = try db.fetchRow(sql: "SELECT * FROM instances WHERE id = ?", arguments: [id]) else {
             return nil
         }
         return InstanceRecord(
@@ -310,7 +311,7 @@ extension SQLiteStore {
     public func deploymentCounts() async throws -> [Deployment.Status: Int] {
         try await read { db in
             var counts: [Deployment.Status: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT status, count FROM deployment_counts") {
+            for row in try db.fetchRows(sql: "SELECT status, count FROM deployment_counts") {
                 if let status = Deployment.Status(rawValue: row["status"]) { counts[status] = row["count"] }
             }
             return counts
@@ -318,13 +319,13 @@ extension SQLiteStore {
     }
 
     public func instanceIDs() async throws -> [String] {
-        try await read { db in try String.fetchAll(db, sql: "SELECT id FROM instances ORDER BY id") }
+        try await read { db in try db.fetchValues(String.self, sql: "SELECT id FROM instances ORDER BY id") }
     }
 
     public func generations() async throws -> [ResourceKey: Int64] {
         try await read { db in
             var generations: [ResourceKey: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT kind, id, generation FROM resources") {
+            for row in try db.fetchRows(sql: "SELECT kind, id, generation FROM resources") {
                 guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
                 generations[ResourceKey(kind, row["id"])] = row["generation"]
             }
@@ -337,7 +338,7 @@ extension SQLiteStore {
     {
         let json = Value.array(conditions.map(\.value)).canonicalJSON
         try await transaction { db in
-            try db.execute(
+            try db.run(
                 sql: "UPDATE instances SET observed_generation = ?, conditions = ? WHERE id = ?",
                 arguments: [observedGeneration, json, id])
             guard db.changesCount == 1 else { throw ConvergeError(.notFound, "instance \(id) not found") }
@@ -352,7 +353,7 @@ extension SQLiteStore {
             }
             var generator = SystemRandomNumberGenerator()
             let value = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            try db.execute(
+            try db.run(
                 sql: "INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)",
                 arguments: [name, Data(value), self.now])
             return value
