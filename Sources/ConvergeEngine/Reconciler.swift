@@ -77,7 +77,8 @@ public final class Reconciler: Service, Sendable {
         let state = loaded.state
         let desired = state.instances[id]
         let inputs = try await store.reconcileInputs(
-            of: id, upstream: desired?.connections.values.map(\.instance) ?? [], recentLimit: Self.historyDepth)
+            of: id, upstream: desired?.connections.values.map(\.instance) ?? [], recentLimit: Self.historyDepth,
+            includeConfiguration: desired == nil)
         guard let environmentID = desired?.environment ?? inputs.record?.environment,
             let bundleID = desired?.bundle ?? inputs.record?.bundle
         else { return nil }

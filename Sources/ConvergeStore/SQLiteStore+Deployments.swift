@@ -126,7 +126,7 @@ extension SQLiteStore {
     {
         try Self.checkLimit(limit)
         // Most calls find nothing to claim: a read first keeps them from taking the write lock.
-        guard try await read({ db in try db.fetchValue(Bool.self, sql: Self.anyClaimableSQL) ?? false }) else {
+        guard try readInPlace({ db in try db.fetchValue(Bool.self, sql: Self.anyClaimableSQL) ?? false }) else {
             return []
         }
         return try await transaction { db in
@@ -148,7 +148,8 @@ extension SQLiteStore {
     {
         try Self.checkLimit(limit)
         let now = self.now
-        guard try await read({ db in try db.fetchValue(Bool.self, sql: Self.anyExpiredSQL, arguments: [now]) ?? false })
+        guard
+            try readInPlace({ db in try db.fetchValue(Bool.self, sql: Self.anyExpiredSQL, arguments: [now]) ?? false })
         else { return [] }
         return try await transaction { db in
             let now = self.now
@@ -207,26 +208,27 @@ extension SQLiteStore {
     }
 
     public func deployment(_ id: String) async throws -> Deployment {
-        try await read { db in try Self.fetchDeployment(db, id) }
+        try readInPlace { db in try Self.fetchDeployment(db, id) }
     }
 
     public func recentDeployments(of instanceID: String, limit: Int) async throws -> [DeploymentSummary] {
         try Self.checkLimit(limit)
-        return try await read { db in try Self.fetchRecent(db, instanceID, limit: limit) }
+        return try readInPlace { db in try Self.fetchRecent(db, instanceID, limit: limit) }
     }
 
-    public func reconcileInputs(of instanceID: String, upstream: [String], recentLimit: Int) async throws
-        -> ReconcileInputs
-    {
+    public func reconcileInputs(
+        of instanceID: String, upstream: [String], recentLimit: Int, includeConfiguration: Bool
+    ) async throws -> ReconcileInputs {
         try Self.checkLimit(recentLimit)
-        return try await read { db in
+        return try readInPlace { db in
             var records: [String: InstanceRecord] = [:]
-            for id in Set(upstream + [instanceID]) {
-                if let record = try Self.fetchInstanceIfAny(db, id) { records[id] = record }
+            for id in Set(upstream) where id != instanceID {
+                records[id] = try Self.fetchInstanceIfAny(db, id, configuration: false)
             }
             return ReconcileInputs(
-                record: records.removeValue(forKey: instanceID), upstream: records,
-                recent: try Self.fetchRecent(db, instanceID, limit: recentLimit))
+                record: try Self.fetchInstanceIfAny(
+                    db, instanceID, configuration: includeConfiguration, outputs: false),
+                upstream: records, recent: try Self.fetchRecent(db, instanceID, limit: recentLimit))
         }
     }
 

@@ -68,8 +68,11 @@ public protocol Store: Sendable {
 
     /// A deployment by id.
     func deployment(_ id: String) async throws -> Deployment
-    /// Everything a reconcile of `instanceID` reads, from one snapshot of the store.
-    func reconcileInputs(of instanceID: String, upstream: [String], recentLimit: Int) async throws -> ReconcileInputs
+    /// Everything a reconcile of `instanceID` reads, from one snapshot of the store. Only what a decision needs is
+    /// decoded: the record's params and connection params only with `includeConfiguration` (a decommission
+    /// snapshot needs them), never its own outputs; the upstream records' outputs but not their configuration.
+    func reconcileInputs(of instanceID: String, upstream: [String], recentLimit: Int, includeConfiguration: Bool)
+        async throws -> ReconcileInputs
     /// An instance's deployments, newest first, by cursor.
     func history(of instanceID: String, after cursor: String?, limit: Int) async throws -> Page<Deployment>
     /// The newest `limit` deployments of an instance, newest first, without their snapshots: what the reconciler

@@ -329,6 +329,7 @@ final class EngineFixture {
         }
         // Longer than the lease: the dispatcher renews it while the provisioner works.
         for _ in 0..<4 {
+            try await eventually { fixture.clock.sleepers > 0 }
             fixture.clock.advance(by: 10)
             try await eventually {
                 try await fixture.store.deployment(deployment.id).lease?.expiresAt == fixture.clock.now + 30
