@@ -12,6 +12,8 @@ enum DaemonBench {
         var peakRSSMegabytes: Double?
         /// Share of one core used over the idle window after convergence.
         var idleCPU: Double?
+        /// Seconds from convergence until the daemon was idle (its work queue drained).
+        var settleSeconds: Double?
         /// Milliseconds from `POST /v1/sync` to the edited instance's new deployment row, one per edit.
         var pendingMilliseconds: [Double]
         /// The repository copy and database the run left behind, converged.
@@ -57,8 +59,14 @@ enum DaemonBench {
                 "\(label): \(repository.instances) instances converged in \(String(format: "%.1f", converged)) s "
                     + "(\(deployments) deployments)")
             var idle: Double?
+            var settleSeconds: Double?
             if measureIdle {
-                try await Task.sleep(for: .seconds(1))
+                // Idle means nothing left to do: the reconciles that completions queued have run.
+                let settling = ContinuousClock.now
+                let base = daemon.url
+                guard try await onThread({ try waitUntilIdle(client: try LoopbackHTTP(), base: base, limit: 120) })
+                else { throw BenchError("the daemon did not settle within 120 s of converging") }
+                settleSeconds = seconds(since: settling)
                 let before = daemon.cpuSeconds
                 let windowStart = ContinuousClock.now
                 try await Task.sleep(for: idleWindow)
@@ -75,6 +83,7 @@ enum DaemonBench {
             await daemon.stop()
             return Run(
                 convergeSeconds: converged, deployments: deployments, peakRSSMegabytes: rss, idleCPU: idle,
+                settleSeconds: settleSeconds,
                 pendingMilliseconds: latencies, repository: manifests, database: database)
         } catch {
             await daemon.stop()
@@ -145,18 +154,7 @@ enum DaemonBench {
                     guard seconds(since: start) < 300 else { throw BenchError("the daemon is not ready after 300 s") }
                     Thread.sleep(forTimeInterval: 0.2)
                 }
-                // Idle: the work queue empty and no reconcile for two seconds.
-                var last = -1.0
-                var quiet = 0
-                while quiet < 2 {
-                    guard seconds(since: start) < 300 else { return "not idle after 300 s" }
-                    Thread.sleep(forTimeInterval: 1)
-                    let text = try client.get(base + "/metrics").body
-                    let reconciles = metric("converge_reconciles_total", in: text) ?? 0
-                    let depth = metric("converge_workqueue_depth", in: text) ?? 0
-                    quiet = reconciles == last && depth == 0 ? quiet + 1 : 0
-                    last = reconciles
-                }
+                guard try waitUntilIdle(client: client, base: base, limit: 300) else { return "not idle after 300 s" }
                 return String(format: "idle %.0f s after start", seconds(since: start))
             }
             progress("metrics daemon: \(idleNote)")
@@ -188,6 +186,24 @@ enum DaemonBench {
     }
 
     /// The value of an unlabelled Prometheus sample, summed over its label sets when it has some.
+    /// Waits until the daemon is idle — its work queue empty and no reconcile for two seconds — for at most `limit`
+    /// seconds; false if it never was.
+    static func waitUntilIdle(client: LoopbackHTTP, base: String, limit: Double) throws -> Bool {
+        let start = ContinuousClock.now
+        var last = -1.0
+        var quiet = 0
+        while quiet < 2 {
+            guard seconds(since: start) < limit else { return false }
+            Thread.sleep(forTimeInterval: 1)
+            let text = try client.get(base + "/metrics").body
+            let reconciles = metric("converge_reconciles_total", in: text) ?? 0
+            let depth = metric("converge_workqueue_depth", in: text) ?? 0
+            quiet = reconciles == last && depth == 0 ? quiet + 1 : 0
+            last = reconciles
+        }
+        return true
+    }
+
     static func metric(_ name: String, in text: String) -> Double? {
         var total: Double?
         for line in text.split(separator: "\n") where line.hasPrefix(name) {
