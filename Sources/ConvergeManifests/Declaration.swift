@@ -1,4 +1,5 @@
 import ConvergeCore
+import Synchronization
 
 /// What one document declares, worked out from that document alone: its shape problems, the key it declares and,
 /// when it is sound, the typed resource.
@@ -26,6 +27,8 @@ struct Declaration: Sendable {
     var key: ResourceKey?
     /// The resource, nil when the document has problems.
     var resource: Resource?
+    /// An instance's params checked against its bundle's schema, kept for the next load while neither changes.
+    let paramsCheck = ParamsCheck()
 
     /// Checks `document` against its kind's shape and, when it is sound, decodes the resource it declares.
     init(_ document: YAMLNode) {
@@ -102,5 +105,27 @@ struct Declaration: Sendable {
                 ManifestDecoding.preview(
                     project: metadata["project"]!.string!, name: metadata["name"]!.string!, fields: spec!))
         }
+    }
+}
+
+/// The outcome of checking one instance document's params against one compiled schema — its violations and its
+/// params with the schema's defaults — remembered with the declaration across loads, so a load after an edit
+/// re-checks only the instances whose document or bundle changed, and the others keep sharing their params'
+/// storage with the previous state (which makes comparing the two states cheap).
+final class ParamsCheck: Sendable {
+    struct Outcome: Sendable {
+        var violations: [ManifestDiagnostic]
+        var params: Value
+    }
+
+    private let memo = Mutex<(schema: ObjectIdentifier, outcome: Outcome)?>(nil)
+
+    /// The outcome against `schema`, computed by `check` unless it is remembered for this very schema.
+    func outcome(against schema: ParamsSchema, _ check: () -> Outcome) -> Outcome {
+        let identity = ObjectIdentifier(schema)
+        if let remembered = memo.withLock({ $0 }), remembered.schema == identity { return remembered.outcome }
+        let outcome = check()
+        memo.withLock { $0 = (identity, outcome) }
+        return outcome
     }
 }

@@ -92,9 +92,14 @@ extension Load {
             !broken.contains(ResourceKey(.bundle, instance.bundle)), let bundle = state.bundles[instance.bundle]
         else { return }
         let schema = schemas[instance.bundle] ?? .empty
-        let paramsNode = spec["params"] ?? YAMLNode(kind: .mapping([]), location: spec.location)
-        diagnostics += schema.violations(of: paramsNode, path: "spec.params")
-        state.instances[id]!.params = schema.applyingDefaults(to: instance.params)
+        let checked = paramsChecks[id]!.outcome(against: schema) {
+            let paramsNode = spec["params"] ?? YAMLNode(kind: .mapping([]), location: spec.location)
+            return ParamsCheck.Outcome(
+                violations: schema.violations(of: paramsNode, path: "spec.params"),
+                params: schema.applyingDefaults(to: instance.params))
+        }
+        diagnostics += checked.violations
+        state.instances[id]!.params = checked.params
         guard environmentKnown else { return }
         let environment = state.environments[instance.environment]
         var connections: [String: ConnectionTarget] = [:]

@@ -10,6 +10,8 @@ struct Load {
     var broken: Set<ResourceKey> = []
     /// The compiled params schema of every sound bundle.
     var schemas: [String: ParamsSchema] = [:]
+    /// The remembered params check of every sound instance's declaration.
+    var paramsChecks: [String: ParamsCheck] = [:]
 
     mutating func report(_ node: YAMLNode, _ path: String, _ message: String) {
         diagnostics.append(ManifestDiagnostic(node.location, path, message))
@@ -48,7 +50,9 @@ struct Load {
                 broken.insert(key)
             }
         case .provisioner(let provisioner): state.provisioners[key.id] = provisioner
-        case .instance(let instance): state.instances[key.id] = instance
+        case .instance(let instance):
+            state.instances[key.id] = instance
+            paramsChecks[key.id] = declaration.paramsCheck
         case .preview(let preview): state.previews[key.id] = preview
         }
     }

@@ -292,6 +292,60 @@ enum Paths {
         #expect(loader.lastStatistics == .init(files: files, read: 0, parsed: 0))
     }
 
+    @Test func rememberedParamsChecks_followTheBundleSchemaAndTheInstance() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        func bundle(default size: Int) -> String {
+            """
+            apiVersion: converge/v1
+            kind: Project
+            metadata: {name: p}
+            ---
+            apiVersion: converge/v1
+            kind: Environment
+            metadata: {name: dev, project: p}
+            spec: {policy: auto}
+            ---
+            apiVersion: converge/v1
+            kind: Provisioner
+            metadata: {name: hook}
+            spec: {webhook: {url: "http://127.0.0.1:1/x"}}
+            ---
+            apiVersion: converge/v1
+            kind: Bundle
+            metadata: {name: b}
+            spec:
+              provisioner: hook
+              paramsSchema: {type: object, properties: {size: {type: integer, maximum: 9, default: \(size)}}}
+            """
+        }
+        func instance(_ name: String, params: String) -> String {
+            """
+            apiVersion: converge/v1
+            kind: Instance
+            metadata: {name: \(name), project: p, environment: dev}
+            spec: {bundle: b, params: \(params)}
+            """
+        }
+        try root.write("bundle.yaml", bundle(default: 2))
+        try root.write("a.yaml", instance("a", params: "{}"))
+        try root.write("b.yaml", instance("b", params: "{size: 5}"))
+        let loader = ManifestLoader()
+        var state = try loader.reload(directory: root.url).state
+        #expect(state.instances["p-dev-a"]?.params == ["size": 2])
+        // A new schema re-checks the instances of other, unchanged files.
+        try root.write("bundle.yaml", bundle(default: 3))
+        state = try loader.reload(directory: root.url).state
+        #expect(state.instances["p-dev-a"]?.params == ["size": 3])
+        #expect(state.instances["p-dev-b"]?.params == ["size": 5])
+        // An edited instance is checked again.
+        try root.write("b.yaml", instance("b", params: "{size: 12}"))
+        #expect(throws: ManifestErrors.self) { try loader.reload(directory: root.url) }
+        try root.write("b.yaml", instance("b", params: "{size: 6}"))
+        state = try loader.reload(directory: root.url).state
+        #expect(state.instances["p-dev-b"]?.params == ["size": 6])
+    }
+
     @Test func recentlyWrittenFiles_areHashedAgainButNotParsed() throws {
         let root = try repository()
         defer { root.remove() }
