@@ -129,7 +129,7 @@ let package = Package(
             path: "Tests/ConvergeTestSupport"
         ),
         .testTarget(name: "ConvergeProvisionersTests", dependencies: ["ConvergeProvisioners", "ConvergeTestSupport"]),
-        .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine", "ConvergeStore"]),
+        .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine", "ConvergeStore", "ConvergeTestSupport"]),
         .testTarget(
             name: "ConvergeServerTests",
             dependencies: [

@@ -1,5 +1,6 @@
 import ConvergeCore
 import ConvergeStore
+import ConvergeTestSupport
 import Foundation
 import Logging
 import Synchronization
@@ -298,7 +299,7 @@ final class EngineFixture {
         let deployment = try #require(claimed.first)
         let dispatcher = fixture.engine.dispatcher
         let apply = Task { await dispatcher.apply(deployment) }
-        try await eventually { fixture.provisioner.jobs.withLock { $0.count } == 1 }
+        try await eventually("the provisioner was called") { fixture.provisioner.jobs.withLock { $0.count } == 1 }
         // Another daemon, whose clock says the lease expired, takes it over.
         let clock = fixture.clock
         let other = try SQLiteStore(
@@ -322,16 +323,16 @@ final class EngineFixture {
         let deployment = try #require(await fixture.engine.dispatcher.claim().first)
         let dispatcher = fixture.engine.dispatcher
         let apply = Task { await dispatcher.apply(deployment) }
-        try await eventually {
+        try await eventually("the call was accepted") {
             try await fixture.store.events(of: deployment.id, after: nil, limit: 50).items.contains {
                 $0.message.hasPrefix("accepted")
             }
         }
         // Longer than the lease: the dispatcher renews it while the provisioner works.
         for _ in 0..<4 {
-            try await eventually { fixture.clock.sleepers > 0 }
+            try await eventually("the heartbeat waits for the clock") { fixture.clock.sleepers > 0 }
             fixture.clock.advance(by: 10)
-            try await eventually {
+            try await eventually("the lease was renewed") {
                 try await fixture.store.deployment(deployment.id).lease?.expiresAt == fixture.clock.now + 30
             }
         }
@@ -356,7 +357,7 @@ final class EngineFixture {
         let apply = Task { await dispatcher.apply(deployment) }
         // 100 s of provisioner timeout, in beats of a third of the lease.
         for _ in 0..<10 {
-            try await eventually { fixture.clock.sleepers > 0 }
+            try await eventually("the heartbeat waits for the clock") { fixture.clock.sleepers > 0 }
             #expect(try await fixture.store.deployment(deployment.id).status == .running)
             fixture.clock.advance(by: 10)
         }
@@ -425,13 +426,4 @@ extension DeploymentSnapshot {
         snapshot.metadata = metadata.merged(with: ["deploymentId": .string(deploymentID)])
         return snapshot
     }
-}
-
-/// Waits until `condition` holds, checking every few milliseconds for up to five seconds.
-func eventually(_ condition: () async throws -> Bool) async throws {
-    for _ in 0..<1000 {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-    Issue.record("condition not met within 5 s")
 }
