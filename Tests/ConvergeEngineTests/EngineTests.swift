@@ -170,6 +170,16 @@ final class EngineFixture {
         for deployment in await engine.dispatcher.claim() { await engine.dispatcher.apply(deployment) }
     }
 
+    /// Reconciles `id` with a provisioner that answers 202, claims its deployment and starts applying it.
+    func applyAccepted(_ id: String) async throws -> (Deployment, Task<Void, Never>) {
+        provisioner.answers.withLock { $0[id] = .accepted }
+        #expect(await engine.manifests.load())
+        try await engine.reconciler.reconcile(id)
+        let deployment = try #require(await engine.dispatcher.claim().first)
+        let dispatcher = engine.dispatcher
+        return (deployment, Task { await dispatcher.apply(deployment) })
+    }
+
     func history(_ id: String) async throws -> [Deployment] {
         try await store.history(of: id, after: nil, limit: 50).items
     }
@@ -317,12 +327,7 @@ final class EngineFixture {
 
     @Test func acceptedCall_keepsItsLeaseUntilACallbackEndsIt() async throws {
         let fixture = try await EngineFixture()
-        fixture.provisioner.answers.withLock { $0["p-dev-db"] = .accepted }
-        #expect(await fixture.engine.manifests.load())
-        try await fixture.engine.reconciler.reconcile("p-dev-db")
-        let deployment = try #require(await fixture.engine.dispatcher.claim().first)
-        let dispatcher = fixture.engine.dispatcher
-        let apply = Task { await dispatcher.apply(deployment) }
+        let (deployment, apply) = try await fixture.applyAccepted("p-dev-db")
         try await eventually("the call was accepted") {
             try await fixture.store.events(of: deployment.id, after: nil, limit: 50).items.contains {
                 $0.message.hasPrefix("accepted")
@@ -349,12 +354,7 @@ final class EngineFixture {
 
     @Test func acceptedCall_withoutAVerdictFailsAtTheProvisionerTimeout() async throws {
         let fixture = try await EngineFixture()
-        fixture.provisioner.answers.withLock { $0["p-dev-db"] = .accepted }
-        #expect(await fixture.engine.manifests.load())
-        try await fixture.engine.reconciler.reconcile("p-dev-db")
-        let deployment = try #require(await fixture.engine.dispatcher.claim().first)
-        let dispatcher = fixture.engine.dispatcher
-        let apply = Task { await dispatcher.apply(deployment) }
+        let (deployment, apply) = try await fixture.applyAccepted("p-dev-db")
         // 100 s of provisioner timeout, in beats of a third of the lease.
         for _ in 0..<10 {
             try await eventually("the heartbeat waits for the clock") { fixture.clock.sleepers > 0 }
