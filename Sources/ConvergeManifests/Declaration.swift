@@ -20,6 +20,8 @@ struct Declaration: Sendable {
         case preview(Preview)
     }
 
+    /// The document, for pointing errors at its fields; a sound instance's `spec.params` subtree is not kept here
+    /// (the params of thousands of instances were most of the daemon's memory) but handed to `paramsCheck`.
     var document: YAMLNode
     /// Problems of the document's own shape.
     var diagnostics: [ManifestDiagnostic]
@@ -28,7 +30,7 @@ struct Declaration: Sendable {
     /// The resource, nil when the document has problems.
     var resource: Resource?
     /// An instance's params checked against its bundle's schema, kept for the next load while neither changes.
-    let paramsCheck = ParamsCheck()
+    var paramsCheck = ParamsCheck(params: nil, at: SourceLocation(file: "", line: 1, column: 1))
 
     /// Checks `document` against its kind's shape and, when it is sound, decodes the resource it declares.
     init(_ document: YAMLNode) {
@@ -62,6 +64,10 @@ struct Declaration: Sendable {
         self.key = key
         guard diagnostics.isEmpty else { return }
         resource = Self.decode(kind: kind, id: key.id, metadata: metadata, spec: document["spec"])
+        if kind == .instance, let spec = document["spec"] {
+            paramsCheck = ParamsCheck(params: spec["params"], at: spec.location)
+            self.document = document.removing(field: "params", of: "spec")
+        }
     }
 
     private mutating func report(_ node: YAMLNode, _ path: String, _ message: String) {
@@ -112,20 +118,32 @@ struct Declaration: Sendable {
 /// params with the schema's defaults — remembered with the declaration across loads, so a load after an edit
 /// re-checks only the instances whose document or bundle changed, and the others keep sharing their params'
 /// storage with the previous state (which makes comparing the two states cheap).
+///
+/// The params' located YAML is kept only until the first check. A later schema (its bundle's file changed) is
+/// checked against the decoded params, located at the `params:` key with the exact field path.
 final class ParamsCheck: Sendable {
     struct Outcome: Sendable {
         var violations: [ManifestDiagnostic]
         var params: Value
     }
 
-    private let memo = Mutex<(schema: ObjectIdentifier, outcome: Outcome)?>(nil)
+    private let state: Mutex<(node: YAMLNode?, memo: (schema: ObjectIdentifier, outcome: Outcome)?)>
+    /// Where the params are written, or their spec when they are not.
+    private let location: SourceLocation
 
-    /// The outcome against `schema`, computed by `check` unless it is remembered for this very schema.
-    func outcome(against schema: ParamsSchema, _ check: () -> Outcome) -> Outcome {
+    init(params: YAMLNode?, at specLocation: SourceLocation) {
+        state = Mutex((params, nil))
+        location = params?.location ?? specLocation
+    }
+
+    /// The outcome against `schema` for `params` (the decoded ones), computed by `check` from the params' YAML
+    /// unless it is remembered for this very schema.
+    func outcome(against schema: ParamsSchema, params: Value, _ check: (YAMLNode) -> Outcome) -> Outcome {
         let identity = ObjectIdentifier(schema)
-        if let remembered = memo.withLock({ $0 }), remembered.schema == identity { return remembered.outcome }
-        let outcome = check()
-        memo.withLock { $0 = (identity, outcome) }
+        let (node, memo) = state.withLock { ($0.node, $0.memo) }
+        if let memo, memo.schema == identity { return memo.outcome }
+        let outcome = check(node ?? YAMLNode(params, at: location))
+        state.withLock { $0 = (nil, (identity, outcome)) }
         return outcome
     }
 }

@@ -92,9 +92,8 @@ extension Load {
             !broken.contains(ResourceKey(.bundle, instance.bundle)), let bundle = state.bundles[instance.bundle]
         else { return }
         let schema = schemas[instance.bundle] ?? .empty
-        let checked = paramsChecks[id]!.outcome(against: schema) {
-            let paramsNode = spec["params"] ?? YAMLNode(kind: .mapping([]), location: spec.location)
-            return ParamsCheck.Outcome(
+        let checked = paramsChecks[id]!.outcome(against: schema, params: instance.params) { paramsNode in
+            ParamsCheck.Outcome(
                 violations: schema.violations(of: paramsNode, path: "spec.params"),
                 params: schema.applyingDefaults(to: instance.params))
         }

@@ -72,3 +72,35 @@ public struct YAMLNode: Sendable {
         }
     }
 }
+
+extension YAMLNode {
+    /// A node for `value`, every part of it located at `location`: for checking decoded values whose own nodes
+    /// are no longer kept.
+    init(_ value: Value, at location: SourceLocation) {
+        switch value {
+        case .array(let elements):
+            self.init(kind: .sequence(elements.map { YAMLNode($0, at: location) }), location: location)
+        case .object(let members):
+            self.init(
+                kind: .mapping(
+                    members.sorted { $0.key < $1.key }.map {
+                        Entry(key: $0.key, keyLocation: location, value: YAMLNode($0.value, at: location))
+                    }), location: location)
+        default:
+            self.init(kind: .scalar(value), location: location)
+        }
+    }
+
+    /// This mapping without the entries named `field` in its entry `parent`.
+    func removing(field: String, of parent: String) -> YAMLNode {
+        guard case .mapping(var entries) = kind else { return self }
+        for index in entries.indices where entries[index].key == parent {
+            if case .mapping(let children) = entries[index].value.kind {
+                entries[index].value.kind = .mapping(children.filter { $0.key != field })
+            }
+        }
+        var node = self
+        node.kind = .mapping(entries)
+        return node
+    }
+}

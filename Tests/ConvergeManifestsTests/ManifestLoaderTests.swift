@@ -295,7 +295,7 @@ enum Paths {
     @Test func rememberedParamsChecks_followTheBundleSchemaAndTheInstance() throws {
         let root = try TemporaryDirectory()
         defer { root.remove() }
-        func bundle(default size: Int) -> String {
+        func bundle(default size: Int, maximum: Int = 9) -> String {
             """
             apiVersion: converge/v1
             kind: Project
@@ -316,7 +316,7 @@ enum Paths {
             metadata: {name: b}
             spec:
               provisioner: hook
-              paramsSchema: {type: object, properties: {size: {type: integer, maximum: 9, default: \(size)}}}
+              paramsSchema: {type: object, properties: {size: {type: integer, maximum: \(maximum), default: \(size)}}}
             """
         }
         func instance(_ name: String, params: String) -> String {
@@ -344,6 +344,18 @@ enum Paths {
         try root.write("b.yaml", instance("b", params: "{size: 6}"))
         state = try loader.reload(directory: root.url).state
         #expect(state.instances["p-dev-b"]?.params == ["size": 6])
+        // A schema that unchanged params no longer satisfy: a located error with the exact field path, although
+        // the params' own YAML is no longer kept.
+        try root.write("bundle.yaml", bundle(default: 3, maximum: 5))
+        do {
+            _ = try loader.reload(directory: root.url)
+            Issue.record("params above the new maximum were accepted")
+        } catch {
+            let messages = error.diagnostics.map(\.description)
+            #expect(messages.count == 1)
+            #expect(messages.first?.hasPrefix("b.yaml:4:") == true)
+            #expect(messages.first?.contains("spec.params.size") == true)
+        }
     }
 
     @Test func recentlyWrittenFiles_areHashedAgainButNotParsed() throws {
