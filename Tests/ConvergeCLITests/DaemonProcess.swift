@@ -11,7 +11,8 @@ import Logging
 /// A `converge serve` process on a temporary SQLite file and manifests directory, as a user would run it.
 final class DaemonProcess {
     let directory: URL
-    let port: Int
+    /// The port the daemon listens on; a start that finds it taken by another process moves to a free one.
+    private(set) var port: Int
     var process: Process?
     var arguments: [String]
     /// Variables added to the daemon's environment.
@@ -45,7 +46,25 @@ final class DaemonProcess {
         }
     }
 
-    func start() throws {
+    /// Starts the daemon and returns once it listens, or once it exited (a test of a refused start looks at it).
+    ///
+    /// The port was free when chosen, but a test running beside this one can bind it before the daemon does (two
+    /// daemons of parallel tests, or a restart after a fault). A start that loses that race moves to another port,
+    /// instead of leaving the test to talk to a stranger's daemon.
+    func start() async throws {
+        for _ in 1...5 {
+            let offset = (try? FileManager.default.attributesOfItem(atPath: log.path)[.size] as? Int) ?? 0
+            try launch()
+            try await eventually("the daemon listens or exits", timeout: .seconds(30)) { [self] in
+                logText(from: offset).contains("] listening") || process?.isRunning != true
+            }
+            guard process?.isRunning != true, logText(from: offset).contains("Address already in use") else { return }
+            port = try Self.freePort()
+        }
+        throw TimedOut(description: "no port the daemon could bind after 5 tries:\n\(logTail())")
+    }
+
+    private func launch() throws {
         let process = Process()
         process.executableURL = ConvergeBinary.executable
         let poll = arguments.contains("--poll-seconds") ? [] : ["--poll-seconds", "1"]
@@ -62,6 +81,12 @@ final class DaemonProcess {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         try process.run()
         self.process = process
+    }
+
+    /// The log written from byte `offset` on.
+    private func logText(from offset: Int) -> String {
+        guard let data = FileManager.default.contents(atPath: log.path), data.count > offset else { return "" }
+        return String(decoding: data[offset...], as: UTF8.self)
     }
 
     /// Stops the daemon with `signal` and waits for it to exit; returns its exit status.

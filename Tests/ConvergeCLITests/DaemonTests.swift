@@ -20,7 +20,7 @@ import Testing
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(
             files: repository(url: server.url, instances: ["a": ["size": 1], "b": ["size": 1]]))
-        try daemon.start()
+        try await daemon.start()
         try await eventually("a and b are deployed") {
             let a = try await history(daemon, "a").first?.status
             let b = try await history(daemon, "b").first?.status
@@ -37,7 +37,7 @@ import Testing
         // Unchanged resyncs, then a restart: once a later edit of b is deployed, they have been processed too.
         #expect(try await daemon.post("/v1/sync").status == 202)
         #expect(try await daemon.stop() == 0)
-        try daemon.start()
+        try await daemon.start()
         try await eventually("the daemon is ready again") { await daemon.isReady() }
         try daemon.write(repository(url: server.url, instances: ["a": ["size": 2], "b": ["size": 3]]))
         try await eventually("the edit of b is deployed") {
@@ -54,7 +54,7 @@ import Testing
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(
             files: repository(url: server.url, instances: ["a": ["size": 1]]), arguments: ["--poll-seconds", "3600"])
-        try daemon.start()
+        try await daemon.start()
         try await eventually("a is deployed") { try await history(daemon, "a").first?.status == .completed }
         try daemon.write(repository(url: server.url, instances: ["a": ["size": 2]]))
         kill(try #require(daemon.process).processIdentifier, SIGHUP)
@@ -73,7 +73,7 @@ import Testing
         }
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(files: repository(url: server.url, instances: ["a": ["size": 1]]))
-        try daemon.start()
+        try await daemon.start()
         try await eventually("a completes") { try await history(daemon, "a").first?.status == .completed }
         let deployments = try await history(daemon, "a")
         #expect(deployments.count == 1)
@@ -88,7 +88,7 @@ import Testing
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(
             files: repository(url: server.url, timeoutSeconds: 1, instances: ["a": ["size": 1]]))
-        try daemon.start()
+        try await daemon.start()
         try await eventually("a fails") { try await history(daemon, "a").first?.status == .failed }
         #expect(
             try await history(daemon, "a").first?.error?.hasPrefix("webhook call failed: no response within 1") == true)
@@ -102,7 +102,7 @@ import Testing
         let daemon = try DaemonProcess(
             files: repository(url: server.url, timeoutSeconds: 5, instances: ["a": ["size": 1]]),
             arguments: ["--lease-seconds", "2"])
-        try daemon.start()
+        try await daemon.start()
         try await eventually("a fails", timeout: .seconds(30)) {
             try await history(daemon, "a").first?.status == .failed
         }
@@ -118,7 +118,7 @@ import Testing
         let server = try await LoopbackServer.start { _, _ in ScriptedResponse(status: 202) }
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(files: repository(url: server.url, instances: ["a": ["size": 1]]))
-        try daemon.start()
+        try await daemon.start()
         try await eventually("the provisioner is called") { await server.requests.count == 1 }
         let request = try #require(await server.requests.first)
         let callback = try #require(request.json?["callback"] as? [String: String])
@@ -149,7 +149,7 @@ import Testing
         let server = try await LoopbackServer.start { _, _ in ScriptedResponse(status: 200, body: completedAnswer) }
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(files: repository(url: server.url, instances: ["a": ["size": 1]]))
-        try daemon.start()
+        try await daemon.start()
         try await eventually("a is deployed") { try await history(daemon, "a").first?.status == .completed }
         var broken = repository(url: server.url, instances: ["a": ["size": 5]])
         broken["a.yaml"]! += "\n  surprise: true\n"
@@ -182,7 +182,7 @@ import Testing
         let daemon = try DaemonProcess(
             files: repository(url: server.url, instances: first),
             arguments: ["--lease-seconds", "2", "--max-concurrent-deployments", "4"])
-        try daemon.start()
+        try await daemon.start()
         try await eventually("the first deployments run") { await server.requests.count >= 4 }
         try daemon.write(repository(url: server.url, instances: second))
         #expect(try await daemon.post("/v1/sync").status == 202)
@@ -203,7 +203,7 @@ import Testing
             }.count
         }
         #expect(runningAtKill > 0, "nothing was running when the daemon was killed: the test proves nothing")
-        try daemon.start()
+        try await daemon.start()
         try await eventually("every deployment ends", timeout: .seconds(90)) {
             for name in names {
                 let items = try await store.history(of: "p-dev-\(name)", after: nil, limit: 10).items

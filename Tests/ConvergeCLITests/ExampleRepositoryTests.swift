@@ -52,7 +52,7 @@ import Testing
         daemon.environment = [
             "CONVERGE_EXAMPLE_WEBHOOK_SECRET": "demo-secret", "CONVERGE_EXAMPLE_STATE_DIR": state.path,
         ]
-        try daemon.start()
+        try await daemon.start()
         let store = try daemon.store()
         func latest(_ id: String) async throws -> Deployment? {
             try await store.history(of: id, after: nil, limit: 10).items.first
@@ -91,7 +91,7 @@ import Testing
             files: repository(url: server.url, instances: ["a": ["size": 1]]),
             arguments: ["--git-webhook-secret-env", "TEST_GIT_SECRET"])
         daemon.environment = ["TEST_GIT_SECRET": "s3cret"]
-        try daemon.start()
+        try await daemon.start()
         try await eventually("a is deployed") {
             try await daemon.store().history(of: "p-dev-a", after: nil, limit: 5).items.first?.status == .completed
         }

@@ -44,7 +44,7 @@ final class FaultScenario {
     /// Starts the daemon for the first time and opens its database once it is ready (so that the test's migration
     /// check never races the daemon's creation of the file).
     func start() async throws {
-        try daemon.start()
+        try await daemon.start()
         try await waitUntil("the daemon is ready") { await daemon.isReady() }
         _ = try store()
     }

@@ -31,7 +31,7 @@ import Testing
             scenario.expect(killed == SIGKILL, "the daemon was not killed")
             // The scenario itself: away longer than the 2-second lease, so the restarted daemon finds it expired.
             try await Task.sleep(for: .seconds(3.5))
-            try daemon.start()
+            try await daemon.start()
             try await scenario.waitUntil("a and b end", timeout: .seconds(60)) {
                 let a = try await scenario.latest("p-dev-a")?.status
                 let b = try await scenario.latest("p-dev-b")?.status
@@ -160,7 +160,7 @@ import Testing
                         + "restarting after \(String(format: "%.2f", away)) s")
                 // The scenario itself: the daemon stays away for this long.
                 try await Task.sleep(for: .milliseconds(Int(away * 1000)))
-                try daemon.start()
+                try await daemon.start()
             }
             scenario.expect(
                 runningAtKills.reduce(0, +) > 0, "nothing was RUNNING at any kill: the test proves nothing")
