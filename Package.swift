@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-openapi-generator", from: "1.14.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -70,20 +74,42 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
+        // The HTTP API's types, server protocol and client, generated from `openapi.yaml` in this target: the
+        // document is the one source of the daemon's routes and of the CLI's requests.
+        .target(
+            name: "ConvergeAPI",
+            dependencies: ["ConvergeCore", .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
         .target(
             name: "ConvergeServer",
             dependencies: [
+                "ConvergeAPI",
                 "ConvergeCore",
                 "ConvergeEngine",
                 "ConvergeStore",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        .target(
+            name: "ConvergeClient",
+            dependencies: [
+                "ConvergeAPI",
+                "ConvergeCore",
+                "ConvergeManifests",
+                "ConvergeProvisioners",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+            ]
+        ),
         .executableTarget(
             name: "converge",
             dependencies: [
+                "ConvergeClient",
                 "ConvergeCore",
                 "ConvergeManifests",
                 "ConvergeStore",
@@ -133,10 +159,14 @@ let package = Package(
         .testTarget(
             name: "ConvergeServerTests",
             dependencies: [
-                "ConvergeServer", "ConvergeEngine", "ConvergeStore",
+                "ConvergeServer", "ConvergeEngine", "ConvergeManifests", "ConvergeStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "ConvergeClientTests",
+            dependencies: ["ConvergeClient", "ConvergeTestSupport"]
         ),
         .testTarget(
             name: "ConvergeCLITests",

@@ -66,6 +66,8 @@ public struct Deployment: Equatable, Sendable, Identifiable {
     public var planResult: Value?
     /// The FAILED deployment this one retries automatically with the same snapshot (an environment's `retry`).
     public var retryOf: String?
+    /// The earlier deployment of the same instance whose snapshot this one re-applies (a rollback).
+    public var rollbackOf: String?
 
     public var action: Action { snapshot.action }
 
@@ -73,7 +75,8 @@ public struct Deployment: Equatable, Sendable, Identifiable {
         id: String, sequence: Int64, instanceID: String, snapshot: DeploymentSnapshot, desiredHash: String,
         status: Status, proposedBy: String? = nil, approvedBy: String? = nil, createdBy: String, createdAt: Date,
         updatedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil, attempt: Int, lease: Lease? = nil,
-        error: String? = nil, outputs: Value? = nil, planResult: Value? = nil, retryOf: String? = nil
+        error: String? = nil, outputs: Value? = nil, planResult: Value? = nil, retryOf: String? = nil,
+        rollbackOf: String? = nil
     ) {
         self.id = id
         self.sequence = sequence
@@ -94,6 +97,7 @@ public struct Deployment: Equatable, Sendable, Identifiable {
         self.outputs = outputs
         self.planResult = planResult
         self.retryOf = retryOf
+        self.rollbackOf = rollbackOf
     }
 }
 

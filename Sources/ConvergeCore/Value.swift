@@ -26,6 +26,12 @@ public enum Value: Hashable, Sendable {
         return nil
     }
 
+    /// The elements of an array, or nil for any other value.
+    public var arrayValue: [Value]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
     /// The string, or nil for any other value.
     public var stringValue: String? {
         if case .string(let string) = self { return string }

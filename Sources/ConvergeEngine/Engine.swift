@@ -38,6 +38,10 @@ public struct EngineConfiguration: Sendable {
 /// creates deployments and wakes the dispatcher, the dispatcher runs them (and resumes those whose daemon was away),
 /// callbacks end them.
 public final class Engine: Sendable {
+    /// The actor of everything the daemon does on its own (reconciles, retries, supersessions); no principal may
+    /// have this name.
+    public static let actor = ReconcilePlanner.actor
+
     public let queue: WorkQueue<String>
     public let manifests: ManifestSource
     public let reconciler: Reconciler

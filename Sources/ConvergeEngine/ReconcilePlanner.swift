@@ -17,6 +17,9 @@ struct ReconcileContext: Sendable {
     /// The newest deployments of the instance, newest first.
     var history: [DeploymentSummary]
     var generation: Int64
+    /// When the newest change is a person's rollback: the instance's generation when it was asked for. The rollback
+    /// holds the instance at its snapshot until the manifests change the instance (a newer generation).
+    var rollbackGeneration: Int64?
     /// The git commit of the manifests, for deployment metadata.
     var commit: Value?
 }
@@ -70,7 +73,9 @@ enum ReconcilePlanner {
 
     /// The desired snapshot: params with defaults, connections resolved from upstream outputs or environment
     /// defaults, version and metadata.
-    static func snapshot(of instance: Instance, context: ReconcileContext) -> Result<DeploymentSnapshot, Blocked> {
+    static func snapshot(of instance: Instance, context: ReconcileContext, actor: String = actor)
+        -> Result<DeploymentSnapshot, Blocked>
+    {
         var connectionParams: [String: Value] = [:]
         for (slot, definition) in (context.bundle?.connections ?? [:]).sorted(by: { $0.key < $1.key }) {
             if let wire = instance.connections[slot] {
@@ -104,6 +109,12 @@ enum ReconcilePlanner {
         let hash = snapshot.desiredHash
         let changes = context.history.filter { $0.action != .plan }
         let ready = context.record?.status == .provisioned
+        if let latest = changes.first, latest.rollbackOf != nil, context.rollbackGeneration == context.generation,
+            latest.status != .rejected, latest.status != .aborted
+        {
+            return retryPlan(context, failed: latest, now: now)
+                ?? ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: ready, current: latest))
+        }
         if let latest = changes.first, latest.desiredHash == hash {
             return retryPlan(context, failed: latest, now: now)
                 ?? ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: ready, current: latest))
@@ -162,13 +173,7 @@ enum ReconcilePlanner {
                         "removed from the manifests; environment \(record.environment) does not prune"
                     )))
         }
-        let snapshot = DeploymentSnapshot(
-            action: .decommission, params: record.params ?? [:], connectionParams: record.connectionParams ?? [:],
-            version: record.version ?? "latest",
-            metadata: [
-                "instance": .string(record.id), "environment": .string(record.environment),
-                "bundle": .string(record.bundle), "actor": .string(actor), "reason": "pruned",
-            ])
+        let snapshot = decommissionSnapshot(of: record, actor: actor, reason: "pruned")
         // A decommission of this configuration that is open, completed or failed stands; a failed one is retried
         // only as the environment's retry policy says.
         if let latest = changes.first, latest.action == .decommission, latest.desiredHash == snapshot.desiredHash,
@@ -183,6 +188,17 @@ enum ReconcilePlanner {
             conditions: conditions(
                 context, now: now, ready: false, readyReason: "Decommissioning",
                 progressing: (true, "Decommissioning", "removed from the manifests; environment prunes")))
+    }
+
+    /// The decommission of a recorded instance: its current configuration, to be removed.
+    static func decommissionSnapshot(of record: InstanceRecord, actor: String, reason: String) -> DeploymentSnapshot {
+        DeploymentSnapshot(
+            action: .decommission, params: record.params ?? [:], connectionParams: record.connectionParams ?? [:],
+            version: record.version ?? "latest",
+            metadata: [
+                "instance": .string(record.id), "environment": .string(record.environment),
+                "bundle": .string(record.bundle), "actor": .string(actor), "reason": .string(reason),
+            ])
     }
 
     /// The environment's automatic retry of `failed`, the deployment standing for the current desired state, when it

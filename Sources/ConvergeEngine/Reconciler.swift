@@ -73,21 +73,9 @@ public final class Reconciler: Service, Sendable {
     /// Reconciles one instance; returns when to look at it again, if sooner than the next change or resync.
     @discardableResult
     public func reconcile(_ id: String) async throws -> TimeInterval? {
-        guard let loaded = manifests.current else { return 1 }
-        let state = loaded.state
-        let desired = state.instances[id]
-        let inputs = try await store.reconcileInputs(
-            of: id, upstream: desired?.connections.values.map(\.instance) ?? [], recentLimit: Self.historyDepth,
-            includeConfiguration: desired == nil)
-        guard let environmentID = desired?.environment ?? inputs.record?.environment,
-            let bundleID = desired?.bundle ?? inputs.record?.bundle
-        else { return nil }
-        let record = inputs.record
-        let context = ReconcileContext(
-            instanceID: id, desired: desired, environment: state.environments[environmentID],
-            bundle: state.bundles[bundleID], resources: state.resources, record: record, upstream: inputs.upstream,
-            history: inputs.recent, generation: loaded.generations[ResourceKey(.instance, id)] ?? 0,
-            commit: loaded.commit?.value)
+        guard manifests.current != nil else { return 1 }
+        guard let context = try await context(of: id) else { return nil }
+        let record = context.record
         let plan = ReconcilePlanner.plan(context, now: clock.now)
         let metadata: Logger.Metadata = ["instance.id": "\(id)"]
         for step in plan.steps {
@@ -121,11 +109,38 @@ public final class Reconciler: Service, Sendable {
         return plan.requeueAfter
     }
 
+    /// What a reconcile of `id` reads, from the manifests in force and the store; nil when neither knows the
+    /// instance, or before the first load of the manifests.
+    func context(of id: String) async throws -> ReconcileContext? {
+        guard let loaded = manifests.current else { return nil }
+        let state = loaded.state
+        let desired = state.instances[id]
+        let inputs = try await store.reconcileInputs(
+            of: id, upstream: desired?.connections.values.map(\.instance) ?? [], recentLimit: Self.historyDepth,
+            includeConfiguration: desired == nil)
+        guard let environmentID = desired?.environment ?? inputs.record?.environment,
+            let bundleID = desired?.bundle ?? inputs.record?.bundle
+        else { return nil }
+        // A rollback is rare: only then is the newest change's snapshot read, for the generation it holds at.
+        var rollbackGeneration: Int64?
+        if let latest = inputs.recent.first(where: { $0.action != .plan }), latest.rollbackOf != nil {
+            let metadata = try await store.deployment(latest.id).snapshot.metadata
+            if case .int(let generation)? = metadata["rollbackGeneration"] { rollbackGeneration = Int64(generation) }
+        }
+        return ReconcileContext(
+            instanceID: id, desired: desired, environment: state.environments[environmentID],
+            bundle: state.bundles[bundleID], resources: state.resources, record: inputs.record,
+            upstream: inputs.upstream, history: inputs.recent,
+            generation: loaded.generations[ResourceKey(.instance, id)] ?? 0, rollbackGeneration: rollbackGeneration,
+            commit: loaded.commit?.value)
+    }
+
     /// How many of an instance's newest deployments a reconcile reads: enough for the open proposals, the plan of a
     /// two-phase change and a chain of retries.
     static let historyDepth = 20
 
-    private func create(_ request: DeploymentRequest) async throws {
+    @discardableResult
+    func create(_ request: DeploymentRequest) async throws -> DeploymentCreation {
         let creation = try await store.createDeployment(request)
         let metadata: Logger.Metadata = ["instance.id": "\(request.instanceID)"]
         if creation.created {
@@ -138,5 +153,6 @@ public final class Reconciler: Service, Sendable {
                 ]) { $1 })
             onDeploymentCreated()
         }
+        return creation
     }
 }

@@ -255,11 +255,6 @@ final class ParamsSchema: Sendable {
 }
 
 extension Value {
-    var arrayValue: [Value]? {
-        if case .array(let items) = self { return items }
-        return nil
-    }
-
     var numberValue: Double? {
         switch self {
         case .int(let int): Double(int)

@@ -44,14 +44,32 @@ final class CurlTransferLoop: Sendable {
     }
 
     deinit {
-        // No transfer is under way: each holds the loop until it ends.
+        // A call holds the loop until it ends; a stream may outlive it, and the thread ends only once none is left.
         driver.stop()
     }
 
     /// Runs `request` to its end; a cancelled task ends it at once with `.cancelled`.
     func perform(_ request: HTTPRequest) async -> Result<HTTPResponse, HTTPTransportError> {
-        let transfer = CurlTransfer(request: request)
-        return await withTaskCancellationHandler {
+        await run(CurlTransfer(request: request, destination: .collect(limit: request.maxResponseBytes)))
+    }
+
+    /// Runs `request` until its response's head has arrived, and hands its body on as it arrives; a cancelled task
+    /// ends it at once with `.cancelled` until then, and the body's consumer ends it once it stops iterating.
+    func stream(_ request: HTTPRequest) async -> Result<HTTPStreamingResponse, HTTPTransportError> {
+        let (body, bodyContinuation) = AsyncThrowingStream.makeStream(of: [UInt8].self)
+        let transfer = CurlTransfer(request: request, destination: .stream(bodyContinuation))
+        // The closure holds the transfer, which holds the continuation: the cycle ends with the stream.
+        bodyContinuation.onTermination = { [driver] termination in
+            if case .cancelled = termination { driver.cancel(transfer) }
+        }
+        let head = await run(transfer)
+        if case .failure(let error) = head { bodyContinuation.finish(throwing: error) }
+        return head.map { HTTPStreamingResponse(status: $0.status, headers: $0.headers, body: body) }
+    }
+
+    /// Hands `transfer` to the loop's thread and waits for its response (for a stream, its head).
+    private func run(_ transfer: CurlTransfer) async -> Result<HTTPResponse, HTTPTransportError> {
+        await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in driver.submit(transfer, continuation) }
         } onCancel: {
             driver.cancel(transfer)
@@ -115,19 +133,18 @@ private final class CurlMultiDriver: Sendable {
         var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
         var idleHandles: [UnsafeMutableRawPointer] = []
 
-        func finish(_ transfer: CurlTransfer, _ result: Result<HTTPResponse, HTTPTransportError>) {
+        func finish(_ transfer: CurlTransfer, _ outcome: Result<Void, HTTPTransportError>) {
             if let handle = transfer.handle {
                 transfer.handle = nil
                 if idleHandles.count < maxIdleConnections {
-                    // The handle points at the transfer's headers, sink and error buffer, which go with it.
+                    // The handle points at the transfer's headers, callbacks and error buffer, which go with it.
                     curl_easy_reset(handle)
                     idleHandles.append(handle)
                 } else {
                     curl_easy_cleanup(handle)
                 }
             }
-            transfer.continuation?.resume(returning: result)
-            transfer.continuation = nil
+            transfer.complete(outcome)
         }
 
         while true {
@@ -185,7 +202,7 @@ private final class CurlMultiDriver: Sendable {
                 else { continue }
                 let code = converge_curl_msg_result(message)
                 curl_multi_remove_handle(multi, handle)
-                finish(transfer, transfer.result(of: code, handle: handle))
+                finish(transfer, transfer.outcome(of: code, handle: handle))
             }
             // curl_multi_poll returns earlier when a transfer's timer is due, or at curl_multi_wakeup.
             var ready: Int32 = 0
@@ -194,22 +211,41 @@ private final class CurlMultiDriver: Sendable {
     }
 }
 
-/// One request on its way through the loop.
+/// One request on its way through the loop, and its response as it arrives.
 ///
 /// `cancelRequested` and `continuation` are set under the loop's lock before the loop's thread takes the transfer;
-/// everything else, and the continuation's resumption, belongs to the loop's thread.
+/// everything else, the libcurl callbacks and the continuation's resumption belong to the loop's thread.
 final class CurlTransfer: @unchecked Sendable {
+    /// Where the response body goes.
+    enum Destination {
+        /// Into `body`, up to `limit` bytes; the continuation is resumed with the whole response.
+        case collect(limit: Int)
+        /// Into the stream, chunk by chunk; the continuation is resumed with the head (and an empty body).
+        case stream(AsyncThrowingStream<[UInt8], any Error>.Continuation)
+    }
+
     let request: HTTPRequest
-    let sink: ResponseSink
+    let destination: Destination
     var cancelRequested = false
     var continuation: CheckedContinuation<Result<HTTPResponse, HTTPTransportError>, Never>?
     var handle: UnsafeMutableRawPointer?
     private var headers: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
 
-    init(request: HTTPRequest) {
+    /// The response's status and header fields, complete once `headComplete`.
+    private var status = 0
+    private var responseHeaders: [(name: String, value: String)] = []
+    private var headComplete = false
+    /// The collected body, and how many body bytes arrived (collected or streamed).
+    private var body: [UInt8] = []
+    private var received = 0
+    /// The collected body outgrew its limit, or the stream's consumer went away: why the write callback refused.
+    private var exceeded = false
+    private var abandoned = false
+
+    init(request: HTTPRequest, destination: Destination) {
         self.request = request
-        self.sink = ResponseSink(limit: request.maxResponseBytes)
+        self.destination = destination
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
     }
 
@@ -218,12 +254,23 @@ final class CurlTransfer: @unchecked Sendable {
         errorBuffer.deallocate()
     }
 
+    /// The whole call's timeout; a stream has none.
+    private var timeout: Duration? {
+        if case .collect = destination { request.timeout } else { nil }
+    }
+
     /// Sets every option of this request on a fresh or freshly reset easy handle.
     func configure(_ handle: UnsafeMutableRawPointer) {
-        for header in request.headers { headers = curl_slist_append(headers, "\(header.name): \(header.value)") }
-        if !request.headers.contains(where: { $0.name.lowercased() == "expect" }) {
-            // No `Expect: 100-continue` round trip before a large body.
-            headers = curl_slist_append(headers, "Expect:")
+        for header in request.headers {
+            // `Name:` would remove a header that libcurl adds; `Name;` sends one with an empty value.
+            let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
+            headers = curl_slist_append(headers, line)
+        }
+        // Nothing of libcurl's own: no `Expect: 100-continue` round trip before a large body, no `Accept: */*`, no
+        // form Content-Type for a body that is none.
+        for name in ["Expect", "Accept", "Content-Type"]
+        where !request.headers.contains(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame }) {
+            headers = curl_slist_append(headers, "\(name):")
         }
         converge_curl_setopt_string(handle, CURLOPT_URL, request.url)
         converge_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
@@ -232,39 +279,127 @@ final class CurlTransfer: @unchecked Sendable {
         converge_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
         converge_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
         converge_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeout.milliseconds)
-        converge_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.timeout.milliseconds)
-        converge_curl_setopt_long(handle, CURLOPT_POST, 1)
-        converge_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, request.body.count)
-        if request.body.isEmpty {
-            // A null body would make libcurl read the POST body from the daemon's stdin.
-            converge_curl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, "")
-        } else {
-            request.body.withUnsafeBufferPointer { body in
-                // COPYPOSTFIELDS copies the body, so it need not outlive this call.
-                _ = converge_curl_setopt_pointer(
-                    handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress))
-            }
-        }
+        converge_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeout?.milliseconds ?? 0)
+        // A proxy's answer to CONNECT is not the response's head.
+        converge_curl_setopt_long(handle, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1)
+        configureMethod(handle)
         converge_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headers)
-        converge_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, writeToSink)
-        converge_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque())
+        let this = Unmanaged.passUnretained(self).toOpaque()
+        converge_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, receiveHeaderLine)
+        converge_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, this)
+        converge_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, receiveBodyBytes)
+        converge_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, this)
         converge_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
     }
 
+    /// The method, and the body with it: libcurl's POST machinery sends any body, under a custom method if need be.
+    private func configureMethod(_ handle: UnsafeMutableRawPointer) {
+        let method = request.method
+        let sendsBody = ["POST", "PUT", "PATCH"].contains(method)
+        if method == "HEAD" {
+            converge_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
+        } else if let body = request.body ?? (sendsBody ? [] : nil) {
+            converge_curl_setopt_long(handle, CURLOPT_POST, 1)
+            converge_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
+            if body.isEmpty {
+                // A null body would make libcurl read the POST body from the daemon's stdin.
+                converge_curl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, "")
+            } else {
+                body.withUnsafeBufferPointer { body in
+                    // COPYPOSTFIELDS copies the body, so it need not outlive this call.
+                    _ = converge_curl_setopt_pointer(
+                        handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress))
+                }
+            }
+            if method != "POST" { converge_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method) }
+        } else {
+            converge_curl_setopt_long(handle, CURLOPT_HTTPGET, 1)
+            if method != "GET" { converge_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method) }
+        }
+    }
+
+    /// One line of a response's head, CR LF included.
+    ///
+    /// A status line starts a head, an empty line ends it; an interim head (`100 Continue`, `103 Early Hints`) is
+    /// dropped, and lines after the final head (trailers) are ignored.
+    fileprivate func receiveHeader(_ line: UnsafeRawBufferPointer) {
+        guard !headComplete else { return }
+        var end = line.count
+        while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
+        let text = String(decoding: line[..<end], as: UTF8.self)
+        if text.hasPrefix("HTTP/") {
+            status = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
+            responseHeaders = []
+        } else if text.isEmpty {
+            guard !(100..<200).contains(status) else { return }
+            headComplete = true
+            if case .stream = destination { deliverHead() }
+        } else if let first = text.first, first == " " || first == "\t", !responseHeaders.isEmpty {
+            // An obsolete folded line continues the field before it.
+            responseHeaders[responseHeaders.count - 1].value += " " + text.trimmingCharacters(in: .whitespaces)
+        } else if let colon = text.firstIndex(of: ":") {
+            let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            responseHeaders.append((name: String(text[..<colon]), value: value))
+        }
+    }
+
+    /// Body bytes as libcurl received them; returns false to abort the transfer.
+    fileprivate func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        switch destination {
+        case .collect(let limit):
+            guard body.count + bytes.count <= limit else {
+                exceeded = true
+                return false
+            }
+            body.append(contentsOf: bytes)
+        case .stream(let stream):
+            deliverHead()
+            guard case .enqueued = stream.yield(Array(bytes)) else {
+                abandoned = true
+                return false
+            }
+        }
+        received += bytes.count
+        return true
+    }
+
+    /// Resumes the caller of a stream with the response's head, once.
+    private func deliverHead() {
+        continuation?.resume(returning: .success(HTTPResponse(status: status, headers: responseHeaders, body: [])))
+        continuation = nil
+    }
+
+    /// Hands the transfer's end to whoever waits for it: the caller, the stream's consumer, or both.
+    func complete(_ outcome: Result<Void, HTTPTransportError>) {
+        switch (destination, outcome) {
+        case (.collect, _):
+            continuation?.resume(
+                returning: outcome.map { HTTPResponse(status: status, headers: responseHeaders, body: body) })
+        case (.stream(let stream), .success):
+            deliverHead()
+            stream.finish()
+        case (.stream(let stream), .failure(let error)):
+            continuation?.resume(returning: .failure(error))
+            stream.finish(throwing: error)
+        }
+        continuation = nil
+    }
+
     /// What a finished transfer amounts to, read from `handle` before it is reused.
-    func result(of code: CURLcode, handle: UnsafeMutableRawPointer) -> Result<HTTPResponse, HTTPTransportError> {
+    func outcome(of code: CURLcode, handle: UnsafeMutableRawPointer) -> Result<Void, HTTPTransportError> {
         guard code == CURLE_OK else { return .failure(error(of: code, handle: handle)) }
-        var status = 0
         converge_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return .success(HTTPResponse(status: status, body: sink.bytes))
+        return .success(())
     }
 
     private func error(of code: CURLcode, handle: UnsafeMutableRawPointer) -> HTTPTransportError {
         let detail = String(cString: errorBuffer)
         let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         switch code {
-        case CURLE_WRITE_ERROR where sink.exceeded:
+        case CURLE_WRITE_ERROR where exceeded:
             return .responseTooLarge(request.maxResponseBytes)
+        case CURLE_WRITE_ERROR where abandoned:
+            return .cancelled
         case CURLE_OPERATION_TIMEDOUT:
             return timeoutError(handle: handle)
         case CURLE_PARTIAL_FILE:
@@ -272,9 +407,18 @@ final class CurlTransfer: @unchecked Sendable {
             converge_curl_getinfo_off_t(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected)
             guard expected >= 0 else { return .connection(message) }
             return .connection(
-                "the answer ended after \(sink.bytes.count) of the \(expected) bytes its Content-Length announced")
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
-            CURLE_GOT_NOTHING:
+                "the answer ended after \(received) of the \(expected) bytes its Content-Length announced")
+        case CURLE_COULDNT_CONNECT:
+            // The system's reason (`connection refused`, `no route to host`) says more than libcurl's message.
+            var systemError = 0
+            converge_curl_getinfo_long(handle, CURLINFO_OS_ERRNO, &systemError)
+            guard systemError != 0 else { return .connection(message) }
+            let reason = String(cString: strerror(Int32(systemError)))
+            return .connection("\(reason.prefix(1).lowercased())\(reason.dropFirst()) (\(target(handle: handle)))")
+        case CURLE_COULDNT_RESOLVE_HOST:
+            let host = URLComponents(string: request.url)?.host ?? request.url
+            return .connection("unknown host \(host)")
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING:
             return .connection(message)
         default:
             return .other(message)
@@ -285,12 +429,12 @@ final class CurlTransfer: @unchecked Sendable {
     /// retrying) or the whole call's.
     ///
     /// libcurl reports both as `CURLE_OPERATION_TIMEDOUT`; the connect timeout is the shorter, so a transfer that
-    /// ended before the whole call's timeout ran out ended on the connect timeout.
+    /// ended before the whole call's timeout ran out ended on the connect timeout. A stream has only the former.
     private func timeoutError(handle: UnsafeMutableRawPointer) -> HTTPTransportError {
         var total: curl_off_t = 0
         converge_curl_getinfo_off_t(handle, CURLINFO_TOTAL_TIME_T, &total)
-        guard request.connectTimeout < request.timeout, total < request.timeout.microseconds else {
-            return .timeout(request.timeout)
+        if let timeout, request.connectTimeout >= timeout || total >= timeout.microseconds {
+            return .timeout(timeout)
         }
         // libcurl counts the TLS handshake into the connect time, which stays 0 until it is done; the local port is
         // set once the TCP connection is.
@@ -324,27 +468,21 @@ final class CurlTransfer: @unchecked Sendable {
     }
 }
 
-/// Collects a response body up to a limit; used only by the loop's thread.
-final class ResponseSink {
-    let limit: Int
-    var bytes: [UInt8] = []
-    var exceeded = false
-
-    init(limit: Int) {
-        self.limit = limit
-    }
+/// libcurl's CURLOPT_HEADERFUNCTION: a line of the response's head, handed to its transfer.
+private let receiveHeaderLine: converge_curl_write_callback = { data, size, count, userdata in
+    guard let data, let userdata else { return 0 }
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
+    let length = size * count
+    transfer.receiveHeader(UnsafeRawBufferPointer(start: data, count: length))
+    return length
 }
 
-private let writeToSink: converge_curl_write_callback = { data, size, count, userdata in
+/// libcurl's CURLOPT_WRITEFUNCTION: body bytes, handed to their transfer.
+private let receiveBodyBytes: converge_curl_write_callback = { data, size, count, userdata in
     guard let data, let userdata else { return 0 }
-    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
-    guard sink.bytes.count + length <= sink.limit else {
-        sink.exceeded = true
-        return 0
-    }
-    sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
-    return length
+    return transfer.receiveBody(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
 }
 
 extension Duration {

@@ -2,6 +2,7 @@ import ConvergeCore
 import HTTPTypes
 import Hummingbird
 import Logging
+import OpenAPIRuntime
 
 /// Turns whatever a request ends in into the API's one error shape: converge's errors keep their code, the
 /// router's "no route" becomes 404 or, for a known path with another method, 405, and anything unexpected is an
@@ -26,6 +27,28 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func apiError(for error: any Error, request: Request, context: Context) -> APIError {
         switch error {
+        case let error as ServerError:
+            // An operation of the document failed: in a middleware, while decoding the request, or in the handler.
+            switch error.underlyingError {
+            case let decoding as DecodingError:
+                return APIError(RequestDecoding.error(for: decoding))
+            case let underlying as APIError:
+                return underlying
+            case let underlying as ConvergeError:
+                return APIError(underlying)
+            default:
+                guard (400..<500).contains(error.httpStatus.code) else {
+                    return apiError(for: error.underlyingError, request: request, context: context)
+                }
+                // The runtime's own refusals (a missing body, a content type or a parameter it cannot read).
+                if error.causeDescription.hasPrefix("Missing required request body") {
+                    return APIError(.invalidArgument, "body: expected a JSON document, got none")
+                }
+                return APIError(
+                    ConvergeError.Code(
+                        status: error.httpStatus == .unsupportedMediaType ? .badRequest : error.httpStatus),
+                    "request: \(error.causeDescription.prefix(1).lowercased() + error.causeDescription.dropFirst())")
+            }
         case let error as APIError:
             return error
         case let error as ConvergeError:

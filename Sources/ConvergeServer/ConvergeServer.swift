@@ -1,3 +1,4 @@
+import ConvergeAPI
 import ConvergeCore
 import ConvergeEngine
 import ConvergeStore
@@ -6,9 +7,12 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import OpenAPIHummingbird
+import OpenAPIRuntime
 import Prometheus
 
-/// The daemon's HTTP surface: health, readiness, metrics, sync triggers and provisioner callbacks.
+/// The daemon's HTTP surface: the API of `openapi.yaml` (health, readiness, metrics, the `/v1` operations and
+/// provisioner callbacks), served by Hummingbird.
 public struct ConvergeServer: Sendable {
     /// The largest request body accepted (callbacks, git push payloads).
     public static let maxBodyBytes = 1 << 20
@@ -18,16 +22,19 @@ public struct ConvergeServer: Sendable {
     let metrics: PrometheusCollectorRegistry
     /// The secret of the inbound git push webhook; nil leaves the endpoint off.
     let gitWebhookSecret: [UInt8]?
+    /// The bearer tokens of the API.
+    let tokens: TokensFile
     let logger: Logger
 
     public init(
         engine: Engine, store: any Store, metrics: PrometheusCollectorRegistry, gitWebhookSecret: [UInt8]?,
-        logger: Logger
+        tokens: TokensFile, logger: Logger
     ) {
         self.engine = engine
         self.store = store
         self.metrics = metrics
         self.gitWebhookSecret = gitWebhookSecret
+        self.tokens = tokens
         self.logger = logger
     }
 
@@ -42,36 +49,34 @@ public struct ConvergeServer: Sendable {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 
-    /// Every endpoint, registered on the router and known to the error middleware (404 versus 405).
-    var routes: [Route] {
-        [
-            Route(.get, "healthz") { _, _ in JSONValueResponse(["status": "ok"]).response },
-            Route(.get, "readyz") { _, _ in await self.readiness().response },
-            Route(.get, "metrics") { _, _ in await self.prometheusText() },
-            Route(.post, "v1/sync") { _, _ in
-                self.engine.manifests.requestSync()
-                return JSONValueResponse(["status": "sync requested"], status: .accepted).response
-            },
-            Route(.post, "v1/hooks/git") { request, _ in try await self.gitPush(request).response },
-            Route(.post, "v1/deployments/:id/events") { request, context in
-                try await self.callback(request, deploymentID: context.parameters.require("id"))
-            },
-        ]
-    }
-
+    /// The routes of `openapi.yaml`, behind the error middleware (which knows them all, to tell a wrong method from
+    /// an unknown path) and the authentication middleware.
     var router: Router<BasicRequestContext> {
-        let routes = self.routes
+        let handler = APIHandler(server: self)
+        let middlewares: [any ServerMiddleware] = [
+            AuthenticationMiddleware(
+                tokens: tokens,
+                authenticateCallback: { token, id in try await self.authenticateCallback(token: token, deploymentID: id)
+                },
+                maxBodyBytes: Self.maxBodyBytes)
+        ]
+        // Registered once on a router of its own to learn the routes, since the error middleware must be in place
+        // before the routes it wraps.
+        let listing = Router()
+        try! handler.registerHandlers(on: listing, middlewares: middlewares)
         let router = Router()
-        router.add(middleware: APIErrorMiddleware(routes: RouteTable(routes), maxBodyBytes: Self.maxBodyBytes))
-        for route in routes {
-            router.on(RouterPath(route.path), method: route.method, use: route.handler)
-        }
+        router.add(
+            middleware: APIErrorMiddleware(
+                routes: RouteTable(listing.routes.map { ($0.method, $0.path.description) }),
+                maxBodyBytes: Self.maxBodyBytes))
+        // The generator's registration fails only for a path the router cannot parse, which the tests would show.
+        try! handler.registerHandlers(on: router, middlewares: middlewares)
         return router
     }
 
-    /// Ready when the store answers and a first good load of the manifests is recorded; the detail shows the
-    /// errors of the latest load even while the last good one is in force.
-    func readiness() async -> JSONValueResponse {
+    /// Ready when the store answers and a first good load of the manifests is recorded; the checks show the errors
+    /// of the latest load even while the last good one is in force.
+    func readiness() async -> (ready: Bool, checks: Value) {
         var storeCheck: Value = "ok"
         var ready = true
         do {
@@ -89,12 +94,11 @@ public struct ConvergeServer: Sendable {
             if let commit = current.commit { manifests["commit"] = .string(commit.sha) }
         }
         if status.current == nil { ready = false }
-        return JSONValueResponse(
-            ["ready": .bool(ready), "checks": ["store": storeCheck, "manifests": .object(manifests)]],
-            status: ready ? .ok : .serviceUnavailable)
+        return (ready, ["store": storeCheck, "manifests": .object(manifests)])
     }
 
-    func prometheusText() async -> Response {
+    /// The metrics in the Prometheus text format, with the gauges read at scrape time brought up to date.
+    func prometheusText() async -> [UInt8] {
         if let counts = try? await store.deploymentCounts() {
             for status in Deployment.Status.allCases {
                 metrics.makeGauge(name: "converge_deployments_by_status", labels: [("status", status.rawValue)])
@@ -102,46 +106,7 @@ public struct ConvergeServer: Sendable {
             }
         }
         metrics.makeGauge(name: "converge_workqueue_depth", labels: []).set(Double(await engine.queue.depth))
-        return Response(
-            status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-            body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
-    }
-
-    /// A git push is only a hint to re-read the manifests now; its signature must match the shared secret.
-    func gitPush(_ request: Request) async throws -> JSONValueResponse {
-        guard let secret = gitWebhookSecret else {
-            throw APIError(.failedPrecondition, "the git push webhook is not configured")
-        }
-        let body = try await collect(request)
-        let signature = request.headers[HTTPField.Name("X-Hub-Signature-256")!] ?? ""
-        guard signature.hasPrefix("sha256="), let mac = [UInt8](hex: String(signature.dropFirst(7))), mac.count == 32,
-            HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: SymmetricKey(data: secret))
-        else {
-            throw APIError(.unauthenticated, "the X-Hub-Signature-256 header does not match the payload")
-        }
-        engine.manifests.requestSync()
-        return JSONValueResponse(["status": "sync requested"], status: .accepted)
-    }
-
-    /// A provisioner's report on a deployment. The bearer token is checked before the body is read, so a caller
-    /// without a valid token cannot make the daemon read or parse anything.
-    func callback(_ request: Request, deploymentID: String) async throws -> Response {
-        let authorization = request.headers[.authorization] ?? ""
-        guard authorization.hasPrefix("Bearer ") else {
-            throw APIError(.unauthenticated, "a callback needs Authorization: Bearer <token>")
-        }
-        let token = String(authorization.dropFirst("Bearer ".count))
-        try await authenticateCallback(token: token, deploymentID: deploymentID)
-        let body = try RequestBodyReader.decode(CallbackBody.self, from: try await collect(request))
-        guard CallbackReport.Kind(rawValue: body.type) != nil else {
-            let kinds = CallbackReport.Kind.allCases.map(\.rawValue).joined(separator: ", ")
-            throw APIError(
-                .invalidArgument, "body: field \"type\": expected one of \(kinds), got \"\(body.type)\"",
-                details: ["field": "type"])
-        }
-        try await engine.callbacks.handle(
-            try CallbackReport(json: body.report), deploymentID: deploymentID, token: token)
-        return Response(status: .noContent)
+        return metrics.emitToBuffer()
     }
 
     /// Refuses `token` unless it is the callback token of one of deployment `id`'s attempts (the body, read later,
@@ -165,28 +130,4 @@ public struct ConvergeServer: Sendable {
         }
     }
 
-    /// The request body, refused with 413 past `maxBodyBytes`.
-    func collect(_ request: Request) async throws -> Data {
-        try await RequestBodyReader.collect(request, limit: Self.maxBodyBytes)
-    }
-}
-
-/// A callback's body as it is decoded, so that a wrong field is named (`body: field "attempt": expected an
-/// integer`); `report` hands it to `CallbackReport`, which keeps the meaning of each field.
-struct CallbackBody: Decodable {
-    var type: String
-    var attempt: Int
-    var message: String?
-    var outputs: [String: Value]?
-    var planResult: Value?
-    var error: String?
-
-    var report: Value {
-        var report: [String: Value] = ["type": .string(type), "attempt": .int(attempt)]
-        report["message"] = message.map { .string($0) }
-        report["outputs"] = outputs.map { .object($0) }
-        report["planResult"] = planResult
-        report["error"] = error.map { .string($0) }
-        return .object(report)
-    }
 }

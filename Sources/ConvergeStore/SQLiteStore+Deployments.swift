@@ -22,6 +22,12 @@ extension SQLiteStore {
         WHERE instance_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?
         """
 
+    /// A deployment's events after a sequence, in order.
+    static let eventsSQL = """
+        SELECT * FROM deployment_events INDEXED BY deployment_events_by_deployment
+        WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?
+        """
+
     /// RUNNING deployments whose lease expired before a time.
     static let expiredLeasesSQL = """
         SELECT * FROM deployments INDEXED BY deployments_leases
@@ -40,7 +46,7 @@ extension SQLiteStore {
 
     /// An instance's newest deployments without their snapshots.
     static let recentSQL = """
-        SELECT seq, id, action, status, desired_hash, created_by, error, finished_at, retry_of
+        SELECT seq, id, action, status, desired_hash, created_by, error, finished_at, retry_of, rollback_of
         FROM deployments INDEXED BY deployments_recent
         WHERE instance_id = ? ORDER BY seq DESC LIMIT ?
         """
@@ -61,16 +67,17 @@ extension SQLiteStore {
             let status: Deployment.Status = request.mode == .direct ? .pending : .proposed
             try db.run(
                 sql: """
-                    INSERT INTO deployments (id, instance_id, action, params, connection_params, version, md_metadata,
-                        desired_hash, status, created_by, proposed_by, created_at, updated_at, retry_of)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO deployments (id, instance_id, environment, action, params, connection_params, version,
+                        md_metadata, desired_hash, status, created_by, proposed_by, created_at, updated_at, retry_of,
+                        rollback_of)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (instance_id, desired_hash) WHERE status IN \(Self.openStatuses) DO NOTHING
                     """,
                 arguments: [
-                    id, instance.id, snapshot.action.rawValue, snapshot.params.canonicalJSON,
+                    id, instance.id, instance.environment, snapshot.action.rawValue, snapshot.params.canonicalJSON,
                     snapshot.connectionParams.canonicalJSON, snapshot.version, snapshot.metadata.canonicalJSON,
                     snapshot.desiredHash, status.rawValue, request.actor,
-                    request.mode == .proposal ? request.actor : nil, now, now, request.retryOf,
+                    request.mode == .proposal ? request.actor : nil, now, now, request.retryOf, request.rollbackOf,
                 ])
             guard db.changesCount == 1 else {
                 let existing = try Self.fetchDeployment(
@@ -83,7 +90,8 @@ extension SQLiteStore {
             if request.mode == .direct { try self.advanceInstance(db, to: deployment) }
             try self.record(
                 db, deployment, kind: .status,
-                message: "created as \(status.rawValue)" + (request.retryOf.map { ", retrying \($0)" } ?? ""))
+                message: "created as \(status.rawValue)" + (request.retryOf.map { ", retrying \($0)" } ?? "")
+                    + (request.rollbackOf.map { ", rolling back to \($0)" } ?? ""))
             try self.audit(
                 db, actor: request.actor, action: "deployment.create", kind: "Deployment", id: id, before: nil,
                 after: deployment.auditValue)
@@ -238,7 +246,8 @@ extension SQLiteStore {
                 id: row["id"], sequence: row["seq"], action: Deployment.Action(rawValue: row["action"])!,
                 status: Deployment.Status(rawValue: row["status"])!, desiredHash: row["desired_hash"],
                 createdBy: row["created_by"], error: row["error"],
-                finishedAt: (row["finished_at"] as Int64?).map(date), retryOf: row["retry_of"])
+                finishedAt: (row["finished_at"] as Int64?).map(date), retryOf: row["retry_of"],
+                rollbackOf: row["rollback_of"])
         }
     }
 
@@ -269,32 +278,12 @@ extension SQLiteStore {
         let after = try Self.sequence(of: cursor, default: 0)
         return try await read { db in
             _ = try Self.fetchDeployment(db, id)
-            let rows = try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM deployment_events WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                arguments: [id, after, limit + 1])
+            let rows = try db.fetchRows(sql: Self.eventsSQL, arguments: [id, after, limit + 1])
             let items = try rows.prefix(limit).map { row in
                 DeploymentEvent(
                     sequence: row["seq"], deploymentID: row["deployment_id"], at: date(row["at"]),
                     kind: DeploymentEventDraft.Kind(rawValue: row["kind"]) ?? .log, message: row["message"],
                     data: try (row["data"] as String?).map(Value.init(json:)))
-            }
-            return Page(items: items, nextCursor: rows.count > limit ? String(items[limit - 1].sequence) : nil)
-        }
-    }
-
-    public func auditLog(after cursor: String?, limit: Int) async throws -> Page<AuditEntry> {
-        try Self.checkLimit(limit)
-        let after = try Self.sequence(of: cursor, default: 0)
-        return try await read { db in
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [after, limit + 1])
-            let items = try rows.prefix(limit).map { row in
-                AuditEntry(
-                    sequence: row["seq"], at: date(row["at"]), actor: row["actor"], action: row["action"],
-                    targetKind: row["target_kind"], targetID: row["target_id"],
-                    before: try (row["before"] as String?).map(Value.init(json:)),
-                    after: try (row["after"] as String?).map(Value.init(json:)))
             }
             return Page(items: items, nextCursor: rows.count > limit ? String(items[limit - 1].sequence) : nil)
         }
@@ -428,7 +417,8 @@ extension SQLiteStore {
                     Deployment.Lease(owner: $0, epoch: row["lease_epoch"], expiresAt: date($1))
                 } : nil,
             error: row["error"], outputs: try (row["outputs"] as String?).map(Value.init(json:)),
-            planResult: try (row["plan_result"] as String?).map(Value.init(json:)), retryOf: row["retry_of"])
+            planResult: try (row["plan_result"] as String?).map(Value.init(json:)), retryOf: row["retry_of"],
+            rollbackOf: row["rollback_of"])
     }
 
     /// Milliseconds in `seconds`.
@@ -455,6 +445,7 @@ extension Deployment {
         if let error { value["error"] = .string(error) }
         if let approvedBy { value["approvedBy"] = .string(approvedBy) }
         if let retryOf { value["retryOf"] = .string(retryOf) }
+        if let rollbackOf { value["rollbackOf"] = .string(rollbackOf) }
         return .object(value)
     }
 }

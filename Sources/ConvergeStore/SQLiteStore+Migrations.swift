@@ -14,8 +14,99 @@ extension SQLiteStore {
         migrator.registerMigration("2026-11-25-lease-epochs-retries-counts") { db in
             try db.execute(sql: leaseEpochsRetriesCountsSchema)
         }
+        migrator.registerMigration("2026-11-26-api") { db in
+            try db.execute(sql: apiSchema)
+        }
         return migrator
     }
+
+    /// What the HTTP API reads: deployments listed by filter from indexes (the instance's environment copied onto
+    /// each deployment so that an environment is an index range, not a join), a change feed written by triggers so
+    /// that no code path can skip it, audit log filters, and the deployment a rollback returns to.
+    private static let apiSchema = """
+        -- A deployment's environment is its instance's, copied when it is created and never changed: instances never
+        -- change environment, and the copy makes listing by environment an index range.
+        ALTER TABLE deployments ADD COLUMN environment TEXT NOT NULL DEFAULT '';
+        UPDATE deployments
+            SET environment = COALESCE((SELECT i.environment FROM instances AS i WHERE i.id = instance_id), '');
+        CREATE TRIGGER deployments_environment_is_instances BEFORE INSERT ON deployments
+        WHEN NEW.environment IS NOT (SELECT i.environment FROM instances AS i WHERE i.id = NEW.instance_id)
+        BEGIN
+            SELECT RAISE(ABORT, 'a deployment''s environment must be its instance''s');
+        END;
+
+        -- The earlier deployment of the same instance whose snapshot a rollback re-applies.
+        ALTER TABLE deployments ADD COLUMN rollback_of TEXT REFERENCES deployments (id);
+        CREATE TRIGGER deployments_rollback_of_same_instance BEFORE INSERT ON deployments
+        WHEN NEW.rollback_of IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM deployments AS d WHERE d.id = NEW.rollback_of AND d.instance_id = NEW.instance_id)
+        BEGIN
+            SELECT RAISE(ABORT, 'a rollback must return to an earlier deployment of the same instance');
+        END;
+
+        DROP TRIGGER deployments_snapshot_immutable;
+        CREATE TRIGGER deployments_snapshot_immutable BEFORE UPDATE ON deployments
+        WHEN NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id OR NEW.instance_id IS NOT OLD.instance_id
+            OR NEW.action IS NOT OLD.action OR NEW.params IS NOT OLD.params
+            OR NEW.connection_params IS NOT OLD.connection_params OR NEW.version IS NOT OLD.version
+            OR NEW.md_metadata IS NOT OLD.md_metadata OR NEW.desired_hash IS NOT OLD.desired_hash
+            OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at
+            OR NEW.retry_of IS NOT OLD.retry_of OR NEW.environment IS NOT OLD.environment
+            OR NEW.rollback_of IS NOT OLD.rollback_of
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment snapshot is immutable');
+        END;
+
+        -- Listing, newest first, by the filters the API offers; an instance's uses deployments_history.
+        CREATE INDEX deployments_by_environment ON deployments (environment, seq);
+        CREATE INDEX deployments_by_status_seq ON deployments (status, seq);
+        CREATE INDEX deployments_by_creator ON deployments (created_by, seq);
+        CREATE INDEX deployments_by_action ON deployments (action, seq);
+
+        -- The reconciler's read of an instance's newest deployments also tells a rollback (which holds the instance
+        -- at its snapshot until the manifests change it), still from the index alone.
+        DROP INDEX deployments_recent;
+        CREATE INDEX deployments_recent ON deployments
+            (instance_id, seq, action, status, desired_hash, created_by, error, finished_at, retry_of, rollback_of);
+
+        -- Every creation and status change of a deployment, in commit order, for watchers. Writers are serialised, so
+        -- a reader that has seen sequence n never later finds a new change at or below n. Existing deployments
+        -- enter with their current status, so replaying the feed from 0 ends at every deployment's status.
+        CREATE TABLE deployment_changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            deployment_id TEXT NOT NULL REFERENCES deployments (id),
+            instance_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            at INTEGER NOT NULL
+        );
+        INSERT INTO deployment_changes (deployment_id, instance_id, status, at)
+            SELECT id, instance_id, status, updated_at FROM deployments ORDER BY seq;
+        CREATE TRIGGER deployment_changes_on_create AFTER INSERT ON deployments
+        BEGIN
+            INSERT INTO deployment_changes (deployment_id, instance_id, status, at)
+                VALUES (NEW.id, NEW.instance_id, NEW.status, NEW.updated_at);
+        END;
+        CREATE TRIGGER deployment_changes_on_status AFTER UPDATE OF status ON deployments
+        WHEN NEW.status IS NOT OLD.status
+        BEGIN
+            INSERT INTO deployment_changes (deployment_id, instance_id, status, at)
+                VALUES (NEW.id, NEW.instance_id, NEW.status, NEW.updated_at);
+        END;
+        CREATE TRIGGER deployment_changes_append_only BEFORE UPDATE ON deployment_changes
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment changes are append-only');
+        END;
+        CREATE TRIGGER deployment_changes_never_deleted BEFORE DELETE ON deployment_changes
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment changes are append-only');
+        END;
+
+        -- The audit log by each filter the API offers, in order.
+        CREATE INDEX audit_log_by_actor ON audit_log (actor, seq);
+        CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+        CREATE INDEX audit_log_by_target_kind ON audit_log (target_kind, seq);
+        CREATE INDEX audit_log_by_target ON audit_log (target_id, seq);
+        """
 
     /// Lease epochs for fencing, automatic retries, and deployment counts by status kept by triggers so that the
     /// metrics read eight rows instead of counting the table.

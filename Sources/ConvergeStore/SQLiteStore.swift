@@ -269,14 +269,8 @@ extension SQLiteStore {
             let version = try Int64.fetchOne(
                 db, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
             let rows = try db.fetchRows(sql: "SELECT * FROM resources ORDER BY kind, id")
-            let resources = try rows.compactMap { row -> StoredResource? in
-                guard let kind = ResourceKind(rawValue: row["kind"]) else { return nil }
-                return StoredResource(
-                    resource: DesiredResource(
-                        kind: kind, id: row["id"], spec: try Value(json: row["spec"]),
-                        source: (row["source"] as String?).flatMap(SourceLocation.init(parsing:))),
-                    generation: row["generation"], resourceVersion: row["resource_version"])
-            }
+            let resources = try rows.filter { ResourceKind(rawValue: $0["kind"]) != nil }.map(
+                Self.storedResource(from:))
             return (
                 version, resources.sorted { ($0.resource.kind, $0.resource.id) < ($1.resource.kind, $1.resource.id) }
             )

@@ -82,8 +82,26 @@ public protocol Store: Sendable {
     func appendEvents(_ events: [DeploymentEventDraft], to id: String) async throws
     /// A deployment's events in order, by cursor.
     func events(of id: String, after cursor: String?, limit: Int) async throws -> Page<DeploymentEvent>
-    /// The audit log in order, by cursor.
-    func auditLog(after cursor: String?, limit: Int) async throws -> Page<AuditEntry>
+    /// Every deployment that matches `filter`, newest first, by cursor; read from an index chosen by the filter.
+    func listDeployments(_ filter: DeploymentFilter, after cursor: String?, limit: Int) async throws
+        -> Page<Deployment>
+    /// The deployment changes (creations and status changes) after sequence `after`, oldest first, at most `limit`.
+    ///
+    /// The feed is written by the database in the transaction of each change, so no code path skips it, and in
+    /// commit order: a watcher that has seen sequence n finds every later change by asking for those after n.
+    func deploymentChanges(after sequence: Int64, limit: Int) async throws -> [DeploymentChange]
+    /// The sequence of the newest deployment change; 0 when there is none. Where a watcher that has just listed
+    /// starts from.
+    func latestDeploymentChange() async throws -> Int64
+    /// The audit log entries that match `filter`, oldest first, by cursor.
+    func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry>
+
+    /// Recorded instances by id, of one environment or all, by cursor.
+    func instances(environment: String?, after cursor: String?, limit: Int) async throws -> Page<InstanceRecord>
+    /// Desired resources of one kind by id, by cursor.
+    func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws -> Page<StoredResource>
+    /// One desired resource; `not_found` when there is none.
+    func resource(_ key: ResourceKey) async throws -> StoredResource
 }
 
 /// The outcome of replacing the desired state.
@@ -132,15 +150,20 @@ public struct DeploymentRequest: Sendable {
     public var actor: String
     /// The FAILED deployment this one retries (an environment's automatic retry).
     public var retryOf: String?
+    /// The earlier deployment of the same instance whose snapshot this one re-applies (a rollback); the store refuses
+    /// one of another instance.
+    public var rollbackOf: String?
 
     public init(
-        instanceID: String, snapshot: DeploymentSnapshot, mode: Mode, actor: String, retryOf: String? = nil
+        instanceID: String, snapshot: DeploymentSnapshot, mode: Mode, actor: String, retryOf: String? = nil,
+        rollbackOf: String? = nil
     ) {
         self.instanceID = instanceID
         self.snapshot = snapshot
         self.mode = mode
         self.actor = actor
         self.retryOf = retryOf
+        self.rollbackOf = rollbackOf
     }
 }
 
@@ -166,10 +189,13 @@ public struct DeploymentSummary: Equatable, Sendable {
     public var error: String?
     public var finishedAt: Date?
     public var retryOf: String?
+    /// The deployment this one rolls back to (a person's `rollback`).
+    public var rollbackOf: String?
 
     public init(
         id: String, sequence: Int64, action: Deployment.Action, status: Deployment.Status, desiredHash: String,
-        createdBy: String, error: String? = nil, finishedAt: Date? = nil, retryOf: String? = nil
+        createdBy: String, error: String? = nil, finishedAt: Date? = nil, retryOf: String? = nil,
+        rollbackOf: String? = nil
     ) {
         self.id = id
         self.sequence = sequence
@@ -180,6 +206,7 @@ public struct DeploymentSummary: Equatable, Sendable {
         self.error = error
         self.finishedAt = finishedAt
         self.retryOf = retryOf
+        self.rollbackOf = rollbackOf
     }
 }
 
@@ -203,6 +230,65 @@ public struct DeploymentEvent: Equatable, Sendable {
     public var kind: DeploymentEventDraft.Kind
     public var message: String
     public var data: Value?
+}
+
+/// Which deployments a listing returns: those that match every field given; a nil field matches all.
+public struct DeploymentFilter: Equatable, Sendable {
+    public var instanceID: String?
+    /// The environment of the deployment's instance.
+    public var environment: String?
+    /// Any of these statuses; when given, not empty.
+    public var statuses: Set<Deployment.Status>?
+    public var action: Deployment.Action?
+    /// Who created the deployment.
+    public var actor: String?
+
+    public init(
+        instanceID: String? = nil, environment: String? = nil, statuses: Set<Deployment.Status>? = nil,
+        action: Deployment.Action? = nil, actor: String? = nil
+    ) {
+        self.instanceID = instanceID
+        self.environment = environment
+        self.statuses = statuses
+        self.action = action
+        self.actor = actor
+    }
+}
+
+/// A deployment's creation or status change, as the change feed records it.
+public struct DeploymentChange: Equatable, Sendable {
+    /// The position in the feed; grows with every change, in commit order.
+    public var sequence: Int64
+    public var deploymentID: String
+    public var instanceID: String
+    /// The status the deployment was created with or moved to.
+    public var status: Deployment.Status
+    public var at: Date
+
+    public init(sequence: Int64, deploymentID: String, instanceID: String, status: Deployment.Status, at: Date) {
+        self.sequence = sequence
+        self.deploymentID = deploymentID
+        self.instanceID = instanceID
+        self.status = status
+        self.at = at
+    }
+}
+
+/// Which audit log entries a listing returns: those that match every field given; a nil field matches all.
+public struct AuditFilter: Equatable, Sendable {
+    public var actor: String?
+    /// What was done, such as `deployment.approved`.
+    public var action: String?
+    /// The kind of what it was done to, such as `Deployment`.
+    public var targetKind: String?
+    public var targetID: String?
+
+    public init(actor: String? = nil, action: String? = nil, targetKind: String? = nil, targetID: String? = nil) {
+        self.actor = actor
+        self.action = action
+        self.targetKind = targetKind
+        self.targetID = targetID
+    }
 }
 
 /// One mutation: who, what, when, before and after.

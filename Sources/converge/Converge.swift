@@ -3,7 +3,7 @@ import ConvergeCore
 import ConvergeManifests
 import Foundation
 
-/// The converge command line: validate manifests, print schemas, and (later) drive the daemon.
+/// The converge command line: validate manifests, run the daemon, and drive it through its API.
 @main
 struct Converge: AsyncParsableCommand {
     static let version = "0.1.0"
@@ -11,8 +11,20 @@ struct Converge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "converge",
         abstract: "A reconciling operator that turns GitOps YAML into infrastructure deployments.",
+        discussion: """
+            Commands that talk to the daemon take --server and --token (or CONVERGE_SERVER and CONVERGE_TOKEN, or
+            server and token in ~/.config/converge/config.json) and -o table|json|yaml.
+
+            Exit status: 0 success; 1 an error (the daemon's answer or a connection failure, on stderr); 2 a usage
+            error. With --wait: 0 COMPLETED, 3 FAILED, 4 ABORTED, 5 REJECTED, 6 still running at --timeout.
+            converge validate exits 1 when the manifests have errors.
+            """,
         version: version,
-        subcommands: [Serve.self, Validate.self, Schema.self, Version.self]
+        subcommands: [
+            Serve.self, Validate.self, Schema.self, Get.self, Describe.self, Deploy.self, Propose.self, Plan.self,
+            Approve.self, Reject.self, Abort.self, Rollback.self, Compare.self, Logs.self, Watch.self, Audit.self,
+            Sync.self, Whoami.self, Token.self, Version.self,
+        ]
     )
 
     /// Runs the command; usage errors exit 2 (not ArgumentParser's 64) so that CI can tell them apart.
@@ -33,12 +45,6 @@ struct Converge: AsyncParsableCommand {
             exit(withError: error)
         }
     }
-}
-
-/// How results are printed.
-enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case text
-    case json
 }
 
 extension FileHandle {

@@ -74,6 +74,10 @@ struct Serve: AsyncParsableCommand {
         help: "An http(s) URL for commit authors' avatars, with {email} where the email goes (off when not given).")
     var avatarURLTemplate: String?
     @Option(
+        name: .customLong("tokens-file"),
+        help: "The API's bearer tokens, made by converge token create (default converge.tokens).")
+    var tokensFile: String?
+    @Option(
         name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
 
@@ -95,7 +99,7 @@ struct Serve: AsyncParsableCommand {
             "leaseSeconds": leaseSeconds, "pollSeconds": pollSeconds, "resyncSeconds": resyncSeconds,
             "shutdownGraceSeconds": shutdownGraceSeconds, "callbackURL": callbackURL,
             "allowedProvisionerURLs": allowedProvisionerURLs, "gitWebhookSecretEnv": gitWebhookSecretEnv,
-            "avatarURLTemplate": avatarURLTemplate, "logLevel": logLevel,
+            "avatarURLTemplate": avatarURLTemplate, "tokensFile": tokensFile, "logLevel": logLevel,
         ]
         try settings.apply(flags.compactMapValues { $0 }, from: .commandLine)
         try settings.checkResolved(environment: environment)
@@ -146,7 +150,8 @@ struct Serve: AsyncParsableCommand {
             }, logger: logger)
         let gitSecret = settings.gitWebhookSecretEnv.flatMap { environment[$0] }.map { Array($0.utf8) }
         let server = ConvergeServer(
-            engine: engine, store: store, metrics: registry, gitWebhookSecret: gitSecret, logger: logger)
+            engine: engine, store: store, metrics: registry, gitWebhookSecret: gitSecret,
+            tokens: TokensFile(path: settings.tokensFile), logger: logger)
         let application = server.application(host: settings.listenHost, port: settings.listenPort) { port in
             logger.info("listening", metadata: ["http.address": "\(settings.listenHost):\(port)"])
         }

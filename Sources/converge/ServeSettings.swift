@@ -26,6 +26,8 @@ struct ServeSettings: Equatable {
     var allowedProvisionerURLs = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
     var gitWebhookSecretEnv: String?
     var avatarURLTemplate: String?
+    /// The API's bearer tokens (`converge token create`); a missing file means no token is valid yet.
+    var tokensFile = "converge.tokens"
     var logLevel = "info"
     /// The layer each setting's value came from; a setting left at its default has none.
     var origins: [String: Origin] = [:]
@@ -88,7 +90,7 @@ struct ServeSettings: Equatable {
     static let names = [
         "manifests", "db", "listen", "maxConcurrentDeployments", "workers", "reconcileRate", "leaseSeconds",
         "pollSeconds", "resyncSeconds", "shutdownGraceSeconds", "callbackURL", "allowedProvisionerURLs",
-        "gitWebhookSecretEnv", "avatarURLTemplate", "logLevel",
+        "gitWebhookSecretEnv", "avatarURLTemplate", "tokensFile", "logLevel",
     ]
 
     /// The words of `name`: `allowedProvisionerURLs` is allowed, provisioner, urls; `avatarURLTemplate` is avatar,
@@ -180,6 +182,9 @@ struct ServeSettings: Equatable {
                 throw invalid("an http or https URL, with {email} where the author's email goes")
             }
             avatarURLTemplate = text
+        case "tokensFile":
+            guard !text.isEmpty else { throw invalid("the path of a tokens file") }
+            tokensFile = text
         case "logLevel":
             guard Self.logLevels.contains(text) else {
                 throw invalid("one of \(Self.logLevels.joined(separator: ", "))")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConvergeClient
 import ConvergeCore
 import ConvergeManifests
 import Foundation
@@ -13,8 +14,8 @@ struct Validate: ParsableCommand {
     @Argument(help: "The manifests directory.", completion: .directory)
     var directory: String = "."
 
-    @Option(name: [.short, .long], help: "Output format: text or json.")
-    var output: OutputFormat = .text
+    @Option(name: [.short, .long], help: "Output: table (a summary for people), json or yaml.")
+    var output: OutputFormat = .table
 
     @OptionGroup var limits: LimitOptions
 
@@ -23,21 +24,24 @@ struct Validate: ParsableCommand {
             let state = try ManifestLoader(limits: limits.yamlLimits).load(directory: URL(fileURLWithPath: directory))
             let counts = ResourceKind.allCases.map { kind in (kind, state.counts[kind] ?? 0) }
             switch output {
-            case .text:
+            case .table:
                 let parts = counts.map { "\($0.1) \($0.0.rawValue.lowercased())\($0.1 == 1 ? "" : "s")" }
                 print("\(directory): valid: " + parts.joined(separator: ", "))
-            case .json:
+            case .json, .yaml:
                 let summary = Dictionary(uniqueKeysWithValues: counts.map { ($0.0.rawValue, Value.int($0.1)) })
-                print(Value.object(["valid": true, "counts": .object(summary), "errors": []]).prettyJSON)
+                print(
+                    render(["valid": true, "counts": .object(summary), "errors": []], as: output, table: nil),
+                    terminator: "")
             }
         } catch let errors {
             switch output {
-            case .text:
+            case .table:
                 for diagnostic in errors.diagnostics { FileHandle.standardError.write(line: diagnostic.description) }
                 let count = errors.diagnostics.count
                 FileHandle.standardError.write(line: "\(count) error\(count == 1 ? "" : "s") in \(directory)")
-            case .json:
-                print(Value.object(["valid": false, "errors": .array(errors.diagnostics.map(\.jsonValue))]).prettyJSON)
+            case .json, .yaml:
+                let report: Value = ["valid": false, "errors": .array(errors.diagnostics.map(\.jsonValue))]
+                print(render(report, as: output, table: nil), terminator: "")
             }
             throw ExitCode.failure
         }

@@ -17,10 +17,13 @@ final class DaemonProcess {
     var arguments: [String]
     /// Variables added to the daemon's environment.
     var environment: [String: String] = [:]
+    /// The deployer token `sync()` uses, made on first use.
+    private var operatorToken: String?
 
     var manifests: URL { directory.appendingPathComponent("manifests") }
     var database: String { directory.appendingPathComponent("converge.sqlite").path }
     var log: URL { directory.appendingPathComponent("daemon.log") }
+    var tokensFile: String { directory.appendingPathComponent("tokens.json").path }
 
     /// A daemon whose manifests are `files` (path → YAML); `arguments` are added to `serve`'s.
     init(files: [String: String], arguments: [String] = []) throws {
@@ -69,8 +72,10 @@ final class DaemonProcess {
         process.executableURL = ConvergeBinary.executable
         let poll = arguments.contains("--poll-seconds") ? [] : ["--poll-seconds", "1"]
         process.arguments =
-            ["serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)"]
-            + poll + arguments
+            [
+                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)",
+                "--tokens-file", tokensFile,
+            ] + poll + arguments
         if !FileManager.default.fileExists(atPath: log.path) {
             FileManager.default.createFile(atPath: log.path, contents: nil)
         }
@@ -121,11 +126,20 @@ final class DaemonProcess {
     {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
-        if method == "POST" { request.httpBody = body }
+        if method == "POST" {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let (data, response) = try await URLSession.shared.data(for: request)
         let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, json)
+    }
+
+    /// Asks the daemon to re-read its manifests now (`POST /v1/sync`, with a deployer's token); returns the status.
+    func sync() async throws -> Int {
+        if operatorToken == nil { operatorToken = try token("tests", role: "deployer") }
+        return try await post("/v1/sync", headers: ["Authorization": "Bearer \(operatorToken!)"]).status
     }
 
     /// Whether `/readyz` answers ready.
@@ -159,10 +173,11 @@ final class DaemonProcess {
     }
 }
 
-/// A small repository: project p, environment dev (auto), bundles applied by the webhook at `url`, and instances
+/// A small repository: project p, environment dev (`policy`), bundles applied by the webhook at `url`, and instances
 /// with their params; an instance named in `connections` is wired to the `out` artifact of the one it maps to.
 func repository(
-    url: String, timeoutSeconds: Int = 10, instances: [String: Value], connections: [String: String] = [:]
+    url: String, timeoutSeconds: Int = 10, instances: [String: Value], connections: [String: String] = [:],
+    policy: String = "auto"
 ) -> [String: String] {
     var files = [
         "base.yaml": """
@@ -173,7 +188,7 @@ func repository(
         apiVersion: converge/v1
         kind: Environment
         metadata: {name: dev, project: p}
-        spec: {policy: auto}
+        spec: {policy: \(policy)}
         ---
         apiVersion: converge/v1
         kind: Provisioner
@@ -215,6 +230,24 @@ func repository(
 
 /// The answer of a provisioner that applied a deployment.
 let completedAnswer = #"{"status": "completed", "outputs": {"out": {"id": "x"}}}"#
+
+/// The API through the CLI, as a user drives it.
+extension DaemonProcess {
+    /// A new API token for `name` with `role`, made by `converge token create` in the daemon's tokens file.
+    func token(_ name: String, role: String) throws -> String {
+        let result = try ConvergeBinary.run(
+            ["token", "create", "--name", name, "--role", role, "--tokens-file", tokensFile])
+        guard result.status == 0 else { throw TimedOut(description: "token create failed: \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs `converge ARGUMENTS` against this daemon with `token` (none when nil).
+    func cli(_ token: String?, _ arguments: String...) throws -> ConvergeBinary.Result {
+        var environment = ["CONVERGE_SERVER": "http://127.0.0.1:\(port)", "XDG_CONFIG_HOME": directory.path]
+        environment["CONVERGE_TOKEN"] = token ?? ""
+        return try ConvergeBinary.run(arguments, environment: environment)
+    }
+}
 
 /// Faults and what a user sees of them: signals, exits, the log's tail, a second daemon on the same database.
 extension DaemonProcess {

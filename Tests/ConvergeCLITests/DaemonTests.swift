@@ -27,7 +27,7 @@ import Testing
             return a == .completed && b == .completed
         }
         try daemon.write(repository(url: server.url, instances: ["a": ["size": 2], "b": ["size": 1]]))
-        #expect(try await daemon.post("/v1/sync").status == 202)
+        #expect(try await daemon.sync() == 202)
         try await eventually("the edit of a is deployed") {
             let deployments = try await history(daemon, "a")
             return deployments.count == 2 && deployments.first?.status == .completed
@@ -35,7 +35,7 @@ import Testing
         #expect(try await history(daemon, "a").first?.snapshot.params == ["size": 2])
 
         // Unchanged resyncs, then a restart: once a later edit of b is deployed, they have been processed too.
-        #expect(try await daemon.post("/v1/sync").status == 202)
+        #expect(try await daemon.sync() == 202)
         #expect(try await daemon.stop() == 0)
         try await daemon.start()
         try await eventually("the daemon is ready again") { await daemon.isReady() }
@@ -154,7 +154,7 @@ import Testing
         var broken = repository(url: server.url, instances: ["a": ["size": 5]])
         broken["a.yaml"]! += "\n  surprise: true\n"
         try daemon.write(broken)
-        #expect(try await daemon.post("/v1/sync").status == 202)
+        #expect(try await daemon.sync() == 202)
         var readiness: [String: Any] = [:]
         try await eventually("readyz shows the error") {
             readiness = try await daemon.get("/readyz").body
@@ -185,7 +185,7 @@ import Testing
         try await daemon.start()
         try await eventually("the first deployments run") { await server.requests.count >= 4 }
         try daemon.write(repository(url: server.url, instances: second))
-        #expect(try await daemon.post("/v1/sync").status == 202)
+        #expect(try await daemon.sync() == 202)
         let store = try daemon.store()
         try await eventually("all 50 deployments exist") {
             var count = 0

@@ -79,6 +79,7 @@ func runServe(_ arguments: [String], environment: [String: String] = [:]) throws
             case "avatarURLTemplate": "https://example.com/{email}"
             case "gitWebhookSecretEnv": "HOME"
             case "logLevel": "debug"
+            case "tokensFile": "t.tokens"
             default: "\(ServeSettings.integers[name]!.range.upperBound)"
             }
         let manifests = name == "manifests" ? [] : ["--manifests", directory.manifests]

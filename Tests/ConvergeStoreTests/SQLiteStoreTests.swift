@@ -107,7 +107,7 @@ import Testing
         let store = fixture.store
         let created = try await fixture.create(["size": 20], mode: .proposal, actor: "alice").deployment
         _ = try await store.approve(created.id, approver: "bob")
-        let page = try await store.auditLog(after: nil, limit: 100)
+        let page = try await store.auditLog(AuditFilter(), after: nil, limit: 100)
         #expect(page.items.map(\.action) == ["desiredState.replace", "deployment.create", "deployment.approved"])
         let approval = page.items[2]
         #expect(approval.actor == "bob")
@@ -115,7 +115,7 @@ import Testing
         #expect(approval.before?["status"] == "PROPOSED")
         #expect(approval.after?["status"] == "APPROVED")
         #expect(approval.at == fixture.clock.now)
-        let second = try await store.auditLog(after: String(page.items[0].sequence), limit: 1)
+        let second = try await store.auditLog(AuditFilter(), after: String(page.items[0].sequence), limit: 1)
         #expect(second.items.map(\.action) == ["deployment.create"])
         #expect(second.nextCursor == String(page.items[1].sequence))
     }
@@ -123,7 +123,7 @@ import Testing
     @Test func listing_refusesBadLimitsAndCursors() async throws {
         let fixture = try await StoreFixture()
         #expect(
-            await convergeError { try await fixture.store.auditLog(after: nil, limit: 0) }
+            await convergeError { try await fixture.store.auditLog(AuditFilter(), after: nil, limit: 0) }
                 == ConvergeError(.invalidArgument, "limit must be between 1 and 1000, got 0"))
         #expect(
             await convergeError { try await fixture.store.history(of: "shop-dev-db", after: "x", limit: 5) }

@@ -26,7 +26,8 @@ final class StoreFixture {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("converge-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         store = try Self.open(path: directory.appendingPathComponent("converge.sqlite").path, clock: clock)
-        _ = try await store.replaceDesiredState(instances.map(Self.instance), expectedVersion: nil, actor: "test")
+        _ = try await store.replaceDesiredState(
+            instances.map { Self.instance($0) }, expectedVersion: nil, actor: "test")
     }
 
     deinit {
@@ -45,10 +46,11 @@ final class StoreFixture {
             path: path, clock: { clock.now }, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
-    static func instance(_ id: String) -> DesiredResource {
+    static func instance(_ id: String, environment: String = "shop-dev") -> DesiredResource {
         DesiredResource(
             kind: .instance, id: id,
-            spec: ["id": .string(id), "environment": "shop-dev", "bundle": "database", "params": [:]], source: nil)
+            spec: ["id": .string(id), "environment": .string(environment), "bundle": "database", "params": [:]],
+            source: nil)
     }
 
     static func snapshot(_ params: Value, action: Deployment.Action = .provision, version: String = "1.0.0")
@@ -61,11 +63,12 @@ final class StoreFixture {
 
     func create(
         _ params: Value, on instance: String = "shop-dev-db", mode: DeploymentRequest.Mode = .direct,
-        action: Deployment.Action = .provision, actor: String = "alice"
+        action: Deployment.Action = .provision, actor: String = "alice", rollbackOf: String? = nil
     ) async throws -> DeploymentCreation {
         try await store.createDeployment(
             DeploymentRequest(
-                instanceID: instance, snapshot: Self.snapshot(params, action: action), mode: mode, actor: actor))
+                instanceID: instance, snapshot: Self.snapshot(params, action: action), mode: mode, actor: actor,
+                rollbackOf: rollbackOf))
     }
 }
 

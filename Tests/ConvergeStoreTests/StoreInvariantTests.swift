@@ -21,8 +21,9 @@ import Testing
 
     static let insert = """
         INSERT INTO deployments (id, instance_id, action, params, connection_params, version, md_metadata,
-            desired_hash, status, created_by, created_at, updated_at)
-        VALUES (?, ?, 'provision', '{}', '{}', '1', '{}', ?, ?, 'test', 0, 0)
+            desired_hash, status, created_by, created_at, updated_at, environment)
+        VALUES (?, ?, 'provision', '{}', '{}', '1', '{}', ?, ?, 'test', 0, 0,
+            (SELECT environment FROM instances WHERE id = ?2))
         """
 
     @Test func atMostOneRunningDeploymentPerInstance() async throws {
@@ -53,7 +54,10 @@ import Testing
         #expect(try await fixture.create(["v": 1]).created)
     }
 
-    @Test(arguments: ["params", "connection_params", "version", "md_metadata", "action", "desired_hash", "instance_id"])
+    @Test(arguments: [
+        "params", "connection_params", "version", "md_metadata", "action", "desired_hash", "instance_id", "environment",
+        "retry_of", "rollback_of",
+    ])
     func snapshotColumnsNeverChange(column: String) async throws {
         let fixture = try await StoreFixture()
         let deployment = try await fixture.create(["v": 1]).deployment
@@ -62,6 +66,15 @@ import Testing
             fixture.store, "UPDATE deployments SET \(column) = ? WHERE id = ?", [value, deployment.id])
         #expect(refused == "deployment snapshot is immutable")
         #expect(try await fixture.store.deployment(deployment.id) == deployment)
+    }
+
+    @Test func aDeploymentsEnvironmentIsItsInstances() async throws {
+        let fixture = try await StoreFixture()
+        let wrong = Self.insert.replacingOccurrences(
+            of: "(SELECT environment FROM instances WHERE id = ?2)", with: "'shop-prod'")
+        let refused = await refusal(fixture.store, wrong, ["dx", "shop-dev-db", "h", "PENDING"])
+        #expect(refused == "a deployment's environment must be its instance's")
+        #expect(await refusal(fixture.store, Self.insert, ["dx", "shop-dev-db", "h", "PENDING"]) == nil)
     }
 
     @Test func statusChangesOnlyAsTransitionAllows() async throws {

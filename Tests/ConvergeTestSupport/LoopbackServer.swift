@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -7,12 +8,18 @@ import Synchronization
 
 /// A request the loopback server received.
 public struct RecordedRequest: Sendable {
+    /// The method, upper-case: `POST`, `GET`, ….
+    public var method: String
     public var path: String
+    /// The query string, without its `?`, when there is one.
+    public var query: String?
     /// The client's port: requests on one connection share it.
     public var remotePort: Int?
     /// When the request arrived and when its answer was sent (nil while it is pending).
     public var receivedAt: ContinuousClock.Instant
     public var answeredAt: ContinuousClock.Instant?
+    /// When the request's connection closed (nil while it is open).
+    public var connectionClosedAt: ContinuousClock.Instant?
     /// Header values by lower-case name.
     public var headers: [String: String]
     public var body: Data
@@ -33,15 +40,26 @@ public struct ScriptedResponse: Sendable {
     public var status: Int
     public var body: String
     public var delay: Duration
+    /// Header fields to send; `Content-Type: application/json` unless they name another.
+    public var headers: [(name: String, value: String)]
+    /// When set, the body goes on after `body` with each string of this stream, sent as soon as it is yielded, and
+    /// ends when the stream finishes: a stream of Server-Sent Events.
+    public var stream: AsyncStream<String>?
 
-    public init(status: Int, body: String = "", delay: Duration = .zero) {
+    public init(
+        status: Int, body: String = "", delay: Duration = .zero, headers: [(name: String, value: String)] = [],
+        stream: AsyncStream<String>? = nil
+    ) {
         self.status = status
         self.body = body
         self.delay = delay
+        self.headers = headers
+        self.stream = stream
     }
 }
 
-/// An HTTP server on 127.0.0.1 with an ephemeral port that answers every POST with a script and records it.
+/// An HTTP server on 127.0.0.1 with an ephemeral port that answers every request (GET, HEAD, POST, PUT, DELETE,
+/// PATCH) with a script and records it.
 public final class LoopbackServer: Sendable {
     public let port: Int
     private let task: Task<Void, any Error>
@@ -58,6 +76,10 @@ public final class LoopbackServer: Sendable {
         func answered(_ index: Int) {
             requests[index - 1].answeredAt = .now
         }
+
+        func connectionClosed(_ index: Int) {
+            if requests[index - 1].connectionClosedAt == nil { requests[index - 1].connectionClosedAt = .now }
+        }
     }
 
     private init(port: Int, task: Task<Void, any Error>, recorder: Recorder) {
@@ -66,14 +88,16 @@ public final class LoopbackServer: Sendable {
         self.recorder = recorder
     }
 
-    /// The request context of the scripted server: the basic one, and the client's port.
+    /// The request context of the scripted server: the basic one, the client's port, and when its connection closes.
     private struct Context: RequestContext {
         var coreContext: CoreRequestContextStorage
         let remotePort: Int?
+        let connectionClosed: EventLoopFuture<Void>
 
         init(source: ApplicationRequestContextSource) {
             coreContext = .init(source: source)
             remotePort = source.channel.remoteAddress?.port
+            connectionClosed = source.channel.closeFuture
         }
     }
 
@@ -84,20 +108,59 @@ public final class LoopbackServer: Sendable {
     ) async throws -> LoopbackServer {
         let recorder = Recorder()
         let router = Router(context: Context.self)
-        router.post("**") { request, context -> Response in
+        let answer: @Sendable (Request, Context) async throws -> Response = { request, context in
             let body = try await request.body.collect(upTo: 16 << 20)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
             let recorded = RecordedRequest(
-                path: request.uri.path, remotePort: context.remotePort, receivedAt: .now, headers: headers,
-                body: Data(buffer: body))
+                method: request.method.rawValue, path: request.uri.path, query: request.uri.query,
+                remotePort: context.remotePort, receivedAt: .now, headers: headers, body: Data(buffer: body))
             let index = await recorder.record(recorded)
+            context.connectionClosed.whenComplete { _ in Task { await recorder.connectionClosed(index) } }
             let answer = await script(index, recorded)
             if answer.delay > .zero { try? await Task.sleep(until: .now + answer.delay) }
             await recorder.answered(index)
+            var fields: HTTPFields = [.contentType: "application/json"]
+            for header in answer.headers {
+                guard let name = HTTPField.Name(header.name) else { continue }
+                if name == .contentType { fields[name] = nil }
+                fields.append(HTTPField(name: name, value: header.value))
+            }
+            guard let stream = answer.stream else {
+                return Response(
+                    status: .init(code: answer.status), headers: fields,
+                    body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+            }
+            let first = answer.body
             return Response(
-                status: .init(code: answer.status), headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+                status: .init(code: answer.status), headers: fields,
+                body: ResponseBody { writer in
+                    // The script's pieces, and an event-stream comment line every 100 ms: with remote half-closure
+                    // on, a client that went away is seen at a write, not while the stream is quiet.
+                    let (pieces, feed) = AsyncStream.makeStream(of: String.self)
+                    let forward = Task {
+                        for await piece in stream { feed.yield(piece) }
+                        feed.finish()
+                    }
+                    let heartbeat = Task {
+                        while (try? await Task.sleep(for: .milliseconds(100))) != nil { feed.yield(": heartbeat\n") }
+                    }
+                    defer {
+                        forward.cancel()
+                        heartbeat.cancel()
+                    }
+                    do {
+                        if !first.isEmpty { try await writer.write(ByteBuffer(string: first)) }
+                        for await piece in pieces { try await writer.write(ByteBuffer(string: piece)) }
+                    } catch {
+                        await recorder.connectionClosed(index)
+                        throw error
+                    }
+                    try await writer.finish(nil)
+                })
+        }
+        for method: HTTPRequest.Method in [.get, .head, .post, .put, .delete, .patch] {
+            router.on("**", method: method, use: answer)
         }
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
@@ -119,6 +182,9 @@ public final class LoopbackServer: Sendable {
     }
 
     public var url: String { "http://127.0.0.1:\(port)/deploy" }
+
+    /// The server's address without a path: `http://127.0.0.1:PORT`.
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
 
     public func stop() async {
         task.cancel()

@@ -1,30 +1,12 @@
 import HTTPTypes
-import Hummingbird
 
-/// One endpoint of the daemon: a method, a path (`:name` segments are parameters) and its handler.
-///
-/// The server registers its routes from one list, so the router and `RouteTable`, which tells a wrong method (405)
-/// from an unknown path (404), cannot disagree.
-struct Route: Sendable {
-    let method: HTTPRequest.Method
-    let path: String
-    let handler: @Sendable (Request, BasicRequestContext) async throws -> Response
-
-    init(
-        _ method: HTTPRequest.Method, _ path: String,
-        handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response
-    ) {
-        self.method = method
-        self.path = path
-        self.handler = handler
-    }
-}
-
-/// The methods each route path serves.
+/// The methods each route path serves, so the error middleware tells a wrong method (405) from an unknown path
+/// (404). Built from the routes the router registered from `openapi.yaml`, so the two cannot disagree.
 struct RouteTable: Sendable {
     private var paths: [(segments: [Substring], methods: [HTTPRequest.Method])] = []
 
-    init(_ routes: [Route]) {
+    /// A table of `routes`, whose parameter segments are spelled `{name}` or `:name`.
+    init(_ routes: [(method: HTTPRequest.Method, path: String)]) {
         for route in routes {
             let segments = Self.segments(of: route.path)
             if let index = paths.firstIndex(where: { $0.segments == segments }) {
@@ -35,13 +17,14 @@ struct RouteTable: Sendable {
         }
     }
 
-    /// The methods served on the request path `path`, in the order they were declared; empty when no route has it.
+    /// The methods served on the request path `path`, in the order they were registered; empty when no route has
+    /// it.
     func methods(forPath path: String) -> [HTTPRequest.Method] {
         let requested = Self.segments(of: path)
         return paths.first { route in
             route.segments.count == requested.count
                 && zip(route.segments, requested).allSatisfy { pattern, segment in
-                    pattern.first == ":" || pattern == segment
+                    pattern.first == ":" || pattern.first == "{" || pattern == segment
                 }
         }?.methods ?? []
     }

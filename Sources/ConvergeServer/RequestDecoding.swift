@@ -1,33 +1,9 @@
 import ConvergeCore
 import Foundation
-import HTTPTypes
-import Hummingbird
 
-/// Reading request bodies: capped, and decoded with errors a caller can act on.
-enum RequestBodyReader {
-    /// The body of `request`, refused with 413 past `limit` bytes: at once when `Content-Length` says so, otherwise
-    /// as soon as the bytes read pass it.
-    static func collect(_ request: Request, limit: Int) async throws -> Data {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
-            throw APIError.bodyTooLarge(limit: limit)
-        }
-        do {
-            return Data(buffer: try await request.body.collect(upTo: limit))
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw APIError.bodyTooLarge(limit: limit)
-        }
-    }
-
-    /// `body` decoded as JSON into `type`; a mismatch is `invalid_argument` naming the field (`body: field
-    /// "attempt": expected an integer`, details `{"field": "attempt"}`), never the decoder's own description.
-    static func decode<T: Decodable>(_ type: T.Type, from body: Data) throws -> T {
-        do {
-            return try JSONDecoder().decode(type, from: body)
-        } catch let error as DecodingError {
-            throw APIError(Self.error(for: error))
-        }
-    }
-
+/// The errors of request bodies that do not decode: `invalid_argument` naming the field (`body: field "attempt":
+/// expected an integer`, details `{"field": "attempt"}`), never the decoder's own description.
+enum RequestDecoding {
     /// The API error of a decoding error.
     static func error(for error: DecodingError) -> ConvergeError {
         func located(_ path: [any CodingKey], _ problem: String) -> ConvergeError {
@@ -46,7 +22,7 @@ enum RequestBodyReader {
         case .dataCorrupted(let context):
             return context.codingPath.isEmpty
                 ? ConvergeError(.invalidArgument, "body: expected a JSON document")
-                : located(context.codingPath, "invalid value (a number out of range?)")
+                : located(context.codingPath, "not a value the API document allows here")
         @unknown default:
             return ConvergeError(.invalidArgument, "body: expected a JSON document of the documented shape")
         }

@@ -1,0 +1,236 @@
+import ConvergeCore
+import ConvergeManifests
+
+/// How a command prints what the API returned: a table (or a detail view) for people, JSON or YAML for scripts.
+public enum OutputFormat: String, CaseIterable, Sendable {
+    case table
+    case json
+    case yaml
+}
+
+/// The columns a list is shown with as a table, and what to print when the list is empty.
+///
+/// Headers are printed in upper case; columns are left-aligned and separated by at least two spaces; no line has
+/// trailing spaces. A cell whose value is missing, null, an empty string or an empty list shows as `-`, so every
+/// row has a word in every column (`awk '{print $2}'` keeps working). Widths count characters (grapheme
+/// clusters), not terminal cells: East Asian wide characters make their row wider. Control characters in values
+/// are escaped (`\n`, `\u{1B}`) so a value can neither break a row nor send escape sequences to the terminal.
+public struct Table: Sendable {
+    /// One column: its header and how to read its cell from a row.
+    public struct Column: Sendable {
+        /// The header as given; printed in upper case.
+        public var header: String
+        let cell: @Sendable (Value) -> String?
+
+        /// A column showing the value at a dotted key path of each row (`"status"`, `"instance.name"`).
+        ///
+        /// Strings show as they are (RFC 3339 times included), numbers and booleans as JSON writes them, a list
+        /// of scalars joined by commas, any other list or object as compact JSON.
+        public init(_ header: String, path: String) {
+            let keys = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            self.header = header
+            self.cell = { row in
+                var value: Value? = row
+                for key in keys { value = value?[key] }
+                return value.flatMap(Table.cellText)
+            }
+        }
+
+        /// A column whose cell `cell` computes from each row; nil (or an empty string) shows as `-`.
+        public init(_ header: String, cell: @escaping @Sendable (Value) -> String?) {
+            self.header = header
+            self.cell = cell
+        }
+    }
+
+    /// The columns, in the order they are printed.
+    public var columns: [Column]
+    /// The line printed instead of a table when there are no rows, named by the caller: `no deployments`.
+    public var emptyMessage: String
+
+    /// A table of `columns` that prints `emptyMessage` for an empty list.
+    public init(columns: [Column], emptyMessage: String) {
+        self.columns = columns
+        self.emptyMessage = emptyMessage
+    }
+
+    /// The mark shown for a missing or empty value.
+    static let missing = "-"
+
+    /// The rows as aligned lines, each ending with a newline; `emptyMessage` alone when there are none.
+    func render(_ rows: [Value]) -> String {
+        guard !rows.isEmpty else { return emptyMessage + "\n" }
+        let lines: [[String]] =
+            [columns.map { Table.escaped($0.header.uppercased()) }]
+            + rows.map { row in
+                columns.map { column in
+                    guard let text = column.cell(row), !text.isEmpty else { return Table.missing }
+                    return Table.escaped(text)
+                }
+            }
+        var widths = [Int](repeating: 0, count: columns.count)
+        for line in lines {
+            for (index, cell) in line.enumerated() { widths[index] = max(widths[index], cell.count) }
+        }
+        var output = ""
+        for line in lines {
+            var text = ""
+            for (index, cell) in line.enumerated() {
+                text += cell
+                if index < line.count - 1 {
+                    text += String(repeating: " ", count: widths[index] - cell.count + 2)
+                }
+            }
+            output += Table.trimmingTrailingSpaces(text) + "\n"
+        }
+        return output
+    }
+
+    /// `text` without the spaces that end its lines (a value's own trailing spaces included).
+    static func trimmingTrailingSpaces(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { line in line.reversed().drop(while: { $0 == " " }).reversed() }
+            .map { String($0) }
+            .joined(separator: "\n")
+    }
+
+    /// A scalar's text as a cell or detail line shows it; nil for null and empty values.
+    static func cellText(_ value: Value) -> String? {
+        switch value {
+        case .null: return nil
+        case .bool(let bool): return bool ? "true" : "false"
+        case .int(let int): return String(int)
+        case .double: return value.canonicalJSON
+        case .string(let string): return string.isEmpty ? nil : string
+        case .array(let elements):
+            guard !elements.isEmpty else { return nil }
+            guard elements.allSatisfy(\.isScalar) else { return value.canonicalJSON }
+            return elements.map { cellText($0) ?? missing }.joined(separator: ",")
+        case .object(let members):
+            return members.isEmpty ? nil : value.canonicalJSON
+        }
+    }
+
+    /// `text` with control characters escaped, so that it stays on its line and cannot drive the terminal.
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where isControl(scalar): result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+}
+
+extension Value {
+    /// Whether this is neither a list nor an object.
+    fileprivate var isScalar: Bool {
+        switch self {
+        case .array, .object: false
+        default: true
+        }
+    }
+}
+
+/// The text a command prints for `value`, ending with a newline.
+///
+/// `value` is what the API returned: one object, or a page `{"items": [...], "nextCursor": ...}`. JSON and YAML
+/// print it whole (JSON indented by two spaces, keys sorted, so the same value always prints the same bytes).
+/// `.table` prints the page's items (or the one object as a row) with `table`'s columns; without a table it
+/// prints the detail view of `describe`: `key: value` lines, keys sorted and their values aligned, nested objects
+/// indented by two spaces, lists of scalars joined by commas, other lists as `- ` items, missing values as `-`.
+public func render(_ value: Value, as format: OutputFormat, table: Table?) -> String {
+    switch format {
+    case .json:
+        return value.prettyJSON + "\n"
+    case .yaml:
+        return YAMLEmitter().emit(value)
+    case .table:
+        guard let table else { return DetailView.render(value) }
+        if case .array(let items)? = value["items"] { return table.render(items) }
+        if case .array(let items) = value { return table.render(items) }
+        return table.render([value])
+    }
+}
+
+/// The `describe` view: an object as indented `key: value` lines for people.
+private enum DetailView {
+    static func render(_ value: Value) -> String {
+        var lines: [String] = []
+        switch value {
+        case .object(let members) where !members.isEmpty: append(members, indent: "", to: &lines)
+        case .array(let elements) where !elements.isEmpty: append(elements, indent: "", to: &lines)
+        default: lines.append(scalarLines(value, continuation: "").joined(separator: "\n"))
+        }
+        return Table.trimmingTrailingSpaces(lines.joined(separator: "\n")) + "\n"
+    }
+
+    /// Whether `value` is written on its key's line: scalars, empty collections and lists of scalars.
+    static func isInline(_ value: Value) -> Bool {
+        switch value {
+        case .object(let members): members.isEmpty
+        case .array(let elements): elements.allSatisfy(\.isScalar)
+        default: true
+        }
+    }
+
+    /// The text of an inline value, a multi-line string's later lines indented by `continuation`.
+    static func scalarLines(_ value: Value, continuation: String) -> [String] {
+        let text = Table.cellText(value) ?? Table.missing
+        guard case .string = value, text.contains("\n") else { return [Table.escaped(text)] }
+        var trimmed = Substring(text)
+        while trimmed.hasSuffix("\n") { trimmed = trimmed.dropLast() }
+        let parts = trimmed.split(separator: "\n", omittingEmptySubsequences: false).map { Table.escaped(String($0)) }
+        return [parts[0]] + parts.dropFirst().map { continuation + $0 }
+    }
+
+    static func append(_ members: [String: Value], indent: String, to lines: inout [String]) {
+        let sorted = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        let width = sorted.filter { isInline($0.value) }.map { Table.escaped($0.key).count }.max() ?? 0
+        for (key, member) in sorted {
+            let label = Table.escaped(key) + ":"
+            guard isInline(member) else {
+                lines.append(indent + label)
+                if case .object(let nested) = member {
+                    append(nested, indent: indent + "  ", to: &lines)
+                } else if case .array(let elements) = member {
+                    append(elements, indent: indent + "  ", to: &lines)
+                }
+                continue
+            }
+            let padding = String(repeating: " ", count: width - label.count + 2)
+            let valueColumn = String(repeating: " ", count: indent.count + width + 2)
+            lines.append(
+                indent + label + padding + scalarLines(member, continuation: valueColumn).joined(separator: "\n"))
+        }
+    }
+
+    /// A list that is not all scalars: one `- ` item each, an object's lines following its dash, a list's lines
+    /// indented under a lone dash.
+    static func append(_ elements: [Value], indent: String, to lines: inout [String]) {
+        for element in elements {
+            switch element {
+            case .object(let members) where !members.isEmpty:
+                var nested: [String] = []
+                append(members, indent: indent + "  ", to: &nested)
+                lines.append(indent + "- " + nested[0].dropFirst(indent.count + 2))
+                lines.append(contentsOf: nested.dropFirst())
+            case .array(let inner) where !inner.isEmpty:
+                lines.append(indent + "-")
+                append(inner, indent: indent + "  ", to: &lines)
+            default:
+                lines.append(indent + "- " + scalarLines(element, continuation: indent + "  ").joined(separator: "\n"))
+            }
+        }
+    }
+}

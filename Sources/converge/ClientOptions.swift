@@ -1,0 +1,126 @@
+import ArgumentParser
+import ConvergeAPI
+import ConvergeClient
+import ConvergeCore
+import Foundation
+import OpenAPIRuntime
+
+extension OutputFormat: ExpressibleByArgument {}
+
+/// What every command that talks to the daemon takes: where it is, who calls, and how to print the answer.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "The daemon's URL (default: $CONVERGE_SERVER, the config file, or http://127.0.0.1:8787).")
+    var server: String?
+
+    @Option(help: "The bearer token (default: $CONVERGE_TOKEN or the config file; prefer those to this flag).")
+    var token: String?
+
+    @Option(name: [.short, .long], help: "Output: table, json or yaml.")
+    var output: OutputFormat = .table
+
+    func client() throws -> ConvergeClient {
+        ConvergeClient(settings: try ClientSettings.resolve(server: server, token: token))
+    }
+
+    /// Prints `value` (an API object or page) in the chosen format.
+    func print(_ value: some Encodable, table: Table?) throws {
+        FileHandle.standardOutput.write(Data(render(try ConvergeClient.value(value), as: output, table: table).utf8))
+    }
+}
+
+/// What `--wait` takes.
+struct WaitOptions: ParsableArguments {
+    @Flag(help: "Wait until the deployment is terminal, showing its progress; the exit status says how it ended.")
+    var wait = false
+
+    @Option(help: "How long --wait waits, in seconds.")
+    var timeout = 3600
+
+    func validate() throws {
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+    }
+}
+
+/// Runs a command's body against the daemon: an error answer, a refused connection or a bad setting prints one
+/// line (`converge: <message> (<code>)`) and exits 1.
+func withDaemon(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandle.standardError.write(line: "converge: \(describe(error))")
+        throw ExitCode.failure
+    }
+}
+
+/// An error as one line for people, without the runtime's wrapping.
+func describe(_ error: any Error) -> String {
+    switch error {
+    case let error as ClientError: describe(error.underlyingError)
+    case let error as APIFailure: error.description
+    case let error as ConvergeError: error.message
+    default: "\(error)"
+    }
+}
+
+/// A deployment, printed; with `--wait`, its progress on standard error until it ends, then it as it ended, and the
+/// exit status of the ending.
+func show(
+    _ deployment: Components.Schemas.Deployment, options: ClientOptions, wait: WaitOptions, client: ConvergeClient
+) async throws {
+    guard wait.wait else {
+        try options.print(deployment, table: Tables.deployments)
+        return
+    }
+    let progress = DeploymentProgress(
+        client: client, write: { FileHandle.standardError.write(line: $0) }, isTerminal: isatty(STDERR_FILENO) == 1)
+    let (ended, outcome) = try await progress.wait(for: deployment.id, timeout: .seconds(wait.timeout))
+    try options.print(ended, table: Tables.deployments)
+    if outcome == .timedOut {
+        FileHandle.standardError.write(
+            line: "converge: deployment \(ended.id) is still \(ended.status.rawValue) after \(wait.timeout)s")
+    }
+    if outcome != .completed { throw ExitCode(outcome.rawValue) }
+}
+
+/// The table views of the API's objects.
+enum Tables {
+    static let deployments = Table(
+        columns: [
+            .init("id", path: "id"), .init("instance", path: "instance"), .init("action", path: "action"),
+            .init("status", path: "status"), .init("created by", path: "createdBy"),
+            .init("created", path: "createdAt"), .init("error", path: "error"),
+        ], emptyMessage: "no deployments")
+    static let instances = Table(
+        columns: [
+            .init("id", path: "id"), .init("environment", path: "environment"), .init("bundle", path: "bundle"),
+            .init("version", path: "version"), .init("status", path: "status"),
+            .init("ready") { row in
+                row["conditions"]?.arrayValue?.first { $0["type"] == "Ready" }.map {
+                    $0["status"] == true ? "True" : "False"
+                }
+            },
+        ], emptyMessage: "no instances")
+    static let resources = Table(
+        columns: [
+            .init("kind", path: "kind"), .init("id", path: "id"), .init("owner", path: "owner"),
+            .init("generation", path: "generation"), .init("source", path: "source"),
+        ], emptyMessage: "no resources")
+    static let events = Table(
+        columns: [.init("at", path: "at"), .init("kind", path: "kind"), .init("message", path: "message")],
+        emptyMessage: "no events")
+    static let audit = Table(
+        columns: [
+            .init("at", path: "at"), .init("actor", path: "actor"), .init("action", path: "action"),
+            .init(
+                "target",
+                cell: { row in "\(row["targetKind"]?.stringValue ?? "")/\(row["targetId"]?.stringValue ?? "")" }),
+        ], emptyMessage: "no audit entries")
+    static let changes = Table(
+        columns: [
+            .init("path", path: "path"),
+            .init("before", cell: { $0["before"].map { $0.canonicalJSON } ?? "<absent>" }),
+            .init("after", cell: { $0["after"].map { $0.canonicalJSON } ?? "<absent>" }),
+        ], emptyMessage: "no differences")
+}

@@ -1,0 +1,285 @@
+import ArgumentParser
+import ConvergeAPI
+import ConvergeClient
+import ConvergeCore
+import Foundation
+
+/// `converge deploy INSTANCE`: deploy what the manifests declare for an instance now, in the queue at once
+/// (environments with the auto policy; elsewhere it is refused: use propose).
+struct Deploy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Deploy an instance now (auto environments), or decommission one removed from the manifests.")
+
+    @Argument(help: "The instance, such as ecomm-staging-db.") var instance: String
+    @Flag(help: "Decommission the instance (only once it is removed from the manifests).") var decommission = false
+    @OptionGroup var wait: WaitOptions
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let client = try options.client()
+            let output = try await client.api.createDeployment(
+                path: .init(id: instance),
+                body: .json(.init(action: decommission ? .decommission : .provision, mode: .direct)))
+            try await show(try output.deployment, options: options, wait: wait, client: client)
+        }
+    }
+}
+
+/// `converge propose INSTANCE`: propose what the manifests declare for an instance, for an approver.
+struct Propose: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Propose a deployment of an instance for approval.")
+
+    @Argument(help: "The instance.") var instance: String
+    @Flag(help: "Propose the decommission of an instance removed from the manifests.") var decommission = false
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let output = try await options.client().api.createDeployment(
+                path: .init(id: instance),
+                body: .json(.init(action: decommission ? .decommission : .provision, mode: .proposal)))
+            try options.print(try output.deployment, table: Tables.deployments)
+        }
+    }
+}
+
+/// `converge plan INSTANCE` or `converge plan --proposal ID`: what a deployment would change, without changing it.
+struct Plan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Plan an instance's desired state, or a proposal's snapshot, without applying it.")
+
+    @Argument(help: "The instance (or give --proposal).") var instance: String?
+    @Option(help: "A PROPOSED deployment to plan.") var proposal: String?
+    @OptionGroup var wait: WaitOptions
+    @OptionGroup var options: ClientOptions
+
+    func validate() throws {
+        guard (instance == nil) != (proposal == nil) else {
+            throw ValidationError("give an instance or --proposal, not both")
+        }
+    }
+
+    func run() async throws {
+        try await withDaemon {
+            let client = try options.client()
+            let deployment: Components.Schemas.Deployment
+            if let proposal {
+                deployment = try await client.api.planDeployment(path: .init(id: proposal)).deployment
+            } else {
+                deployment = try await client.api.createDeployment(
+                    path: .init(id: instance!), body: .json(.init(action: .plan))
+                ).deployment
+            }
+            try await show(deployment, options: options, wait: wait, client: client)
+        }
+    }
+}
+
+/// `converge approve ID`.
+struct Approve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Approve a proposal; it enters the queue. The proposer cannot approve their own.")
+
+    @Argument(help: "The PROPOSED deployment.") var deployment: String
+    @OptionGroup var wait: WaitOptions
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let client = try options.client()
+            let approved = try await client.api.approveDeployment(path: .init(id: deployment)).ok.body.json
+            try await show(approved, options: options, wait: wait, client: client)
+        }
+    }
+}
+
+/// `converge reject ID [--reason TEXT]`.
+struct Reject: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Reject a proposal.")
+
+    @Argument(help: "The PROPOSED deployment.") var deployment: String
+    @Option(help: "Why, for the audit log.") var reason: String?
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let rejected = try await options.client().api.rejectDeployment(
+                path: .init(id: deployment), body: .json(.init(reason: reason))
+            ).ok.body.json
+            try options.print(rejected, table: Tables.deployments)
+        }
+    }
+}
+
+/// `converge abort ID [--reason TEXT]`.
+struct Abort: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Abort a proposed, queued or running deployment; work already done is not undone.")
+
+    @Argument(help: "The deployment.") var deployment: String
+    @Option(help: "Why, for the audit log.") var reason: String?
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let aborted = try await options.client().api.abortDeployment(
+                path: .init(id: deployment), body: .json(.init(reason: reason))
+            ).ok.body.json
+            try options.print(aborted, table: Tables.deployments)
+        }
+    }
+}
+
+/// `converge rollback INSTANCE --to DEPLOYMENT`.
+struct Rollback: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Deploy an earlier COMPLETED provision of an instance again (its params, connections, version).")
+
+    @Argument(help: "The instance.") var instance: String
+    @Option(help: "The COMPLETED provision deployment to go back to.") var to: String
+    @OptionGroup var wait: WaitOptions
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let client = try options.client()
+            let output = try await client.api.rollbackInstance(path: .init(id: instance), body: .json(.init(to: to)))
+            try await show(try output.deployment, options: options, wait: wait, client: client)
+        }
+    }
+}
+
+/// `converge compare A B`.
+struct Compare: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Leaf-level differences of params, connection params and version between two deployments.")
+
+    @Argument(help: "The deployment to compare from.") var from: String
+    @Argument(help: "The deployment to compare to.") var to: String
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let comparison = try await options.client().api.compareDeployments(query: .init(from: from, to: to))
+                .ok.body.json
+            let output = options.output
+            if output == .table {
+                try options.print(["items": comparison.changes], table: Tables.changes)
+            } else {
+                try options.print(comparison, table: nil)
+            }
+        }
+    }
+}
+
+/// `converge logs [-f] DEPLOYMENT`.
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A deployment's log and status changes; -f follows them until it is terminal.")
+
+    @Argument(help: "The deployment.") var deployment: String
+    @Flag(name: [.short, .long], help: "Follow until the deployment is terminal.") var follow = false
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let client = try options.client()
+            if follow {
+                for try await event in try await client.followEvents(of: deployment, after: nil) {
+                    try printEvent(event)
+                }
+                return
+            }
+            var cursor: String?
+            repeat {
+                let page = try await client.api.listDeploymentEvents(
+                    path: .init(id: deployment), query: .init(cursor: cursor, limit: 500),
+                    headers: .init(accept: [.init(contentType: .json)])
+                ).ok.body.json
+                for event in page.items { try printEvent(event) }
+                cursor = page.nextCursor
+            } while cursor != nil
+        }
+    }
+
+    /// One event: a progress line for people, one JSON (or YAML) document per event for scripts.
+    func printEvent(_ event: Components.Schemas.DeploymentEvent) throws {
+        switch options.output {
+        case .table: print(DeploymentProgress.line(event))
+        case .json: print(try ConvergeClient.value(event).canonicalJSON)
+        case .yaml: try options.print(event, table: nil)
+        }
+    }
+}
+
+/// `converge watch`: every deployment change as it happens, resumed after a reconnect.
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print every deployment change as it happens (creation and each status change).")
+
+    @Option(help: "Resume after this change sequence (as a previous watch printed it).") var after: String?
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let client = try options.client()
+            var last = after
+            var failures = 0
+            while true {
+                do {
+                    for try await change in try await client.watch(after: last) {
+                        last = String(change.sequence)
+                        failures = 0
+                        // Written unbuffered, so a pipe sees each change as it happens.
+                        switch options.output {
+                        case .json:
+                            FileHandle.standardOutput.write(line: try ConvergeClient.value(change).canonicalJSON)
+                        default:
+                            FileHandle.standardOutput.write(
+                                line: "\(change.sequence)  \(change.at.formatted(.iso8601))  \(change.deployment)  "
+                                    + "\(change.instance)  \(change.status.rawValue)")
+                        }
+                    }
+                } catch let error as APIFailure {
+                    throw error
+                } catch {
+                    failures += 1
+                    if failures > 5 { throw error }
+                    FileHandle.standardError.write(line: "converge: the stream broke (\(describe(error))); resuming")
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+    }
+}
+
+extension Operations.CreateDeployment.Output {
+    /// The deployment, created (201) or the open one of the same desired state (200).
+    var deployment: Components.Schemas.Deployment {
+        get throws {
+            if case .created(let created) = self { return try created.body.json }
+            return try ok.body.json
+        }
+    }
+}
+
+extension Operations.RollbackInstance.Output {
+    /// The rollback, created (201) or the open one of the same snapshot (200).
+    var deployment: Components.Schemas.Deployment {
+        get throws {
+            if case .created(let created) = self { return try created.body.json }
+            return try ok.body.json
+        }
+    }
+}
+
+extension Operations.PlanDeployment.Output {
+    /// The plan, created (201) or the open one of the same snapshot (200).
+    var deployment: Components.Schemas.Deployment {
+        get throws {
+            if case .created(let created) = self { return try created.body.json }
+            return try ok.body.json
+        }
+    }
+}

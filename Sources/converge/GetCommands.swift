@@ -1,0 +1,154 @@
+import ArgumentParser
+import ConvergeAPI
+import ConvergeClient
+import ConvergeCore
+import Foundation
+
+/// What `get` and `describe` read: deployments, instances and the desired resources of each kind.
+enum ObjectKind: String, CaseIterable, ExpressibleByArgument {
+    case deployments, instances, projects, environments, resources, bundles, provisioners
+
+    init?(argument: String) {
+        let word = argument.lowercased()
+        guard let kind = Self.allCases.first(where: { $0.rawValue == word || $0.rawValue.dropLast() == word }) else {
+            return nil
+        }
+        self = kind
+    }
+}
+
+/// `converge get <kind> [ID]`: a table of the objects of a kind (filtered, one page), or one object.
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List deployments, instances or desired resources, or get one.",
+        discussion: "Kinds: \(ObjectKind.allCases.map(\.rawValue).joined(separator: ", ")) (singular works too).")
+
+    @Argument(help: "The kind.") var kind: ObjectKind
+    @Argument(help: "One object's id.") var id: String?
+    @Option(help: "Deployments of this instance.") var instance: String?
+    @Option(help: "Deployments or instances of this environment.") var environment: String?
+    @Option(help: "Deployments in this status, or several separated by commas.") var status: String?
+    @Option(help: "Deployments with this action: provision, plan or decommission.") var action: String?
+    @Option(help: "Deployments created by this principal.") var actor: String?
+    @Option(help: "How many to list (1-500).") var limit = 50
+    @Option(help: "The next page: a previous page's nextCursor (printed with -o json).") var cursor: String?
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let api = try options.client().api
+            switch (kind, id) {
+            case (.deployments, let id?):
+                try options.print(
+                    try await api.getDeployment(path: .init(id: id)).ok.body.json, table: Tables.deployments)
+            case (.deployments, nil):
+                let page = try await api.listDeployments(
+                    query: .init(
+                        instance: instance, environment: environment, status: status,
+                        action: try action.map(Self.action), actor: actor, cursor: cursor, limit: limit)
+                ).ok.body.json
+                try options.print(page, table: Tables.deployments)
+            case (.instances, let id?):
+                try options.print(try await api.getInstance(path: .init(id: id)).ok.body.json, table: Tables.instances)
+            case (.instances, nil):
+                let page = try await api.listInstances(
+                    query: .init(environment: environment, cursor: cursor, limit: limit)
+                ).ok.body.json
+                try options.print(page, table: Tables.instances)
+            case (_, let id?):
+                let resource = try await api.getResource(path: .init(kind: resourceKind, id: id)).ok.body.json
+                try options.print(resource, table: Tables.resources)
+            case (_, nil):
+                let page = try await api.listResources(
+                    path: .init(kind: resourceKind), query: .init(cursor: cursor, limit: limit)
+                ).ok.body.json
+                try options.print(page, table: Tables.resources)
+            }
+        }
+    }
+
+    var resourceKind: Components.Schemas.ResourceKind {
+        Components.Schemas.ResourceKind(rawValue: kind.rawValue)!
+    }
+
+    static func action(_ text: String) throws -> Components.Schemas.DeploymentAction {
+        guard let action = Components.Schemas.DeploymentAction(rawValue: text) else {
+            throw ValidationError("--action: expected provision, plan or decommission, got \"\(text)\"")
+        }
+        return action
+    }
+}
+
+/// `converge describe <kind> ID`: one object, every field, for people.
+struct Describe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show every field of one object.")
+
+    @Argument(help: "The kind.") var kind: ObjectKind
+    @Argument(help: "The object's id.") var id: String
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let api = try options.client().api
+            switch kind {
+            case .deployments:
+                try options.print(try await api.getDeployment(path: .init(id: id)).ok.body.json, table: nil)
+            case .instances:
+                try options.print(try await api.getInstance(path: .init(id: id)).ok.body.json, table: nil)
+            default:
+                let kind = Components.Schemas.ResourceKind(rawValue: kind.rawValue)!
+                try options.print(try await api.getResource(path: .init(kind: kind, id: id)).ok.body.json, table: nil)
+            }
+        }
+    }
+}
+
+/// `converge audit`: who changed what, when, filtered.
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The audit log of every mutation, oldest first.")
+
+    @Option(help: "Entries by this principal.") var actor: String?
+    @Option(help: "Entries of this action, such as deployment.approved.") var action: String?
+    @Option(help: "Entries about this kind of target, such as Deployment.") var targetKind: String?
+    @Option(help: "Entries about this target id.") var target: String?
+    @Option(help: "How many to list (1-500).") var limit = 50
+    @Option(help: "The next page: a previous page's nextCursor.") var cursor: String?
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let page = try await options.client().api.listAudit(
+                query: .init(
+                    actor: actor, action: action, targetKind: targetKind, targetId: target, cursor: cursor, limit: limit
+                )
+            ).ok.body.json
+            try options.print(page, table: Tables.audit)
+        }
+    }
+}
+
+/// `converge whoami`.
+struct Whoami: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The principal and role of your token.")
+
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            try options.print(try await options.client().api.getPrincipal().ok.body.json, table: nil)
+        }
+    }
+}
+
+/// `converge sync`: ask the daemon to re-read its manifests now.
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask the daemon to re-read its manifests now.")
+
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            try options.print(try await options.client().api.requestSync().accepted.body.json, table: nil)
+        }
+    }
+}
