@@ -40,17 +40,19 @@ validate: build
 	swift run converge validate examples/gitops
 
 ## demo: the daemon on examples/gitops with SQLite and the example provisioner, after printing a new admin token
-## for the CLI; Ctrl-C stops both.
+## for the CLI (and creating the secrets key .demo/converge.key once); Ctrl-C stops both.
 DEMO_DIR := .demo
 demo: build
 	@mkdir -p $(DEMO_DIR)
+	@test -f $(DEMO_DIR)/converge.key || .build/debug/converge init-key --secrets-key-file $(DEMO_DIR)/converge.key
 	@echo "export CONVERGE_TOKEN=$$(.build/debug/converge token create --name demo-$$(date +%s) --role admin \
 	  --tokens-file $(DEMO_DIR)/converge.tokens)   # for the CLI, from another terminal"
 	@export CONVERGE_EXAMPLE_WEBHOOK_SECRET=demo-secret CONVERGE_EXAMPLE_STATE_DIR=$(CURDIR)/$(DEMO_DIR)/state; \
 	python3 examples/provisioners/provisioner.py serve --port 8790 --delay 2 & provisioner=$$!; \
 	trap 'kill $$provisioner 2>/dev/null' EXIT INT TERM; \
 	.build/debug/converge serve --manifests examples/gitops --db sqlite:$(DEMO_DIR)/converge.sqlite \
-	  --listen 127.0.0.1:8787 --poll-seconds 5 --tokens-file $(DEMO_DIR)/converge.tokens
+	  --listen 127.0.0.1:8787 --poll-seconds 5 --tokens-file $(DEMO_DIR)/converge.tokens \
+	  --secrets-key-file $(DEMO_DIR)/converge.key
 
 ## schemas: regenerate manifests/schemas/ from the kinds' Swift description (a test fails when they differ).
 schemas: build

@@ -15,11 +15,22 @@ final class Daemon: @unchecked Sendable {
     static func start(
         binary: URL, manifests: URL, database: String, port: Int, log: URL, extraArguments: [String] = []
     ) throws -> Daemon {
+        // The daemon refuses to start without a secrets key: one beside the database, made once.
+        let key = database + ".key"
+        if !FileManager.default.fileExists(atPath: key) {
+            let initKey = Process()
+            initKey.executableURL = binary
+            initKey.arguments = ["init-key", "--secrets-key-file", key]
+            initKey.standardOutput = FileHandle.nullDevice
+            try initKey.run()
+            initKey.waitUntilExit()
+        }
         let process = Process()
         process.executableURL = binary
         process.arguments =
             [
                 "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)",
+                "--secrets-key-file", key,
             ] + extraArguments
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)

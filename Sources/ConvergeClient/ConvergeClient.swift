@@ -11,6 +11,13 @@ public struct APIFailure: Error, Equatable, Sendable, CustomStringConvertible {
     public var details: Value?
     public var status: Int
 
+    public init(code: String, message: String, details: Value?, status: Int) {
+        self.code = code
+        self.message = message
+        self.details = details
+        self.status = status
+    }
+
     public var description: String { "\(message) (\(code))" }
 }
 

@@ -44,6 +44,38 @@ public struct Deployment: Equatable, Sendable, Identifiable {
         }
     }
 
+    /// The approval a proposal awaits or received: `review` (the one approval of the review policy), or the `plan`
+    /// and `apply` approvals of a two-phase proposal, in that order.
+    public enum ApprovalStep: String, Sendable, CaseIterable, Codable {
+        case review
+        case plan
+        case apply
+    }
+
+    /// One recorded approval of a proposal: which step, who, when. Approvals are append-only.
+    public struct Approval: Equatable, Sendable {
+        public var step: ApprovalStep
+        public var by: String
+        public var at: Date
+
+        public init(step: ApprovalStep, by: String, at: Date) {
+            self.step = step
+            self.by = by
+            self.at = at
+        }
+    }
+
+    /// Where the PLAN a two-phase proposal shows stands: its status and, once it completed, its result.
+    public struct PlanOutcome: Equatable, Sendable {
+        public var status: Status
+        public var result: Value?
+
+        public init(status: Status, result: Value?) {
+            self.status = status
+            self.result = result
+        }
+    }
+
     public var id: String
     /// The creation sequence the database assigns; queue order comes from it, never from clocks.
     public var sequence: Int64
@@ -68,15 +100,30 @@ public struct Deployment: Equatable, Sendable, Identifiable {
     public var retryOf: String?
     /// The earlier deployment of the same instance whose snapshot this one re-applies (a rollback).
     public var rollbackOf: String?
+    /// The step of a two-phase proposal: `plan` until its plan approval, then `apply`; kept once it leaves
+    /// PROPOSED, so a rejection tells at which step it stopped. Nil for direct deployments and review proposals.
+    public var approvalStep: ApprovalStep?
+    /// The PLAN whose result a two-phase proposal shows; its plan approval needs it COMPLETED.
+    public var planDeploymentID: String?
+    /// Where that plan stands, read with the deployment.
+    public var planOutcome: PlanOutcome?
+    /// The approvals it received, in order.
+    public var approvals: [Approval]
 
     public var action: Action { snapshot.action }
+
+    /// The approval a PROPOSED deployment waits for; nil in every other status.
+    public var awaitedApproval: ApprovalStep? {
+        status == .proposed ? approvalStep ?? .review : nil
+    }
 
     public init(
         id: String, sequence: Int64, instanceID: String, snapshot: DeploymentSnapshot, desiredHash: String,
         status: Status, proposedBy: String? = nil, approvedBy: String? = nil, createdBy: String, createdAt: Date,
         updatedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil, attempt: Int, lease: Lease? = nil,
         error: String? = nil, outputs: Value? = nil, planResult: Value? = nil, retryOf: String? = nil,
-        rollbackOf: String? = nil
+        rollbackOf: String? = nil, approvalStep: ApprovalStep? = nil, planDeploymentID: String? = nil,
+        planOutcome: PlanOutcome? = nil, approvals: [Approval] = []
     ) {
         self.id = id
         self.sequence = sequence
@@ -98,6 +145,10 @@ public struct Deployment: Equatable, Sendable, Identifiable {
         self.planResult = planResult
         self.retryOf = retryOf
         self.rollbackOf = rollbackOf
+        self.approvalStep = approvalStep
+        self.planDeploymentID = planDeploymentID
+        self.planOutcome = planOutcome
+        self.approvals = approvals
     }
 }
 
@@ -121,11 +172,17 @@ public struct DeploymentSnapshot: Equatable, Sendable {
     }
 
     /// The canonical hash of the desired state this snapshot captures: action, params, connection params and
-    /// version. Metadata (commit, actor) is left out, so re-reading an unchanged repository hashes the same.
+    /// version. Metadata (commit, actor) is left out, so re-reading an unchanged repository hashes the same; only
+    /// a plan's `plannedAction` (a plan of a decommission) counts, so it never stands for a plan of the provision.
     public var desiredHash: String {
-        Value.object([
+        var fields: [String: Value] = [
             "action": .string(action.rawValue), "params": params, "connectionParams": connectionParams,
             "version": .string(version),
-        ]).canonicalHash
+        ]
+        if action == .plan, let planned = metadata[Self.plannedActionKey] { fields[Self.plannedActionKey] = planned }
+        return Value.object(fields).canonicalHash
     }
+
+    /// The metadata key of a plan that says which action it plans when that is not a provision.
+    public static let plannedActionKey = "plannedAction"
 }

@@ -23,6 +23,22 @@ public struct DesiredState: Equatable, Sendable {
         ]
     }
 
+    /// One resource as the store records it; nil when it is not declared.
+    public func record(of key: ResourceKey) -> DesiredResource? {
+        func record(_ item: (some Encodable)?) -> DesiredResource? {
+            item.map { DesiredResource(kind: key.kind, id: key.id, spec: Value(encoding: $0), source: sources[key]) }
+        }
+        switch key.kind {
+        case .project: return record(projects[key.id])
+        case .environment: return record(environments[key.id])
+        case .resource: return record(resources[key.id])
+        case .bundle: return record(bundles[key.id])
+        case .provisioner: return record(provisioners[key.id])
+        case .instance: return record(instances[key.id])
+        case .preview: return record(previews[key.id])
+        }
+    }
+
     /// Every resource as a kind, an id and its spec as a value, sorted by kind and id, for the store.
     public var records: [DesiredResource] {
         func records(_ kind: ResourceKind, _ items: [String: some Encodable]) -> [DesiredResource] {

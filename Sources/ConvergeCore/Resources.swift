@@ -12,6 +12,14 @@ public struct SourceLocation: Hashable, Sendable, Codable, Comparable, CustomStr
 
     public var description: String { "\(file):\(line):\(column)" }
 
+    /// The pseudo-file of a resource applied through the API, `api:<Kind>/<id>`, where its errors point.
+    public static func apiFile(of key: ResourceKey) -> String {
+        "api:\(key.kind.rawValue)/\(key.id)"
+    }
+
+    /// Whether this is where an API-applied resource was declared rather than a manifest file.
+    public var isAPI: Bool { file.hasPrefix("api:") }
+
     public static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
         (lhs.file, lhs.line, lhs.column) < (rhs.file, rhs.line, rhs.column)
     }
@@ -69,10 +77,15 @@ public struct Environment: Equatable, Sendable, Codable {
     public var labels: [String: String]
     /// How deployments that FAILED on the provisioner's verdict are retried; nil: never automatically.
     public var retry: RetryPolicy?
+    /// Who may approve or reject its proposals; nil: anyone with the approver role.
+    public var approvers: ApproverRule?
+    /// Instances whose labels it selects need review even where the policy is `auto`.
+    public var reviewSelector: LabelSelector?
 
     public init(
         id: String, project: String, name: String, description: String?, policy: ApprovalPolicy, prune: Bool,
-        defaults: [String: String], labels: [String: String], retry: RetryPolicy? = nil
+        defaults: [String: String], labels: [String: String], retry: RetryPolicy? = nil,
+        approvers: ApproverRule? = nil, reviewSelector: LabelSelector? = nil
     ) {
         self.id = id
         self.project = project
@@ -83,6 +96,56 @@ public struct Environment: Equatable, Sendable, Codable {
         self.defaults = defaults
         self.labels = labels
         self.retry = retry
+        self.approvers = approvers
+        self.reviewSelector = reviewSelector
+    }
+
+    /// The policy a change of an instance with `labels` follows: `auto` becomes `review` for an instance the
+    /// review selector selects; `review` and `two-phase` stay.
+    public func policy(forInstanceLabeled labels: [String: String]) -> ApprovalPolicy {
+        policy == .auto && reviewSelector?.matches(labels) == true ? .review : policy
+    }
+}
+
+/// Who may approve and reject an environment's proposals: a principal named in `principals`, or one whose role
+/// reaches one of `roles`. Both empty: anyone with the approver role.
+public struct ApproverRule: Equatable, Sendable, Codable {
+    public var principals: [String]
+    public var roles: [String]
+
+    public init(principals: [String] = [], roles: [String] = []) {
+        self.principals = principals
+        self.roles = roles
+    }
+
+    /// Whether `principal`, holding `roles` (its own role and every lower one), may decide.
+    public func allows(principal: String, holding roles: Set<String>) -> Bool {
+        (principals.isEmpty && self.roles.isEmpty) || principals.contains(principal)
+            || self.roles.contains(where: roles.contains)
+    }
+
+    /// The rule in words, for a refusal: `principals alice, bob or roles admin`.
+    public var summary: String {
+        let parts = [
+            principals.isEmpty ? nil : "principals " + principals.joined(separator: ", "),
+            roles.isEmpty ? nil : "roles " + roles.joined(separator: ", "),
+        ]
+        return parts.compactMap { $0 }.joined(separator: " or ")
+    }
+}
+
+/// A Kubernetes-style label selector: it selects labels that hold every pair of `matchLabels` (an empty one selects
+/// everything).
+public struct LabelSelector: Equatable, Sendable, Codable {
+    public var matchLabels: [String: String]
+
+    public init(matchLabels: [String: String]) {
+        self.matchLabels = matchLabels
+    }
+
+    /// Whether `labels` hold every pair of `matchLabels`.
+    public func matches(_ labels: [String: String]) -> Bool {
+        matchLabels.allSatisfy { labels[$0.key] == $0.value }
     }
 }
 

@@ -70,7 +70,8 @@ public struct DeploymentCallbacks: Sendable {
         switch report.kind {
         case .log, .phase:
             let kind: DeploymentEventDraft.Kind = report.kind == .log ? .log : .phase
-            try await store.appendEvents([DeploymentEventDraft(kind: kind, message: report.message ?? "")], to: id)
+            try await runner.appendRedacted(
+                [DeploymentEventDraft(kind: kind, message: report.message ?? "")], of: deployment)
         case .heartbeat:
             _ = try await store.renewLease(
                 id, owner: lease.owner, epoch: lease.epoch, leaseDuration: leaseDuration)

@@ -21,6 +21,8 @@ struct PreparedDeployment: Sendable {
 struct DeploymentRunner: Sendable {
     let store: any Store
     let manifests: ManifestSource
+    /// The instances' secrets: opened at dispatch for the job, and redacted from everything recorded of a deployment.
+    let secrets: InstanceSecrets
     let makeProvisioner: ProvisionerFactory
     let callbackBaseURL: String?
     let tokens: CallbackToken
@@ -50,8 +52,11 @@ struct DeploymentRunner: Sendable {
         }
         // A first send has the provisioner's whole timeout; a resumed one what is left of it.
         let resumed = (deployment.lease?.epoch ?? 1) > 1
+        // Secrets are read fresh for every send (never snapshotted): a value set after the deployment was created is
+        // the one the provisioner gets.
         let job = ProvisionJob(
-            deployment: deployment, artifacts: bundle.artifacts, secrets: [:], callback: callback,
+            deployment: deployment, artifacts: bundle.artifacts,
+            secrets: try await secrets.values(of: deployment.instanceID), callback: callback,
             timeLimit: resumed ? deadline.timeIntervalSince(clock.now) : nil)
         return PreparedDeployment(
             provisioner: makeProvisioner(declared), job: job, deadline: deadline, timeoutSeconds: timeout)
@@ -66,14 +71,37 @@ struct DeploymentRunner: Sendable {
             Timer(label: "converge_dispatch_duration_seconds", preferredDisplayUnit: .seconds)
                 .recordInterval(since: started)
         }
+        // What the provisioner says is redacted of the values it was sent; `record` redacts the current ones too.
+        let redactor = SecretRedactor(job.secrets.values)
         do {
             let outcome = try await provisioner.provision(job) { [store] events in
-                try? await store.appendEvents(events, to: id)
+                try? await store.appendEvents(events.map(redactor.redact), to: id)
             }
+            if case .failed(let error) = outcome, !Task.isCancelled { return .failed(redactor.redact(error)) }
             return Task.isCancelled ? nil : outcome
         } catch {
             if error is CancellationError || Task.isCancelled { return nil }
-            return .failed("provisioner error: \(error)")
+            return .failed(redactor.redact("provisioner error: \(error)"))
+        }
+    }
+
+    /// Appends events to a deployment's log with the instance's current secret values redacted: the one way
+    /// callbacks record what a provisioner reports.
+    func appendRedacted(_ events: [DeploymentEventDraft], of deployment: Deployment) async throws {
+        let redactor = await redactor(for: deployment.instanceID)
+        try await store.appendEvents(events.map(redactor.redact), to: deployment.id)
+    }
+
+    /// A redactor of an instance's current secret values; when they cannot be read, one that redacts everything,
+    /// so that nothing recorded can hold a value.
+    func redactor(for instanceID: String) async -> SecretRedactor {
+        do {
+            return try await secrets.redactor(for: instanceID)
+        } catch {
+            logger.warning(
+                "cannot read the instance's secrets to redact what is recorded; recording it redacted whole",
+                metadata: ["instance.id": "\(instanceID)", "error": "\(error)"])
+            return .everything
         }
     }
 
@@ -94,7 +122,8 @@ struct DeploymentRunner: Sendable {
                         planResult: planResult)
                 }
                 logger.info("deployment completed", metadata: metadata)
-            case .failed(let error):
+            case .failed(let unredacted):
+                let error = await redactor(for: deployment.instanceID).redact(unredacted)
                 Counter(label: "converge_provisioner_errors_total", dimensions: [("kind", Self.kind(of: error))])
                     .increment()
                 _ = try await retryingBusy {

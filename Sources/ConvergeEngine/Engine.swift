@@ -23,6 +23,8 @@ public struct EngineConfiguration: Sendable {
     public var callbackBaseURL: String?
     /// A template for commit author avatars, with `{email}`.
     public var avatarTemplate: String?
+    /// What instance secrets are sealed in (the daemon's secrets key); nil: secrets can be neither set nor sent.
+    public var secretBox: SecretBox?
     /// Who holds the leases of this daemon's deployments: unique to the process, so a restarted daemon never
     /// mistakes its predecessor's leases for its own.
     public var owner =
@@ -47,6 +49,8 @@ public final class Engine: Sendable {
     public let reconciler: Reconciler
     public let dispatcher: Dispatcher
     public let callbacks: DeploymentCallbacks
+    /// Instances' secrets: set, listed and deleted by the API, read fresh at dispatch.
+    public let secrets: InstanceSecrets
 
     public init(
         configuration: EngineConfiguration, store: any Store, clock: any EngineClock,
@@ -58,8 +62,9 @@ public final class Engine: Sendable {
             queue: queue, clock: clock, pollInterval: configuration.pollInterval,
             avatarTemplate: configuration.avatarTemplate, logger: logger)
         let tokens = CallbackToken(key: try await store.secret(named: "callback-token-key"))
+        let secrets = InstanceSecrets(store: store, box: configuration.secretBox)
         let runner = DeploymentRunner(
-            store: store, manifests: manifests, makeProvisioner: makeProvisioner,
+            store: store, manifests: manifests, secrets: secrets, makeProvisioner: makeProvisioner,
             callbackBaseURL: configuration.callbackBaseURL, tokens: tokens, queue: queue, clock: clock, logger: logger)
         let dispatcher = Dispatcher(
             runner: runner, clock: clock, owner: configuration.owner,
@@ -68,6 +73,7 @@ public final class Engine: Sendable {
             logger: logger)
         self.queue = queue
         self.manifests = manifests
+        self.secrets = secrets
         self.dispatcher = dispatcher
         self.reconciler = Reconciler(
             store: store, manifests: manifests, queue: queue, clock: clock, workers: configuration.workers,

@@ -79,6 +79,10 @@ public final class ManifestSource: Service, Sendable {
     let avatarTemplate: String?
     let logger: Logger
     private let state = Mutex(Status())
+    /// The documents of the API-applied resources, by key; nil until first read from the store.
+    private let applied = Mutex<[ResourceKey: String]?>(nil)
+    /// Loads, applies and deletes run one at a time, so that each is checked against what the one before recorded.
+    private let serial = SerialExecutor()
     /// Tasks waiting for the first good load.
     private let loadWaiters = Mutex<(loaded: Bool, waiters: [UUID: CheckedContinuation<Void, any Error>])>((false, [:]))
     private let triggers: AsyncStream<Void>
@@ -164,23 +168,18 @@ public final class ManifestSource: Service, Sendable {
         }
     }
 
-    /// Reads the directory once; returns whether the load was good.
+    /// Reads the directory once, with the API-applied resources; returns whether the load was good.
     @discardableResult
     public func load() async -> Bool {
+        await serial.run { await self.loadInTurn() }
+    }
+
+    private func loadInTurn() async -> Bool {
         let now = clock.now
-        let loaded: DesiredState
+        let result: ManifestLoader.Result
         do {
-            let result = try loader.reload(directory: directory)
-            // Nothing changed since the last good load: a stat of every file, and nothing parsed, spawned or written.
-            if !result.changed, current != nil {
-                state.withLock {
-                    $0.problems = []
-                    $0.loadedAt = now
-                }
-                return true
-            }
-            loaded = result.state
-        } catch {
+            result = try loader.reload(directory: directory, apiDocuments: try await appliedDocuments())
+        } catch let error as ManifestErrors {
             for diagnostic in error.diagnostics {
                 logger.error("manifest error", metadata: ["manifest.error": "\(diagnostic)"])
             }
@@ -189,7 +188,109 @@ public final class ManifestSource: Service, Sendable {
                 $0.loadedAt = now
             }
             return false
+        } catch {
+            logger.error("cannot read the API-applied resources", metadata: ["error": "\(error)"])
+            state.withLock {
+                $0.problems = ["cannot read the API-applied resources: \(error)"]
+                $0.loadedAt = now
+            }
+            return false
         }
+        return await record(result, now: now)
+    }
+
+    /// The API-applied documents, read from the store once and then kept up to date by `apply` and `delete`.
+    private func appliedDocuments() async throws -> [APIDocument] {
+        if let documents = applied.withLock({ $0 }) { return Self.documents(documents) }
+        let read = try await store.apiDocuments()
+        let documents = Dictionary(uniqueKeysWithValues: read.map { ($0.key, $0.document) })
+        applied.withLock { $0 = documents }
+        return Self.documents(documents)
+    }
+
+    private static func documents(_ documents: [ResourceKey: String]) -> [APIDocument] {
+        documents.map { APIDocument(key: $0.key, json: $0.value) }
+    }
+
+    /// Applies a resource through the API (kubectl apply: create, or replace the whole document), checked with
+    /// the manifests in force exactly like a file, recorded, and in force when this returns; returns whether it was
+    /// created and the resource as recorded (its spec as the store keeps it). A resource the manifests declare is
+    /// `failed_precondition` naming its file, a stale `expectedVersion` is `aborted`, and a document with errors is
+    /// `invalid_argument` with every error located at `api:<Kind>/<id>`. Nothing changes unless everything is right;
+    /// with `dryRun` nothing changes at all, and the spec is what applying would record.
+    public func apply(
+        _ document: Value, as key: ResourceKey, expectedVersion: Int64?, actor: String, dryRun: Bool = false
+    ) async throws -> (created: Bool, spec: Value) {
+        try await serial.run {
+            var documents = try await self.ownedByAPI(key, creating: true)
+            let created = documents[key] == nil
+            documents[key] = document.canonicalJSON
+            let result = try self.check(documents)
+            let spec = result.state.record(of: key)?.spec ?? .null
+            if dryRun { return (created, spec) }
+            _ = try await self.store.putAPIDocument(
+                APIResourceDocument(key: key, document: document.canonicalJSON), expectedVersion: expectedVersion,
+                actor: actor)
+            self.applied.withLock { $0 = documents }
+            _ = await self.record(result, now: self.clock.now)
+            return (created, spec)
+        }
+    }
+
+    /// Deletes a resource applied through the API, checked like `apply` (nothing may still refer to it).
+    public func delete(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws {
+        try await serial.run {
+            var documents = try await self.ownedByAPI(key, creating: false)
+            guard documents.removeValue(forKey: key) != nil else {
+                throw ConvergeError(.notFound, "\(key.kind.rawValue.lowercased()) \(key.id) not found")
+            }
+            let result = try self.check(documents)
+            try await self.store.deleteAPIDocument(key, expectedVersion: expectedVersion, actor: actor)
+            self.applied.withLock { $0 = documents }
+            _ = await self.record(result, now: self.clock.now)
+        }
+    }
+
+    /// The API-applied documents, once `key` is known to be the API's to write.
+    private func ownedByAPI(_ key: ResourceKey, creating: Bool) async throws -> [ResourceKey: String] {
+        guard let current else {
+            throw ConvergeError(.failedPrecondition, "the daemon has not loaded the manifests yet; try again shortly")
+        }
+        if let source = current.state.sources[key], !source.isAPI {
+            throw ConvergeError(
+                .failedPrecondition,
+                "\(key) is declared in the manifests at \(source); change it there, since the next sync would undo an "
+                    + "API write",
+                details: ["file": .string(source.file), "line": .int(source.line)])
+        }
+        _ = try await appliedDocuments()
+        return applied.withLock { $0 ?? [:] }
+    }
+
+    /// The load of the manifests with `documents` as the API-applied resources, or its errors as `invalid_argument`.
+    private func check(_ documents: [ResourceKey: String]) throws -> ManifestLoader.Result {
+        do {
+            return try loader.reload(directory: directory, apiDocuments: Self.documents(documents))
+        } catch {
+            let messages = error.diagnostics.map(\.description)
+            throw ConvergeError(
+                .invalidArgument, messages.joined(separator: "; "),
+                details: ["errors": .array(messages.map { .string($0) })])
+        }
+    }
+
+    /// Records a good load: what differs from the previous one goes to the store, and the instances it touches to
+    /// the work queue.
+    private func record(_ result: ManifestLoader.Result, now: Date) async -> Bool {
+        // Nothing changed since the last good load: a stat of every file, and nothing parsed, spawned or written.
+        if !result.changed, current != nil {
+            state.withLock {
+                $0.problems = []
+                $0.loadedAt = now
+            }
+            return true
+        }
+        let loaded = result.state
         let (commit, warnings) = await GitCommit.read(directory: directory, now: now, avatarTemplate: avatarTemplate)
         for warning in warnings { logger.warning("git commit metadata", metadata: ["git.warning": "\(warning)"]) }
         do {

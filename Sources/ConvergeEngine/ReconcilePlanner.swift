@@ -22,6 +22,15 @@ struct ReconcileContext: Sendable {
     var rollbackGeneration: Int64?
     /// The git commit of the manifests, for deployment metadata.
     var commit: Value?
+    /// The labels of an instance removed from the manifests, from its newest deployment's snapshot: what the
+    /// environment's review selector looks at for its decommission.
+    var removedLabels: [String: String] = [:]
+
+    /// The policy a change of this instance follows: its environment's, made `review` for an instance the review
+    /// selector selects; `review` when the environment is unknown.
+    var policy: ApprovalPolicy {
+        environment?.policy(forInstanceLabeled: desired?.labels ?? removedLabels) ?? .review
+    }
 }
 
 /// What the reconciler does for one instance, decided by `ReconcilePlanner.plan` and carried out by `Reconciler`.
@@ -33,6 +42,9 @@ struct ReconcilePlan: Equatable, Sendable {
         case create(DeploymentSnapshot, DeploymentRequest.Mode)
         /// Queues a new deployment with the snapshot of a FAILED one (the environment's automatic retry).
         case retry(deploymentID: String)
+        /// Proposes a change whose PLAN completed: the proposal shows the plan and needs a plan approval, then an
+        /// apply approval (the two-phase policy).
+        case proposeAfterPlan(DeploymentSnapshot, planID: String)
     }
 
     var steps: [Step] = []
@@ -50,7 +62,7 @@ enum ReconcilePlanner {
 
     static func plan(_ context: ReconcileContext, now: Date) -> ReconcilePlan {
         guard let desired = context.desired else { return planRemoved(context, now: now) }
-        let policy = context.environment?.policy ?? .review
+        let policy = context.policy
         switch snapshot(of: desired, context: context) {
         case .failure(let blocked):
             return ReconcilePlan(
@@ -121,22 +133,9 @@ enum ReconcilePlanner {
         }
         var steps = supersededProposals(context, keeping: hash)
         if policy == .twoPhase {
-            var plan = snapshot
-            plan.action = .plan
-            let planHash = plan.desiredHash
-            guard let latestPlan = context.history.first(where: { $0.action == .plan && $0.desiredHash == planHash })
-            else {
-                steps.append(.create(plan, .direct))
-                return ReconcilePlan(
-                    steps: steps,
-                    conditions: conditions(
-                        context, now: now, ready: ready, readyReason: "Changing",
-                        progressing: (true, "Planning", "a plan of the change is queued")))
-            }
-            guard latestPlan.status == .completed else {
-                return ReconcilePlan(
-                    steps: [], conditions: conditions(context, now: now, ready: ready, current: latestPlan))
-            }
+            return planTwoPhase(
+                context, change: snapshot, superseding: steps, now: now, ready: ready, readyReason: "Changing",
+                subject: "the change")
         }
         let mode: DeploymentRequest.Mode = policy == .auto ? .direct : .proposal
         steps.append(.create(snapshot, mode))
@@ -147,6 +146,50 @@ enum ReconcilePlanner {
                 progressing: mode == .direct
                     ? (true, "DeploymentQueued", "a deployment of the new configuration is queued")
                     : (true, "AwaitingApproval", "a proposal of the new configuration awaits approval")))
+    }
+
+    /// A two-phase change (DESIGN §3): its PLAN first; once that COMPLETED, the proposal that shows it, awaiting its
+    /// plan approval and then its apply approval. A plan that failed or was aborted stops the change there, and the
+    /// conditions say so.
+    static func planTwoPhase(
+        _ context: ReconcileContext, change: DeploymentSnapshot, superseding steps: [ReconcilePlan.Step], now: Date,
+        ready: Bool, readyReason: String, subject: String
+    ) -> ReconcilePlan {
+        let plan = planSnapshot(of: change)
+        let planHash = plan.desiredHash
+        guard let latestPlan = context.history.first(where: { $0.action == .plan && $0.desiredHash == planHash })
+        else {
+            return ReconcilePlan(
+                steps: steps + [.create(plan, .direct)],
+                conditions: conditions(
+                    context, now: now, ready: ready, readyReason: readyReason,
+                    progressing: (true, "Planning", "a plan of \(subject) is queued")))
+        }
+        guard latestPlan.status == .completed else {
+            return ReconcilePlan(
+                steps: [], conditions: conditions(context, now: now, ready: ready, current: latestPlan))
+        }
+        return ReconcilePlan(
+            steps: steps + [.proposeAfterPlan(change, planID: latestPlan.id)],
+            conditions: conditions(
+                context, now: now, ready: ready, readyReason: readyReason,
+                progressing: (
+                    true, "AwaitingApproval",
+                    "plan \(latestPlan.id) completed; a proposal of \(subject) awaits its plan approval"
+                )))
+    }
+
+    /// The PLAN of a change: its snapshot with action `plan`; the plan of a decommission says so in its metadata
+    /// (`plannedAction`), which its hash counts, so that the provisioner shows what will be removed.
+    static func planSnapshot(of change: DeploymentSnapshot) -> DeploymentSnapshot {
+        var plan = change
+        plan.action = .plan
+        if change.action == .decommission {
+            var metadata = plan.metadata.objectValue ?? [:]
+            metadata[DeploymentSnapshot.plannedActionKey] = .string(change.action.rawValue)
+            plan.metadata = .object(metadata)
+        }
+        return plan
     }
 
     /// Open proposals the reconciler made for another desired state: a newer change supersedes them.
@@ -173,7 +216,7 @@ enum ReconcilePlanner {
                         "removed from the manifests; environment \(record.environment) does not prune"
                     )))
         }
-        let snapshot = decommissionSnapshot(of: record, actor: actor, reason: "pruned")
+        let snapshot = decommissionSnapshot(of: record, labels: context.removedLabels, actor: actor, reason: "pruned")
         // A decommission of this configuration that is open, completed or failed stands; a failed one is retried
         // only as the environment's retry policy says.
         if let latest = changes.first, latest.action == .decommission, latest.desiredHash == snapshot.desiredHash,
@@ -182,7 +225,13 @@ enum ReconcilePlanner {
             return retryPlan(context, failed: latest, now: now)
                 ?? ReconcilePlan(steps: [], conditions: conditions(context, now: now, ready: false, current: latest))
         }
-        let mode: DeploymentRequest.Mode = context.environment?.policy == .auto ? .direct : .proposal
+        let policy = context.policy
+        if policy == .twoPhase {
+            return planTwoPhase(
+                context, change: snapshot, superseding: supersededProposals(context, keeping: snapshot.desiredHash),
+                now: now, ready: false, readyReason: "Decommissioning", subject: "the decommission")
+        }
+        let mode: DeploymentRequest.Mode = policy == .auto ? .direct : .proposal
         return ReconcilePlan(
             steps: supersededProposals(context, keeping: snapshot.desiredHash) + [.create(snapshot, mode)],
             conditions: conditions(
@@ -190,14 +239,18 @@ enum ReconcilePlanner {
                 progressing: (true, "Decommissioning", "removed from the manifests; environment prunes")))
     }
 
-    /// The decommission of a recorded instance: its current configuration, to be removed.
-    static func decommissionSnapshot(of record: InstanceRecord, actor: String, reason: String) -> DeploymentSnapshot {
+    /// The decommission of a recorded instance: its current configuration, to be removed. Its labels (the last
+    /// declared ones) go into the metadata, so the review selector still sees them on later decommissions.
+    static func decommissionSnapshot(
+        of record: InstanceRecord, labels: [String: String] = [:], actor: String, reason: String
+    ) -> DeploymentSnapshot {
         DeploymentSnapshot(
             action: .decommission, params: record.params ?? [:], connectionParams: record.connectionParams ?? [:],
             version: record.version ?? "latest",
             metadata: [
                 "instance": .string(record.id), "environment": .string(record.environment),
                 "bundle": .string(record.bundle), "actor": .string(actor), "reason": .string(reason),
+                "labels": .object(labels.mapValues { .string($0) }),
             ])
     }
 

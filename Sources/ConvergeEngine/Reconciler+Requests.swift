@@ -20,7 +20,8 @@ extension Reconciler {
             guard let record = context.record, record.status != .decommissioned else {
                 throw ConvergeError(.failedPrecondition, "instance \(id) is already decommissioned")
             }
-            snapshot = ReconcilePlanner.decommissionSnapshot(of: record, actor: actor, reason: "requested by \(actor)")
+            snapshot = ReconcilePlanner.decommissionSnapshot(
+                of: record, labels: context.removedLabels, actor: actor, reason: "requested by \(actor)")
         case (.decommission, _):
             throw ConvergeError(
                 .failedPrecondition,
@@ -37,7 +38,8 @@ extension Reconciler {
             snapshot.action = action
         }
         let mode = try self.mode(requested, for: action, in: context)
-        return try await create(DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: actor))
+        return try await create(
+            DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: actor), in: context)
     }
 
     /// A PLAN of a PROPOSED deployment's snapshot: what approving it would change.
@@ -86,7 +88,63 @@ extension Reconciler {
             ])
         let mode = try self.mode(nil, for: .provision, in: context)
         return try await create(
-            DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: actor, rollbackOf: sourceID))
+            DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: actor, rollbackOf: sourceID),
+            in: context)
+    }
+
+    /// Creates a person's deployment; in a two-phase environment a proposal follows its PLAN: the plan is queued
+    /// (or an open or completed one of the same change reused) and the proposal, created at once, awaits the plan
+    /// approval, which the store refuses until the plan completed.
+    private func create(_ request: DeploymentRequest, in context: ReconcileContext) async throws
+        -> DeploymentCreation
+    {
+        guard request.mode == .proposal, context.policy == .twoPhase else { return try await create(request) }
+        if let open = context.history.first(where: {
+            $0.status == .proposed && $0.desiredHash == request.snapshot.desiredHash
+        }) {
+            return DeploymentCreation(deployment: try await store.deployment(open.id), created: false)
+        }
+        let plan = ReconcilePlanner.planSnapshot(of: request.snapshot)
+        let planHash = plan.desiredHash
+        var planID = context.history.first {
+            $0.action == .plan && $0.desiredHash == planHash && ![.failed, .aborted].contains($0.status)
+        }?.id
+        if planID == nil {
+            planID = try await create(
+                DeploymentRequest(instanceID: request.instanceID, snapshot: plan, mode: .direct, actor: request.actor)
+            ).deployment.id
+        }
+        var proposal = request
+        proposal.planID = planID
+        return try await create(proposal)
+    }
+
+    /// Approves the step a proposal awaits, for `approver`, when the rules of its environment allow them (else
+    /// `permission_denied` naming the rule); the store enforces the steps, the plan's completion and who may not.
+    public func approve(_ id: String, by approver: Approver) async throws -> Deployment {
+        try await checkRules(of: id, for: approver, deciding: "approve")
+        return try await store.approve(id, approver: approver.name)
+    }
+
+    /// Rejects a proposal at whichever step it is, for `approver`, when the rules of its environment allow them.
+    public func reject(_ id: String, by approver: Approver, reason: String?) async throws -> Deployment {
+        try await checkRules(of: id, for: approver, deciding: "reject")
+        return try await store.reject(id, actor: approver.name, reason: reason)
+    }
+
+    /// Refuses `approver` when the environment of deployment `id` restricts its approvers and they are not among
+    /// them. The environment is the one of the manifests in force.
+    private func checkRules(of id: String, for approver: Approver, deciding verb: String) async throws {
+        let deployment = try await store.deployment(id)
+        let environmentID = try await store.instance(deployment.instanceID).environment
+        guard let rule = manifests.current?.state.environments[environmentID]?.approvers,
+            !rule.allows(principal: approver.name, holding: approver.roles)
+        else { return }
+        throw ConvergeError(
+            .permissionDenied,
+            "environment \(environmentID) allows only \(rule.summary) to \(verb) its proposals; \(approver.name) is "
+                + "not among them",
+            details: ["rule": "spec.approvers", "environment": .string(environmentID)])
     }
 
     /// The context of a request: the manifests must be loaded and the instance known to them or to the store.
@@ -106,13 +164,20 @@ extension Reconciler {
         throws -> DeploymentRequest.Mode
     {
         guard action != .plan else { return .direct }
-        let policy = context.environment?.policy ?? .review
+        let policy = context.policy
         switch (requested, policy) {
         case (nil, .auto): return .direct
         case (nil, _), (.proposal, _): return .proposal
         case (.direct, .auto): return .direct
         case (.direct, _):
             let environment = context.record?.environment ?? context.desired?.environment ?? "?"
+            if context.environment?.policy == .auto, let selector = context.environment?.reviewSelector {
+                let labels = selector.matchLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                throw ConvergeError(
+                    .failedPrecondition,
+                    "instance \(context.instanceID) is selected by the reviewSelector of environment \(environment) "
+                        + "(\(labels.joined(separator: ", "))): a change must be proposed and approved")
+            }
             throw ConvergeError(
                 .failedPrecondition,
                 "environment \(environment) has the \(policy.rawValue) policy: a change must be proposed and approved")
@@ -125,5 +190,17 @@ extension Reconciler {
         members["actor"] = .string(actor)
         for (key, value) in extra { members[key] = value == .null ? nil : value }
         return .object(members)
+    }
+}
+
+/// Who decides on a proposal: a principal's name and the roles it holds (its own and every lower one), checked
+/// against an environment's `spec.approvers`.
+public struct Approver: Sendable, Equatable {
+    public var name: String
+    public var roles: Set<String>
+
+    public init(name: String, roles: Set<String>) {
+        self.name = name
+        self.roles = roles
     }
 }

@@ -92,6 +92,11 @@ public final class Reconciler: Service, Sendable {
             case .create(let snapshot, let mode):
                 try await create(
                     DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: ReconcilePlanner.actor))
+            case .proposeAfterPlan(let snapshot, let planID):
+                try await create(
+                    DeploymentRequest(
+                        instanceID: id, snapshot: snapshot, mode: .proposal, actor: ReconcilePlanner.actor,
+                        planID: planID))
             case .retry(let failedID):
                 let failed = try await store.deployment(failedID)
                 try await create(
@@ -127,12 +132,20 @@ public final class Reconciler: Service, Sendable {
             let metadata = try await store.deployment(latest.id).snapshot.metadata
             if case .int(let generation)? = metadata["rollbackGeneration"] { rollbackGeneration = Int64(generation) }
         }
+        // A removed instance's labels, for a review selector, are those of its newest deployment's snapshot.
+        var removedLabels: [String: String] = [:]
+        if desired == nil, state.environments[environmentID]?.reviewSelector != nil,
+            let latest = inputs.recent.first(where: { $0.action != .plan })
+        {
+            let labels = try await store.deployment(latest.id).snapshot.metadata["labels"]?.objectValue ?? [:]
+            removedLabels = labels.compactMapValues(\.stringValue)
+        }
         return ReconcileContext(
             instanceID: id, desired: desired, environment: state.environments[environmentID],
             bundle: state.bundles[bundleID], resources: state.resources, record: inputs.record,
             upstream: inputs.upstream, history: inputs.recent,
             generation: loaded.generations[ResourceKey(.instance, id)] ?? 0, rollbackGeneration: rollbackGeneration,
-            commit: loaded.commit?.value)
+            commit: loaded.commit?.value, removedLabels: removedLabels)
     }
 
     /// How many of an instance's newest deployments a reconcile reads: enough for the open proposals, the plan of a

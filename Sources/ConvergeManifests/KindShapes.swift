@@ -100,6 +100,21 @@ public enum KindShapes {
                             "backoff", .string(.duration(maximumSeconds: maximumRetryBackoff)), required: true,
                             "wait before the first retry (500ms, 30s, 5m, 1h; at most 24h), doubled for each later one"),
                     ]), "retry failed deployments automatically (default: never)"),
+                Field(
+                    "approvers",
+                    .object([
+                        Field("principals", .array(.string(.any)), "principals (token names) who may approve"),
+                        Field(
+                            "roles", .array(.string(.oneOf(["viewer", "deployer", "approver", "admin"]))),
+                            "roles that may approve (a role counts for every higher one)"),
+                    ]), "who may approve and reject proposals (default: anyone with the approver role)"),
+                Field(
+                    "reviewSelector",
+                    .object([
+                        Field(
+                            "matchLabels", .map(keys: .any, values: .string(.any)), required: true,
+                            "labels an instance must all have to be selected")
+                    ]), "instances whose changes need review even where the policy is auto"),
             ])
         case .resource:
             return .object([

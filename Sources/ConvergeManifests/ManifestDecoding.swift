@@ -40,7 +40,13 @@ enum ManifestDecoding {
             description: spec?["description"]?.string,
             policy: spec?["policy"]?.string.flatMap(ApprovalPolicy.init(rawValue:)) ?? .review,
             prune: spec?["prune"]?.scalar == .bool(true), defaults: stringMap(spec?["defaults"]),
-            labels: labels(metadata), retry: spec?["retry"].flatMap(retryPolicy))
+            labels: labels(metadata), retry: spec?["retry"].flatMap(retryPolicy),
+            approvers: spec?["approvers"].map { node in
+                ApproverRule(
+                    principals: node["principals"]?.elements?.compactMap(\.string) ?? [],
+                    roles: node["roles"]?.elements?.compactMap(\.string) ?? [])
+            },
+            reviewSelector: spec?["reviewSelector"].map { LabelSelector(matchLabels: stringMap($0["matchLabels"])) })
     }
 
     /// `spec.retry` of an environment; absent means no automatic retry.

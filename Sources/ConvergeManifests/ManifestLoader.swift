@@ -60,18 +60,20 @@ public final class ManifestLoader: Sendable {
         try reload(directory: directory).state
     }
 
-    /// Loads `directory` like `load(directory:)`, reusing what earlier loads read, and says whether the desired
-    /// state changed since the previous successful load.
+    /// Loads `directory` like `load(directory:)`, together with the resources applied through the API, reusing what
+    /// earlier loads read, and says whether the desired state changed since the previous successful load.
     ///
-    /// Called on every poll of the daemon: when no file changed it costs a `stat` per file.
-    public func reload(directory: URL) throws(ManifestErrors) -> Result {
+    /// Called on every poll of the daemon: when no file and no API document changed it costs a `stat` per file.
+    /// API documents are checked exactly like files (their errors point at `api:<Kind>/<id>`), and one that
+    /// declares the same resource as a file is a duplicate.
+    public func reload(directory: URL, apiDocuments: [APIDocument] = []) throws(ManifestErrors) -> Result {
         var cache = self.cache.withLock { cache in
             let taken = cache
             cache = Cache()
             return taken
         }
         defer { self.cache.withLock { [cache] in $0 = cache } }
-        return try reload(directory: directory, cache: &cache)
+        return try reload(directory: directory, apiDocuments: apiDocuments, cache: &cache)
     }
 
     /// Loads manifests from `(path, text)` pairs; the order of the files never matters. Nothing is remembered.
@@ -85,7 +87,9 @@ public final class ManifestLoader: Sendable {
         return load.state
     }
 
-    private func reload(directory: URL, cache: inout Cache) throws(ManifestErrors) -> Result {
+    private func reload(directory: URL, apiDocuments: [APIDocument], cache: inout Cache) throws(ManifestErrors)
+        -> Result
+    {
         let started = Int(Date().timeIntervalSince1970)
         let scan: ManifestDirectory
         do {
@@ -134,6 +138,17 @@ public final class ManifestLoader: Sendable {
                 identity: identity, settled: settled, hash: hash, documents: parse(bytes, path: file.path))
         }
         changed = changed || files.count != cache.files.count
+        var applied: [ResourceKey: CachedAPIDocument] = [:]
+        for document in apiDocuments {
+            if let cached = cache.apiDocuments[document.key], cached.json == document.json {
+                applied[document.key] = cached
+                continue
+            }
+            changed = true
+            applied[document.key] = CachedAPIDocument(json: document.json, parsed: parse(document))
+        }
+        changed = changed || applied.count != cache.apiDocuments.count
+        cache.apiDocuments = applied
         cache.files = files
         cache.scanDiagnostics = scan.diagnostics
         cache.statistics = statistics
@@ -146,6 +161,7 @@ public final class ManifestLoader: Sendable {
         var load = Load()
         load.diagnostics = diagnostics
         for path in files.keys.sorted() { add(files[path]!.documents, to: &load) }
+        for key in applied.keys.sorted() { add(applied[key]!.parsed, to: &load) }
         load.checkReferences()
         guard load.diagnostics.isEmpty else {
             let errors = ManifestErrors(load.diagnostics)
@@ -165,6 +181,22 @@ public final class ManifestLoader: Sendable {
         } catch {
             return .failed(error)
         }
+    }
+
+    /// The declaration of an API document, which must be one document declaring the resource it was applied as.
+    private func parse(_ document: APIDocument) -> ParsedFile {
+        let file = SourceLocation.apiFile(of: document.key)
+        let parsed = parse(Array(document.json.utf8), path: file)
+        guard case .declared(let declarations) = parsed else { return parsed }
+        let start = SourceLocation(file: file, line: 1, column: 1)
+        guard declarations.count == 1, let declaration = declarations.first else {
+            return .failed(ManifestDiagnostic(start, "", "expected one document, got \(declarations.count)"))
+        }
+        if let key = declaration.key, key != document.key {
+            return .failed(
+                ManifestDiagnostic(start, "metadata", "declares \(key), but was applied as \(document.key)"))
+        }
+        return parsed
     }
 
     private func add(_ file: ParsedFile, to load: inout Load) {
@@ -194,6 +226,8 @@ private struct Cache {
     var files: [String: CachedFile] = [:]
     /// The problems the scan of the directory found (links leaving it, FIFOs).
     var scanDiagnostics: [ManifestDiagnostic] = []
+    /// Every API document of the latest load, with its declaration.
+    var apiDocuments: [ResourceKey: CachedAPIDocument] = [:]
     /// The outcome of the latest load, returned again while nothing changes.
     var outcome: Outcome?
     /// The state of the latest successful load, to tell whether a new one changed.
@@ -209,6 +243,24 @@ private struct CachedFile {
     var settled: Bool
     var hash: ContentDigest
     var documents: ParsedFile
+}
+
+/// A resource applied through the API: its key and its manifest document as JSON (JSON is YAML, so it is read by
+/// the same parser and checks as a file).
+public struct APIDocument: Equatable, Sendable {
+    public var key: ResourceKey
+    public var json: String
+
+    public init(key: ResourceKey, json: String) {
+        self.key = key
+        self.json = json
+    }
+}
+
+/// One API document as the loader last read it.
+private struct CachedAPIDocument {
+    var json: String
+    var parsed: ParsedFile
 }
 
 /// The declarations of a file's documents, or the problem that stopped its parse.

@@ -1,5 +1,6 @@
 import ConvergeAPI
 import ConvergeCore
+import ConvergeEngine
 import ConvergeStore
 import Foundation
 
@@ -17,7 +18,25 @@ extension Components.Schemas.Deployment {
             startedAt: deployment.startedAt, finishedAt: deployment.finishedAt, attempt: deployment.attempt,
             error: deployment.error, outputs: deployment.outputs?.container,
             planResult: deployment.planResult?.container,
-            retryOf: deployment.retryOf, rollbackOf: deployment.rollbackOf)
+            retryOf: deployment.retryOf, rollbackOf: deployment.rollbackOf,
+            approvalStep: deployment.approvalStep.flatMap { .init(rawValue: $0.rawValue) },
+            awaiting: deployment.awaitedApproval.map {
+                switch $0 {
+                case .review: .approval
+                case .plan: .planApproval
+                case .apply: .applyApproval
+                }
+            },
+            planDeployment: deployment.planDeploymentID.map { id in
+                .init(
+                    id: id, status: .init(rawValue: (deployment.planOutcome?.status ?? .pending).rawValue)!,
+                    result: deployment.planOutcome?.result?.container)
+            },
+            approvals: deployment.approvals.isEmpty
+                ? nil
+                : deployment.approvals.map {
+                    .init(step: .init(rawValue: $0.step.rawValue)!, by: $0.by, at: $0.at)
+                })
     }
 }
 
@@ -44,7 +63,8 @@ extension Deployment {
 }
 
 extension Components.Schemas.Instance {
-    init(_ record: InstanceRecord) {
+    /// An instance's view: its record and the names (never the values) of its secrets.
+    init(_ record: InstanceRecord, secrets: [String]) {
         self.init(
             id: record.id, environment: record.environment, bundle: record.bundle,
             status: .init(rawValue: record.status.rawValue)!, params: record.params?.container,
@@ -55,7 +75,7 @@ extension Components.Schemas.Instance {
                     _type: $0.type.rawValue, status: $0.status, reason: $0.reason, message: $0.message,
                     lastTransitionTime: $0.lastTransitionTime)
             },
-            updatedAt: record.updatedAt)
+            secrets: secrets, updatedAt: record.updatedAt)
     }
 }
 
@@ -64,12 +84,13 @@ extension Components.Schemas.Resource {
         self.init(
             kind: stored.resource.kind.rawValue, id: stored.resource.id, spec: stored.resource.spec.container,
             generation: stored.generation, resourceVersion: String(stored.resourceVersion),
-            owner: stored.resource.source == nil ? .api : .manifests, source: stored.resource.source?.description)
+            owner: stored.resource.source?.isAPI == false ? .manifests : .api,
+            source: stored.resource.source.flatMap { $0.isAPI ? nil : $0.description })
     }
 }
 
 extension ResourceKind {
-    /// The kind a path's plural names.
+    /// The kind a path's plural names (`instances`).
     init(_ plural: Components.Schemas.ResourceKind) {
         switch plural {
         case .projects: self = .project
@@ -78,6 +99,7 @@ extension ResourceKind {
         case .bundles: self = .bundle
         case .provisioners: self = .provisioner
         case .instances: self = .instance
+        case .previews: self = .preview
         }
     }
 }
@@ -110,5 +132,12 @@ extension Components.Schemas.AuditEntry {
             sequence: entry.sequence, at: entry.at, actor: entry.actor, action: entry.action,
             targetKind: entry.targetKind, targetId: entry.targetID, before: entry.before?.container,
             after: entry.after?.container)
+    }
+}
+
+extension Principal {
+    /// The principal as an environment's approver rules see it: its name and every role it reaches.
+    var approver: Approver {
+        Approver(name: name, roles: Set(Role.allCases.filter { $0 <= role }.map(\.rawValue)))
     }
 }

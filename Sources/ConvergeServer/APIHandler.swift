@@ -80,12 +80,12 @@ struct APIHandler: APIProtocol {
             environment: input.query.environment, after: input.query.cursor, limit: input.query.limit ?? 50)
         return .ok(
             .init(
-                body: .json(.init(items: page.items.map(Components.Schemas.Instance.init), nextCursor: page.nextCursor))
+                body: .json(.init(items: try await instanceViews(page.items), nextCursor: page.nextCursor))
             ))
     }
 
     func getInstance(_ input: Operations.GetInstance.Input) async throws -> Operations.GetInstance.Output {
-        .ok(.init(body: .json(.init(try await store.instance(input.path.id)))))
+        .ok(.init(body: .json(try await instanceView(store.instance(input.path.id)))))
     }
 
     // MARK: deployments
@@ -143,7 +143,7 @@ struct APIHandler: APIProtocol {
     func approveDeployment(_ input: Operations.ApproveDeployment.Input) async throws
         -> Operations.ApproveDeployment.Output
     {
-        let approved = try await store.approve(input.path.id, approver: try RequestPrincipal.required().name)
+        let approved = try await engine.reconciler.approve(input.path.id, by: try RequestPrincipal.required().approver)
         engine.dispatcher.wakeUp()
         await engine.queue.add([approved.instanceID])
         return .ok(.init(body: .json(.init(approved))))
@@ -153,8 +153,8 @@ struct APIHandler: APIProtocol {
         -> Operations.RejectDeployment.Output
     {
         let reason: String? = if case .json(let body) = input.body { body.reason } else { nil }
-        let rejected = try await store.reject(
-            input.path.id, actor: try RequestPrincipal.required().name, reason: reason)
+        let rejected = try await engine.reconciler.reject(
+            input.path.id, by: try RequestPrincipal.required().approver, reason: reason)
         await engine.queue.add([rejected.instanceID])
         return .ok(.init(body: .json(.init(rejected))))
     }

@@ -28,6 +28,7 @@ enum Access: Equatable, Sendable {
         Operations.GetResource.id: .role(.viewer),
         Operations.ListInstances.id: .role(.viewer),
         Operations.GetInstance.id: .role(.viewer),
+        Operations.ListInstanceSecrets.id: .role(.viewer),
         Operations.ListDeployments.id: .role(.viewer),
         Operations.GetDeployment.id: .role(.viewer),
         Operations.ListDeploymentEvents.id: .role(.viewer),
@@ -39,6 +40,10 @@ enum Access: Equatable, Sendable {
         Operations.PlanDeployment.id: .role(.deployer),
         Operations.AbortDeployment.id: .role(.deployer),
         Operations.RollbackInstance.id: .role(.deployer),
+        Operations.SetInstanceSecret.id: .role(.deployer),
+        Operations.DeleteInstanceSecret.id: .role(.deployer),
+        Operations.ApplyResource.id: .role(.deployer),
+        Operations.DeleteResource.id: .role(.deployer),
         Operations.ApproveDeployment.id: .role(.approver),
         Operations.RejectDeployment.id: .role(.approver),
     ]

@@ -3,12 +3,14 @@ import ConvergeCore
 import ConvergeStore
 import Foundation
 import OpenAPIRuntime
+import ServiceLifecycle
 
 /// The API's Server-Sent Event streams: a deployment's events until it is terminal, and every deployment change.
 ///
 /// Both read the store by sequence, one indexed page at a time, and look again every `streamPollInterval` when
 /// there is nothing new; each event's id is its sequence, so a client that reconnects with `Last-Event-ID` loses
-/// and repeats nothing. A stream ends when its client goes away (the task reading it is cancelled).
+/// and repeats nothing. A stream ends when its client goes away (the task reading it is cancelled) and when the
+/// daemon shuts down gracefully.
 extension ConvergeServer {
     /// How often an idle stream looks for new events.
     static let streamPollInterval: Duration = .milliseconds(200)
@@ -68,19 +70,22 @@ extension ConvergeServer {
         let (body, continuation) = AsyncThrowingStream.makeStream(of: ArraySlice<UInt8>.self)
         let logger = self.logger
         let task = Task {
-            let clock = ContinuousClock()
-            var lastSent = clock.now
             do {
-                try await produce { message in
-                    if let message {
-                        continuation.yield(message)
-                        lastSent = clock.now
-                        return
-                    }
-                    try await Task.sleep(for: Self.streamPollInterval)
-                    if clock.now - lastSent >= Self.streamKeepAliveInterval {
-                        continuation.yield(ArraySlice(": keep-alive\n\n".utf8))
-                        lastSent = clock.now
+                // A stream ends when the daemon shuts down gracefully, so open streams never hold up SIGTERM.
+                try await cancelWhenGracefulShutdown {
+                    let clock = ContinuousClock()
+                    var lastSent = clock.now
+                    try await produce { message in
+                        if let message {
+                            continuation.yield(message)
+                            lastSent = clock.now
+                            return
+                        }
+                        try await Task.sleep(for: Self.streamPollInterval)
+                        if clock.now - lastSent >= Self.streamKeepAliveInterval {
+                            continuation.yield(ArraySlice(": keep-alive\n\n".utf8))
+                            lastSent = clock.now
+                        }
                     }
                 }
                 continuation.finish()

@@ -58,8 +58,20 @@ extension SQLiteStore {
         if request.retryOf != nil && request.mode != .direct {
             throw ConvergeError(.invalidArgument, "a retry enters the queue directly; it cannot be proposed")
         }
+        if request.planID != nil && request.mode != .proposal {
+            throw ConvergeError(.invalidArgument, "only a proposal follows a plan and awaits its approval")
+        }
         return try await transaction { db in
             let instance = try Self.fetchInstance(db, request.instanceID)
+            if let planID = request.planID {
+                let plan = try Self.fetchDeployment(db, planID)
+                guard plan.action == .plan, plan.instanceID == instance.id else {
+                    throw ConvergeError(
+                        .failedPrecondition,
+                        "deployment \(planID) is a \(plan.action.rawValue) of \(plan.instanceID), not a plan of "
+                            + instance.id)
+                }
+            }
             let now = self.now
             let id = DeploymentID.make(now: date(now))
             var snapshot = request.snapshot
@@ -69,8 +81,8 @@ extension SQLiteStore {
                 sql: """
                     INSERT INTO deployments (id, instance_id, environment, action, params, connection_params, version,
                         md_metadata, desired_hash, status, created_by, proposed_by, created_at, updated_at, retry_of,
-                        rollback_of)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        rollback_of, approval_step, plan_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (instance_id, desired_hash) WHERE status IN \(Self.openStatuses) DO NOTHING
                     """,
                 arguments: [
@@ -78,6 +90,7 @@ extension SQLiteStore {
                     snapshot.connectionParams.canonicalJSON, snapshot.version, snapshot.metadata.canonicalJSON,
                     snapshot.desiredHash, status.rawValue, request.actor,
                     request.mode == .proposal ? request.actor : nil, now, now, request.retryOf, request.rollbackOf,
+                    request.planID == nil ? nil : Deployment.ApprovalStep.plan.rawValue, request.planID,
                 ])
             guard db.changesCount == 1 else {
                 let existing = try Self.fetchDeployment(
@@ -91,7 +104,8 @@ extension SQLiteStore {
             try self.record(
                 db, deployment, kind: .status,
                 message: "created as \(status.rawValue)" + (request.retryOf.map { ", retrying \($0)" } ?? "")
-                    + (request.rollbackOf.map { ", rolling back to \($0)" } ?? ""))
+                    + (request.rollbackOf.map { ", rolling back to \($0)" } ?? "")
+                    + (request.planID.map { ", awaiting the plan approval of plan \($0)" } ?? ""))
             try self.audit(
                 db, actor: request.actor, action: "deployment.create", kind: "Deployment", id: id, before: nil,
                 after: deployment.auditValue)
@@ -106,9 +120,54 @@ extension SQLiteStore {
             if deployment.proposedBy == approver {
                 throw ConvergeError(.permissionDenied, "\(approver) proposed deployment \(id) and cannot approve it")
             }
-            let approved = try self.move(db, deployment, to: .approved, actor: approver, set: ["approved_by": approver])
-            try self.advanceInstance(db, to: approved)
-            return approved
+            let step = deployment.awaitedApproval ?? .review
+            if let earlier = deployment.approvals.first(where: { $0.by == approver }) {
+                throw ConvergeError(
+                    .permissionDenied,
+                    "\(approver) gave the \(earlier.step.rawValue) approval of deployment \(id); its \(step.rawValue) "
+                        + "approval needs another approver")
+            }
+            if step == .plan {
+                let planID = deployment.planDeploymentID ?? "?"
+                switch deployment.planOutcome?.status {
+                case .completed?: break
+                case let status? where status.isTerminal:
+                    throw ConvergeError(
+                        .failedPrecondition,
+                        "the plan \(planID) of deployment \(id) is \(status.rawValue); there is no plan to approve: "
+                            + "reject or abort the proposal")
+                case let status:
+                    throw ConvergeError(
+                        .failedPrecondition,
+                        "the plan \(planID) of deployment \(id) has not completed (it is "
+                            + "\(status?.rawValue ?? "missing")); approve the plan once it has")
+                }
+            }
+            try db.run(
+                sql: "INSERT INTO deployment_approvals (deployment_id, step, principal, at) VALUES (?, ?, ?, ?)",
+                arguments: [id, step.rawValue, approver, self.now])
+            guard step == .plan else {
+                let approved = try self.move(
+                    db, deployment, to: .approved, actor: approver, set: ["approved_by": approver])
+                try self.advanceInstance(db, to: approved)
+                return approved
+            }
+            try db.run(
+                sql: """
+                    UPDATE deployments SET approval_step = 'apply', updated_at = ?
+                    WHERE seq = ? AND status = 'PROPOSED' AND approval_step = 'plan'
+                    """,
+                arguments: [self.now, deployment.sequence])
+            guard db.changesCount == 1 else {
+                throw ConvergeError(.aborted, "deployment \(id) changed concurrently; retry")
+            }
+            let moved = try Self.fetchDeployment(db, id)
+            try self.record(
+                db, moved, kind: .status, message: "plan approved by \(approver); awaiting the apply approval")
+            try self.audit(
+                db, actor: approver, action: "deployment.planApproved", kind: "Deployment", id: id,
+                before: deployment.auditValue, after: moved.auditValue)
+            return moved
         }
     }
 
@@ -393,7 +452,33 @@ extension SQLiteStore {
     }
 
     static func fetchDeployments(_ db: Database, sql: String, arguments: StatementArguments) throws -> [Deployment] {
-        try db.fetchRows(sql: sql, arguments: arguments).map(deployment(from:))
+        try db.fetchRows(sql: sql, arguments: arguments).map { row in
+            var deployment = try deployment(from: row)
+            try attachApprovals(db, to: &deployment)
+            return deployment
+        }
+    }
+
+    /// A proposal's recorded approvals, and where the plan of a two-phase one stands: one indexed read each, only
+    /// for the deployments that have them.
+    static func attachApprovals(_ db: Database, to deployment: inout Deployment) throws {
+        guard deployment.proposedBy != nil else { return }
+        deployment.approvals = try db.fetchRows(
+            sql: "SELECT step, principal, at FROM deployment_approvals WHERE deployment_id = ? ORDER BY seq",
+            arguments: [deployment.id]
+        ).map { row in
+            Deployment.Approval(
+                step: Deployment.ApprovalStep(rawValue: row["step"]) ?? .review, by: row["principal"],
+                at: date(row["at"]))
+        }
+        if let planID = deployment.planDeploymentID,
+            let row = try db.fetchRow(
+                sql: "SELECT status, plan_result FROM deployments WHERE id = ?", arguments: [planID])
+        {
+            deployment.planOutcome = Deployment.PlanOutcome(
+                status: Deployment.Status(rawValue: row["status"])!,
+                result: try (row["plan_result"] as String?).map(Value.init(json:)))
+        }
     }
 
     static func deployment(from row: Row) throws -> Deployment {
@@ -418,7 +503,9 @@ extension SQLiteStore {
                 } : nil,
             error: row["error"], outputs: try (row["outputs"] as String?).map(Value.init(json:)),
             planResult: try (row["plan_result"] as String?).map(Value.init(json:)), retryOf: row["retry_of"],
-            rollbackOf: row["rollback_of"])
+            rollbackOf: row["rollback_of"],
+            approvalStep: (row["approval_step"] as String?).flatMap(Deployment.ApprovalStep.init(rawValue:)),
+            planDeploymentID: row["plan_id"])
     }
 
     /// Milliseconds in `seconds`.
@@ -446,6 +533,8 @@ extension Deployment {
         if let approvedBy { value["approvedBy"] = .string(approvedBy) }
         if let retryOf { value["retryOf"] = .string(retryOf) }
         if let rollbackOf { value["rollbackOf"] = .string(rollbackOf) }
+        if let approvalStep { value["approvalStep"] = .string(approvalStep.rawValue) }
+        if let planDeploymentID { value["planDeployment"] = .string(planDeploymentID) }
         return .object(value)
     }
 }

@@ -17,8 +17,98 @@ extension SQLiteStore {
         migrator.registerMigration("2026-11-26-api") { db in
             try db.execute(sql: apiSchema)
         }
+        migrator.registerMigration("2026-11-27-api-resources") { db in
+            try db.execute(sql: apiResourcesSchema)
+        }
+        migrator.registerMigration("2026-11-27-instance-secrets") { db in
+            try db.execute(sql: instanceSecretsSchema)
+        }
+        migrator.registerMigration("2026-11-27-approval-steps") { db in
+            try db.execute(sql: approvalStepsSchema)
+        }
         return migrator
     }
+
+    /// Two-phase approval (DESIGN §3): the step a two-phase proposal awaits and the PLAN whose result it shows, and
+    /// every approval recorded (which step, who, when), append-only. The step machine lives in triggers: a two-phase
+    /// proposal enters at its plan step, moves to its apply step only with its plan approval recorded, and is
+    /// approved only from its apply step with its apply approval recorded; an approval is of the awaited step, never
+    /// by the proposer, never of a plan step whose plan has not completed, and one principal approves one step.
+    private static let approvalStepsSchema = """
+        ALTER TABLE deployments ADD COLUMN approval_step TEXT CHECK (approval_step IN ('plan', 'apply'));
+        ALTER TABLE deployments ADD COLUMN plan_id TEXT REFERENCES deployments (id);
+
+        CREATE TABLE deployment_approvals (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            deployment_id TEXT NOT NULL REFERENCES deployments (id),
+            step TEXT NOT NULL CHECK (step IN ('review', 'plan', 'apply')),
+            principal TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            UNIQUE (deployment_id, step),
+            UNIQUE (deployment_id, principal)
+        );
+        -- Approvals given before this migration, at the time the audit log recorded them.
+        INSERT INTO deployment_approvals (deployment_id, step, principal, at)
+            SELECT d.id, 'review', d.approved_by, COALESCE(
+                (SELECT MIN(a.at) FROM audit_log AS a WHERE a.target_id = d.id AND a.action = 'deployment.approved'),
+                d.updated_at)
+            FROM deployments AS d WHERE d.approved_by IS NOT NULL ORDER BY d.seq;
+        CREATE TRIGGER deployment_approvals_of_the_awaited_step BEFORE INSERT ON deployment_approvals
+        WHEN NOT EXISTS (
+            SELECT 1 FROM deployments AS d
+            WHERE d.id = NEW.deployment_id AND d.status = 'PROPOSED' AND COALESCE(d.approval_step, 'review') = NEW.step
+                AND d.proposed_by IS NOT NEW.principal
+                AND (NEW.step <> 'plan'
+                    OR EXISTS (SELECT 1 FROM deployments AS p WHERE p.id = d.plan_id AND p.status = 'COMPLETED')))
+        BEGIN
+            SELECT RAISE(ABORT, 'an approval is of the step a PROPOSED deployment awaits, by another than its proposer');
+        END;
+        CREATE TRIGGER deployment_approvals_append_only BEFORE UPDATE ON deployment_approvals
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment approvals are append-only');
+        END;
+        CREATE TRIGGER deployment_approvals_never_deleted BEFORE DELETE ON deployment_approvals
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment approvals are append-only');
+        END;
+
+        CREATE TRIGGER deployments_two_phase_enters_at_plan BEFORE INSERT ON deployments
+        WHEN (NEW.approval_step IS NOT NULL OR NEW.plan_id IS NOT NULL) AND NOT (
+            NEW.approval_step = 'plan' AND NEW.status = 'PROPOSED' AND NEW.action <> 'plan' AND EXISTS (
+                SELECT 1 FROM deployments AS p
+                WHERE p.id = NEW.plan_id AND p.instance_id = NEW.instance_id AND p.action = 'plan'))
+        BEGIN
+            SELECT RAISE(ABORT, 'a two-phase proposal enters PROPOSED at its plan step, with a plan of its instance');
+        END;
+        CREATE TRIGGER deployments_approval_step_moves BEFORE UPDATE OF approval_step ON deployments
+        WHEN NEW.approval_step IS NOT OLD.approval_step AND NOT (
+            OLD.approval_step = 'plan' AND NEW.approval_step = 'apply' AND OLD.status = 'PROPOSED'
+            AND NEW.status = 'PROPOSED' AND EXISTS (
+                SELECT 1 FROM deployment_approvals AS a WHERE a.deployment_id = NEW.id AND a.step = 'plan'))
+        BEGIN
+            SELECT RAISE(ABORT, 'an approval step moves only from plan to apply, after the plan approval');
+        END;
+        CREATE TRIGGER deployments_two_phase_approved_at_apply BEFORE UPDATE OF status ON deployments
+        WHEN OLD.status = 'PROPOSED' AND NEW.status = 'APPROVED' AND OLD.approval_step IS NOT NULL AND NOT (
+            NEW.approval_step = 'apply' AND EXISTS (
+                SELECT 1 FROM deployment_approvals AS a WHERE a.deployment_id = NEW.id AND a.step = 'apply'))
+        BEGIN
+            SELECT RAISE(ABORT, 'a two-phase proposal is approved only at its apply step, with its apply approval');
+        END;
+
+        DROP TRIGGER deployments_snapshot_immutable;
+        CREATE TRIGGER deployments_snapshot_immutable BEFORE UPDATE ON deployments
+        WHEN NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id OR NEW.instance_id IS NOT OLD.instance_id
+            OR NEW.action IS NOT OLD.action OR NEW.params IS NOT OLD.params
+            OR NEW.connection_params IS NOT OLD.connection_params OR NEW.version IS NOT OLD.version
+            OR NEW.md_metadata IS NOT OLD.md_metadata OR NEW.desired_hash IS NOT OLD.desired_hash
+            OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at
+            OR NEW.retry_of IS NOT OLD.retry_of OR NEW.environment IS NOT OLD.environment
+            OR NEW.rollback_of IS NOT OLD.rollback_of OR NEW.plan_id IS NOT OLD.plan_id
+        BEGIN
+            SELECT RAISE(ABORT, 'deployment snapshot is immutable');
+        END;
+        """
 
     /// What the HTTP API reads: deployments listed by filter from indexes (the instance's environment copied onto
     /// each deployment so that an environment is an index range, not a join), a change feed written by triggers so

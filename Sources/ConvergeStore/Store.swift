@@ -39,8 +39,10 @@ public protocol Store: Sendable {
     /// untouched). Idempotent: when an open deployment of the instance has the same desired-state hash, that one is
     /// returned with `created == false`.
     func createDeployment(_ request: DeploymentRequest) async throws -> DeploymentCreation
-    /// Approves a proposal: PROPOSED → APPROVED and the instance's params advance to its snapshot. The proposer
-    /// cannot approve its own proposal (`permission_denied`).
+    /// Approves the step a proposal awaits, recording who and when. A review proposal, or a two-phase one at its
+    /// apply step, moves PROPOSED → APPROVED and the instance's params advance to its snapshot; a two-phase proposal
+    /// at its plan step needs its plan COMPLETED (else `failed_precondition`) and moves on to its apply step, still
+    /// PROPOSED. The proposer approves no step, and nobody approves both steps of one proposal (`permission_denied`).
     func approve(_ id: String, approver: String) async throws -> Deployment
     /// Rejects a proposal: PROPOSED → REJECTED; nothing else changes.
     func reject(_ id: String, actor: String, reason: String?) async throws -> Deployment
@@ -102,6 +104,38 @@ public protocol Store: Sendable {
     func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws -> Page<StoredResource>
     /// One desired resource; `not_found` when there is none.
     func resource(_ key: ResourceKey) async throws -> StoredResource
+
+    /// Creates or replaces secret `name` of an instance with `sealed`, bytes the store keeps opaque (they are
+    /// encrypted before they reach it, and never decrypted by it); audited with the name only. `not_found` for an
+    /// unknown instance.
+    func setSecret(instanceID: String, name: String, sealed: [UInt8], actor: String) async throws
+    /// The names of an instance's secrets, sorted; `not_found` for an unknown instance.
+    func secretNames(of instanceID: String) async throws -> [String]
+    /// The sorted secret names of each of `instanceIDs` that has any, in one read (a page of instances).
+    func secretNames(ofInstances instanceIDs: [String]) async throws -> [String: [String]]
+    /// Deletes secret `name` of an instance; audited with the name only. `not_found` when there is none.
+    func deleteSecret(instanceID: String, name: String, actor: String) async throws
+    /// An instance's sealed secrets by name, read at dispatch; empty for an instance without any.
+    func sealedSecrets(of instanceID: String) async throws -> [String: [UInt8]]
+
+    /// The documents of every resource applied through the API.
+    func apiDocuments() async throws -> [APIResourceDocument]
+    /// Creates or replaces an API-applied resource's document; with `expectedVersion`, only while the recorded
+    /// resource has that resource version (else `aborted`). Returns whether it was created. Audited.
+    func putAPIDocument(_ document: APIResourceDocument, expectedVersion: Int64?, actor: String) async throws -> Bool
+    /// Deletes an API-applied resource's document (`not_found` when there is none), with the same check. Audited.
+    func deleteAPIDocument(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws
+}
+
+/// A resource applied through the API, as the store keeps it: its manifest document as JSON.
+public struct APIResourceDocument: Equatable, Sendable {
+    public var key: ResourceKey
+    public var document: String
+
+    public init(key: ResourceKey, document: String) {
+        self.key = key
+        self.document = document
+    }
 }
 
 /// The outcome of replacing the desired state.
@@ -153,10 +187,13 @@ public struct DeploymentRequest: Sendable {
     /// The earlier deployment of the same instance whose snapshot this one re-applies (a rollback); the store refuses
     /// one of another instance.
     public var rollbackOf: String?
+    /// The PLAN of the same instance whose result a two-phase proposal shows: with it, the proposal needs a plan
+    /// approval and then an apply approval. Only for a proposal.
+    public var planID: String?
 
     public init(
         instanceID: String, snapshot: DeploymentSnapshot, mode: Mode, actor: String, retryOf: String? = nil,
-        rollbackOf: String? = nil
+        rollbackOf: String? = nil, planID: String? = nil
     ) {
         self.instanceID = instanceID
         self.snapshot = snapshot
@@ -164,6 +201,7 @@ public struct DeploymentRequest: Sendable {
         self.actor = actor
         self.retryOf = retryOf
         self.rollbackOf = rollbackOf
+        self.planID = planID
     }
 }
 
@@ -214,6 +252,11 @@ public struct DeploymentSummary: Equatable, Sendable {
 public struct DeploymentCreation: Equatable, Sendable {
     public var deployment: Deployment
     public var created: Bool
+
+    public init(deployment: Deployment, created: Bool) {
+        self.deployment = deployment
+        self.created = created
+    }
 }
 
 /// One page of a listing and the cursor of the next, nil at the end.

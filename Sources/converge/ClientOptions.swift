@@ -89,8 +89,8 @@ enum Tables {
     static let deployments = Table(
         columns: [
             .init("id", path: "id"), .init("instance", path: "instance"), .init("action", path: "action"),
-            .init("status", path: "status"), .init("created by", path: "createdBy"),
-            .init("created", path: "createdAt"), .init("error", path: "error"),
+            .init("status", path: "status"), .init("awaiting", path: "awaiting"),
+            .init("created by", path: "createdBy"), .init("created", path: "createdAt"), .init("error", path: "error"),
         ], emptyMessage: "no deployments")
     static let instances = Table(
         columns: [

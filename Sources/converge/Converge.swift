@@ -21,9 +21,11 @@ struct Converge: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            Serve.self, Validate.self, Schema.self, Get.self, Describe.self, Deploy.self, Propose.self, Plan.self,
+            Serve.self, Validate.self, Schema.self, Get.self, Describe.self, Apply.self, Diff.self, Delete.self,
+            Deploy.self,
+            Propose.self, Plan.self,
             Approve.self, Reject.self, Abort.self, Rollback.self, Compare.self, Logs.self, Watch.self, Audit.self,
-            Sync.self, Whoami.self, Token.self, Version.self,
+            Sync.self, Status.self, Whoami.self, Token.self, Secret.self, InitKey.self, Version.self,
         ]
     )
 

@@ -6,7 +6,7 @@ import Foundation
 
 /// What `get` and `describe` read: deployments, instances and the desired resources of each kind.
 enum ObjectKind: String, CaseIterable, ExpressibleByArgument {
-    case deployments, instances, projects, environments, resources, bundles, provisioners
+    case deployments, instances, projects, environments, resources, bundles, provisioners, previews
 
     init?(argument: String) {
         let word = argument.lowercased()
@@ -149,6 +149,32 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         try await withDaemon {
             try options.print(try await options.client().api.requestSync().accepted.body.json, table: nil)
+        }
+    }
+}
+
+/// `converge status`: whether the daemon is alive and ready, and why not.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Whether the daemon answers and is ready (store reachable, manifests loaded), and its checks.")
+
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await withDaemon {
+            let api = try options.client().api
+            _ = try await api.getHealth().ok
+            // Not ready is an answer of its own (503), not an error.
+            let readiness: Components.Schemas.Readiness
+            switch try await api.getReadiness() {
+            case .ok(let ready): readiness = try ready.body.json
+            case .serviceUnavailable(let notReady): readiness = try notReady.body.json
+            case .undocumented(let status, _):
+                throw APIFailure(
+                    code: "internal", message: "readiness answered \(status)", details: nil, status: status)
+            }
+            try options.print(readiness, table: nil)
+            if !readiness.ready { throw ExitCode.failure }
         }
     }
 }

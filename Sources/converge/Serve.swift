@@ -78,6 +78,10 @@ struct Serve: AsyncParsableCommand {
         help: "The API's bearer tokens, made by converge token create (default converge.tokens).")
     var tokensFile: String?
     @Option(
+        name: .customLong("secrets-key-file"),
+        help: "The key instance secrets are sealed under, made by converge init-key (default converge.key).")
+    var secretsKeyFile: String?
+    @Option(
         name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
 
@@ -99,7 +103,8 @@ struct Serve: AsyncParsableCommand {
             "leaseSeconds": leaseSeconds, "pollSeconds": pollSeconds, "resyncSeconds": resyncSeconds,
             "shutdownGraceSeconds": shutdownGraceSeconds, "callbackURL": callbackURL,
             "allowedProvisionerURLs": allowedProvisionerURLs, "gitWebhookSecretEnv": gitWebhookSecretEnv,
-            "avatarURLTemplate": avatarURLTemplate, "tokensFile": tokensFile, "logLevel": logLevel,
+            "avatarURLTemplate": avatarURLTemplate, "tokensFile": tokensFile, "secretsKeyFile": secretsKeyFile,
+            "logLevel": logLevel,
         ]
         try settings.apply(flags.compactMapValues { $0 }, from: .commandLine)
         try settings.checkResolved(environment: environment)
@@ -110,9 +115,11 @@ struct Serve: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let settings: ServeSettings
         let path: String
+        let secretBox: SecretBox
         do {
             settings = try self.settings(environment: environment)
             path = try settings.sqlitePath
+            secretBox = try SecretBox(key: try SecretsKeyFile.load(from: settings.secretsKeyFile))
         } catch let error as ConvergeError {
             // One line a user can act on, and the usage-error status `converge validate` uses too.
             FileHandle.standardError.write(line: "converge serve: \(error.message)")
@@ -133,7 +140,8 @@ struct Serve: AsyncParsableCommand {
         _ = try DaemonLock(databasePath: path, holder: DaemonLock.processDescription)
         let store = try SQLiteStore(path: path, logger: logger)
         let manifestsURL = URL(fileURLWithPath: settings.manifests, isDirectory: true).standardizedFileURL
-        let configuration = settings.engineConfiguration(manifests: manifestsURL)
+        var configuration = settings.engineConfiguration(manifests: manifestsURL)
+        configuration.secretBox = secretBox
         let webhookSettings = settings.webhookSettings
         let engine = try await Engine(
             configuration: configuration, store: store, clock: SystemClock(),

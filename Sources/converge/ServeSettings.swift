@@ -28,6 +28,8 @@ struct ServeSettings: Equatable {
     var avatarURLTemplate: String?
     /// The API's bearer tokens (`converge token create`); a missing file means no token is valid yet.
     var tokensFile = "converge.tokens"
+    /// The key instance secrets are sealed under (`converge init-key`); the daemon refuses to start without it.
+    var secretsKeyFile = "converge.key"
     var logLevel = "info"
     /// The layer each setting's value came from; a setting left at its default has none.
     var origins: [String: Origin] = [:]
@@ -90,7 +92,7 @@ struct ServeSettings: Equatable {
     static let names = [
         "manifests", "db", "listen", "maxConcurrentDeployments", "workers", "reconcileRate", "leaseSeconds",
         "pollSeconds", "resyncSeconds", "shutdownGraceSeconds", "callbackURL", "allowedProvisionerURLs",
-        "gitWebhookSecretEnv", "avatarURLTemplate", "tokensFile", "logLevel",
+        "gitWebhookSecretEnv", "avatarURLTemplate", "tokensFile", "secretsKeyFile", "logLevel",
     ]
 
     /// The words of `name`: `allowedProvisionerURLs` is allowed, provisioner, urls; `avatarURLTemplate` is avatar,
@@ -185,6 +187,9 @@ struct ServeSettings: Equatable {
         case "tokensFile":
             guard !text.isEmpty else { throw invalid("the path of a tokens file") }
             tokensFile = text
+        case "secretsKeyFile":
+            guard !text.isEmpty else { throw invalid("the path of a key file made by converge init-key") }
+            secretsKeyFile = text
         case "logLevel":
             guard Self.logLevels.contains(text) else {
                 throw invalid("one of \(Self.logLevels.joined(separator: ", "))")

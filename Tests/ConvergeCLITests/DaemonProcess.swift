@@ -24,6 +24,8 @@ final class DaemonProcess {
     var database: String { directory.appendingPathComponent("converge.sqlite").path }
     var log: URL { directory.appendingPathComponent("daemon.log") }
     var tokensFile: String { directory.appendingPathComponent("tokens.json").path }
+    /// The daemon's secrets key, made by `converge init-key` for every test daemon.
+    var secretsKeyFile: String { directory.appendingPathComponent("converge.key").path }
 
     /// A daemon whose manifests are `files` (path → YAML); `arguments` are added to `serve`'s.
     init(files: [String: String], arguments: [String] = []) throws {
@@ -33,6 +35,8 @@ final class DaemonProcess {
         port = try Self.freePort()
         self.arguments = arguments
         try write(files)
+        let key = try ConvergeBinary.run(["init-key", "--secrets-key-file", secretsKeyFile])
+        guard key.status == 0 else { throw TimedOut(description: "init-key failed: \(key.stderr)") }
     }
 
     deinit {
@@ -74,7 +78,7 @@ final class DaemonProcess {
         process.arguments =
             [
                 "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)",
-                "--tokens-file", tokensFile,
+                "--tokens-file", tokensFile, "--secrets-key-file", secretsKeyFile,
             ] + poll + arguments
         if !FileManager.default.fileExists(atPath: log.path) {
             FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -242,10 +246,17 @@ extension DaemonProcess {
     }
 
     /// Runs `converge ARGUMENTS` against this daemon with `token` (none when nil).
-    func cli(_ token: String?, _ arguments: String...) throws -> ConvergeBinary.Result {
+    ///
+    /// The command runs on a thread of its own while the test awaits it: a command that waits on the daemon (such as
+    /// `--wait`) must not hold one of the few threads the test's own loopback provisioner answers on.
+    func cli(_ token: String?, _ arguments: String...) async throws -> ConvergeBinary.Result {
         var environment = ["CONVERGE_SERVER": "http://127.0.0.1:\(port)", "XDG_CONFIG_HOME": directory.path]
         environment["CONVERGE_TOKEN"] = token ?? ""
-        return try ConvergeBinary.run(arguments, environment: environment)
+        return try await withCheckedThrowingContinuation { [environment] continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try ConvergeBinary.run(arguments, environment: environment) })
+            }
+        }
     }
 }
 
@@ -290,7 +301,7 @@ extension DaemonProcess {
         second.arguments =
             [
                 "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen",
-                "127.0.0.1:\(try Self.freePort())",
+                "127.0.0.1:\(try Self.freePort())", "--secrets-key-file", secretsKeyFile,
             ] + poll + arguments
         second.standardOutput = FileHandle.nullDevice
         second.standardError = stderr

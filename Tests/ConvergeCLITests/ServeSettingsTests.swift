@@ -80,6 +80,7 @@ func runServe(_ arguments: [String], environment: [String: String] = [:]) throws
             case "gitWebhookSecretEnv": "HOME"
             case "logLevel": "debug"
             case "tokensFile": "t.tokens"
+            case "secretsKeyFile": "k.key"
             default: "\(ServeSettings.integers[name]!.range.upperBound)"
             }
         let manifests = name == "manifests" ? [] : ["--manifests", directory.manifests]

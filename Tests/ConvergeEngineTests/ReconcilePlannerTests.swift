@@ -16,21 +16,23 @@ import Testing
         ],
         artifacts: ["url": "http"], paramsSchema: [:], labels: [:])
 
-    func environment(_ policy: ApprovalPolicy, prune: Bool = false, retry: RetryPolicy? = nil) -> Environment {
+    func environment(
+        _ policy: ApprovalPolicy, prune: Bool = false, retry: RetryPolicy? = nil, reviewSelector: LabelSelector? = nil
+    ) -> Environment {
         Environment(
             id: "p-dev", project: "p", name: "dev", description: nil, policy: policy, prune: prune,
-            defaults: ["vpc": "p-vpc"], labels: [:], retry: retry)
+            defaults: ["vpc": "p-vpc"], labels: [:], retry: retry, reviewSelector: reviewSelector)
     }
 
     func context(
         policy: ApprovalPolicy = .auto, prune: Bool = false, params: Value = ["size": 1], removed: Bool = false,
         upstreamOutputs: Value? = ["endpoint": ["host": "db"]], history: [DeploymentSummary] = [],
-        status: InstanceStatus = .initialized
+        status: InstanceStatus = .initialized, labels: [String: String] = [:], reviewSelector: LabelSelector? = nil
     ) -> ReconcileContext {
         let instance = Instance(
             id: "p-dev-app", project: "p", environment: "p-dev", name: "app", bundle: "app", version: "2.0.0",
             params: params, connections: ["database": ConnectionTarget(instance: "p-dev-db", artifact: "endpoint")],
-            labels: [:])
+            labels: labels)
         let record = InstanceRecord(
             id: "p-dev-app", environment: "p-dev", bundle: "app", status: status, params: ["size": 1],
             connectionParams: [:], version: "2.0.0", outputs: nil, observedGeneration: 0, conditions: [],
@@ -40,13 +42,15 @@ import Testing
             connectionParams: [:],
             version: "1", outputs: upstreamOutputs, observedGeneration: 0, conditions: [], updatedAt: now)
         return ReconcileContext(
-            instanceID: "p-dev-app", desired: removed ? nil : instance, environment: environment(policy, prune: prune),
+            instanceID: "p-dev-app", desired: removed ? nil : instance,
+            environment: environment(policy, prune: prune, reviewSelector: reviewSelector),
             bundle: Self.bundle,
             resources: [
                 "p-vpc": ImportedResource(
                     id: "p-vpc", project: "p", environment: nil, type: "vpc", data: ["id": "vpc-1"], labels: [:])
-            ], record: record, upstream: ["p-dev-db": upstream], history: history, generation: 4, commit: ["sha": "abc"]
-        )
+            ], record: record, upstream: ["p-dev-db": upstream], history: history, generation: 4,
+            commit: ["sha": "abc"],
+            removedLabels: removed ? labels : [:])
     }
 
     func deployment(
@@ -148,12 +152,124 @@ import Testing
         let waiting = ReconcilePlanner.plan(context(policy: .twoPhase, history: [deployment(plan, .running)]), now: now)
         #expect(waiting.steps.isEmpty)
         let planned = ReconcilePlanner.plan(
-            context(policy: .twoPhase, history: [deployment(plan, .completed)]), now: now)
-        guard case .create(let proposal, .proposal)? = planned.steps.first else {
-            Issue.record("expected a proposal, got \(planned.steps)")
+            context(policy: .twoPhase, history: [deployment(plan, .completed, id: "dplan")]), now: now)
+        guard case .proposeAfterPlan(let proposal, planID: "dplan")? = planned.steps.first else {
+            Issue.record("expected a proposal after plan dplan, got \(planned.steps)")
             return
         }
         #expect(proposal.action == .provision)
+        #expect(condition(planned, .progressing)?.reason == "AwaitingApproval")
+        #expect(condition(planned, .progressing)?.message.contains("awaits its plan approval") == true)
+    }
+
+    /// Every state of a two-phase change's plan and proposal, and what the reconciler does in it.
+    @Test(
+        arguments: [
+            // (plan status, proposal status or nil, expected step, Progressing reason)
+            (Deployment.Status.pending, nil, "none", "DeploymentQueued"),
+            (.running, nil, "none", "DeploymentRunning"),
+            (.failed, nil, "none", "DeploymentFailed"),
+            (.aborted, nil, "none", "DeploymentAborted"),
+            (.completed, nil, "propose", "AwaitingApproval"),
+            (.completed, Deployment.Status.proposed, "none", "AwaitingApproval"),
+            (.completed, .rejected, "none", "ProposalRejected"),
+            (.completed, .aborted, "none", "DeploymentAborted"),
+            (.completed, .approved, "none", "DeploymentQueued"),
+            (.completed, .completed, "none", "UpToDate"),
+        ] as [(Deployment.Status, Deployment.Status?, String, String)])
+    func twoPhase_table(planStatus: Deployment.Status, proposal: Deployment.Status?, step: String, reason: String)
+        throws
+    {
+        let change = try ReconcilePlanner.snapshot(of: context().desired!, context: context()).get()
+        let plan = ReconcilePlanner.planSnapshot(of: change)
+        var history = [deployment(plan, planStatus, id: "dplan")]
+        if let proposal { history.insert(deployment(change, proposal, id: "dproposal"), at: 0) }
+        let decided = ReconcilePlanner.plan(context(policy: .twoPhase, history: history), now: now)
+        switch (step, decided.steps.first) {
+        case ("none", nil): break
+        case ("propose", .proposeAfterPlan(_, planID: "dplan")?): break
+        default: Issue.record("expected \(step), got \(decided.steps)")
+        }
+        #expect(condition(decided, .progressing)?.reason == reason)
+        #expect(condition(decided, .failed)?.status == (planStatus == .failed))
+    }
+
+    @Test func twoPhase_decommission_plansWhatWillBeRemovedThenProposes() throws {
+        let removed = context(policy: .twoPhase, prune: true, removed: true, status: .provisioned)
+        let first = ReconcilePlanner.plan(removed, now: now)
+        guard case .create(let plan, .direct)? = first.steps.first else {
+            Issue.record("expected a plan, got \(first.steps)")
+            return
+        }
+        #expect(plan.action == .plan)
+        #expect(plan.metadata["plannedAction"] == "decommission")
+        #expect(condition(first, .progressing)?.message == "a plan of the decommission is queued")
+        // The plan of a decommission never stands for a plan of the same configuration's provision.
+        let provisionPlan = ReconcilePlanner.planSnapshot(
+            of: ReconcilePlanner.decommissionSnapshot(
+                of: removed.record!, actor: "converge", reason: "pruned"
+            ).withAction(.provision))
+        #expect(plan.desiredHash != provisionPlan.desiredHash)
+        let stale = ReconcilePlanner.plan(
+            context(
+                policy: .twoPhase, prune: true, removed: true,
+                history: [deployment(provisionPlan, .completed, id: "dold")], status: .provisioned), now: now)
+        guard case .create(let again, .direct)? = stale.steps.first else {
+            Issue.record("expected a plan of the decommission, got \(stale.steps)")
+            return
+        }
+        #expect(again.desiredHash == plan.desiredHash)
+
+        let planned = ReconcilePlanner.plan(
+            context(
+                policy: .twoPhase, prune: true, removed: true, history: [deployment(plan, .completed, id: "dplan")],
+                status: .provisioned), now: now)
+        guard case .proposeAfterPlan(let proposal, planID: "dplan")? = planned.steps.first else {
+            Issue.record("expected a decommission proposal after dplan, got \(planned.steps)")
+            return
+        }
+        #expect(proposal.action == .decommission)
+    }
+
+    @Test func reviewSelector_makesAnAutoEnvironmentProposeTheInstancesItSelects() {
+        let selector = LabelSelector(matchLabels: ["tier": "data"])
+        let selected = ReconcilePlanner.plan(
+            context(labels: ["tier": "data", "team": "a"], reviewSelector: selector), now: now)
+        guard case .create(_, .proposal)? = selected.steps.first else {
+            Issue.record("expected a proposal, got \(selected.steps)")
+            return
+        }
+        let other = ReconcilePlanner.plan(context(labels: ["tier": "web"], reviewSelector: selector), now: now)
+        guard case .create(_, .direct)? = other.steps.first else {
+            Issue.record("expected a direct deployment, got \(other.steps)")
+            return
+        }
+        // A removed instance's decommission: its last declared labels decide.
+        let removed = ReconcilePlanner.plan(
+            context(
+                prune: true, removed: true, status: .provisioned, labels: ["tier": "data"], reviewSelector: selector),
+            now: now)
+        guard case .create(let decommission, .proposal)? = removed.steps.first else {
+            Issue.record("expected a decommission proposal, got \(removed.steps)")
+            return
+        }
+        #expect(decommission.metadata["labels"] == ["tier": "data"])
+        // In a two-phase environment the selector changes nothing.
+        let twoPhase = ReconcilePlanner.plan(
+            context(policy: .twoPhase, labels: ["tier": "data"], reviewSelector: selector), now: now)
+        guard case .create(let plan, .direct)? = twoPhase.steps.first, plan.action == .plan else {
+            Issue.record("expected a plan, got \(twoPhase.steps)")
+            return
+        }
+    }
+
+    @Test func approverRule_allowsNamedPrincipalsAndRolesReachingANamedOne() {
+        let rule = ApproverRule(principals: ["alice"], roles: ["admin"])
+        #expect(rule.allows(principal: "alice", holding: ["viewer", "deployer", "approver"]))
+        #expect(rule.allows(principal: "root", holding: ["viewer", "deployer", "approver", "admin"]))
+        #expect(!rule.allows(principal: "bob", holding: ["viewer", "deployer", "approver"]))
+        #expect(ApproverRule().allows(principal: "bob", holding: ["approver"]))
+        #expect(rule.summary == "principals alice or roles admin")
     }
 
     @Test func upstreamWithoutOutputs_blocksNamingIt() {
@@ -227,5 +343,14 @@ import Testing
         let exhausted = ReconcilePlanner.plan(retrying, now: now.addingTimeInterval(1000))
         #expect(exhausted.steps.isEmpty && exhausted.requeueAfter == nil)
         #expect(condition(exhausted, .failed)?.status == true)
+    }
+}
+
+extension DeploymentSnapshot {
+    /// The same snapshot with another action.
+    fileprivate func withAction(_ action: Deployment.Action) -> DeploymentSnapshot {
+        var copy = self
+        copy.action = action
+        return copy
     }
 }

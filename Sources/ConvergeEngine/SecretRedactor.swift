@@ -1,0 +1,89 @@
+import ConvergeCore
+
+/// Replaces every occurrence of an instance's secret values with `[redacted]`, in what the daemon records and logs of
+/// a deployment (provisioner log lines, phases, errors).
+///
+/// Matching is on UTF-8 bytes, longest value first, so a value that contains another is replaced whole and no
+/// Unicode normalisation lets a value through.
+public struct SecretRedactor: Sendable {
+    /// What a secret value is replaced with.
+    public static let placeholder = "[redacted]"
+
+    /// The values, non-empty, distinct, longest first.
+    private let values: [[UInt8]]
+    /// Whether every non-empty text is replaced whole: what is recorded when the values cannot be read.
+    private let redactsEverything: Bool
+
+    /// A redactor of `values`; empty ones are ignored.
+    public init(_ values: some Sequence<String>) {
+        self.values = Set(values.filter { !$0.isEmpty }).map { Array($0.utf8) }.sorted { $0.count > $1.count }
+        redactsEverything = false
+    }
+
+    private init(everything: Bool) {
+        values = []
+        redactsEverything = everything
+    }
+
+    /// A redactor that replaces every non-empty text whole, for when an instance's values cannot be read.
+    public static let everything = SecretRedactor(everything: true)
+
+    /// Whether it replaces nothing.
+    public var isEmpty: Bool { values.isEmpty && !redactsEverything }
+
+    /// `text` with every value replaced.
+    public func redact(_ text: String) -> String {
+        if redactsEverything { return text.isEmpty ? text : Self.placeholder }
+        guard !values.isEmpty else { return text }
+        var bytes = Array(text.utf8)
+        var changed = false
+        for value in values where value.count <= bytes.count {
+            if let replaced = Self.replacing(value, in: bytes) {
+                bytes = replaced
+                changed = true
+            }
+        }
+        return changed ? String(decoding: bytes, as: UTF8.self) : text
+    }
+
+    /// `value` with every string in it (keys too) redacted.
+    public func redact(_ value: Value) -> Value {
+        guard !isEmpty else { return value }
+        switch value {
+        case .string(let text):
+            return .string(redact(text))
+        case .array(let items):
+            return .array(items.map(redact))
+        case .object(let members):
+            return .object(
+                Dictionary(members.map { (redact($0.key), redact($0.value)) }, uniquingKeysWith: { first, _ in first }))
+        case .null, .bool, .int, .double:
+            return value
+        }
+    }
+
+    /// `event` with its message and data redacted.
+    public func redact(_ event: DeploymentEventDraft) -> DeploymentEventDraft {
+        guard !isEmpty else { return event }
+        return DeploymentEventDraft(kind: event.kind, message: redact(event.message), data: event.data.map(redact))
+    }
+
+    /// `bytes` with every occurrence of `value` replaced by the placeholder; nil when there is none.
+    private static func replacing(_ value: [UInt8], in bytes: [UInt8]) -> [UInt8]? {
+        var result: [UInt8] = []
+        var index = 0
+        var found = false
+        let last = bytes.count - value.count
+        while index < bytes.count {
+            if index <= last && bytes[index] == value[0] && bytes[index..<index + value.count].elementsEqual(value) {
+                result.append(contentsOf: placeholder.utf8)
+                index += value.count
+                found = true
+            } else {
+                result.append(bytes[index])
+                index += 1
+            }
+        }
+        return found ? result : nil
+    }
+}

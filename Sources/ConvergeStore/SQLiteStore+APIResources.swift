@@ -1,0 +1,87 @@
+import ConvergeCore
+import GRDB
+
+/// Resources applied through the API: their manifest documents, kept apart from the desired state so that a load of
+/// the manifests directory never removes them. The engine loads them with the files; the desired state then records
+/// them like any other resource, declared at `api:<Kind>/<id>`.
+extension SQLiteStore {
+    static let apiResourcesSchema = """
+        CREATE TABLE api_resources (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            document TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (kind, id)
+        ) WITHOUT ROWID;
+        """
+
+    public func apiDocuments() async throws -> [APIResourceDocument] {
+        try await read { db in
+            try db.fetchRows(sql: "SELECT kind, id, document FROM api_resources ORDER BY kind, id").compactMap { row in
+                guard let kind = ResourceKind(rawValue: row["kind"]) else { return nil }
+                return APIResourceDocument(key: ResourceKey(kind, row["id"]), document: row["document"])
+            }
+        }
+    }
+
+    public func putAPIDocument(_ document: APIResourceDocument, expectedVersion: Int64?, actor: String) async throws
+        -> Bool
+    {
+        try await transaction { db in
+            try Self.checkVersion(db, document.key, expected: expectedVersion)
+            let before = try db.fetchRow(
+                sql: "SELECT document FROM api_resources WHERE kind = ? AND id = ?",
+                arguments: [document.key.kind.rawValue, document.key.id])
+            let now = self.now
+            try db.run(
+                sql: """
+                    INSERT INTO api_resources (kind, id, document, created_by, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (kind, id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at
+                    """,
+                arguments: [document.key.kind.rawValue, document.key.id, document.document, actor, now, now])
+            try self.audit(
+                db, actor: actor, action: "resource.applied", kind: document.key.kind.rawValue, id: document.key.id,
+                before: try (before?["document"] as String?).map(Value.init(json:)),
+                after: try Value(json: document.document))
+            return before == nil
+        }
+    }
+
+    public func deleteAPIDocument(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws {
+        try await transaction { db in
+            try Self.checkVersion(db, key, expected: expectedVersion)
+            guard
+                let before = try db.fetchRow(
+                    sql: "SELECT document FROM api_resources WHERE kind = ? AND id = ?",
+                    arguments: [key.kind.rawValue, key.id])
+            else {
+                throw ConvergeError(
+                    .notFound, "\(key.kind.rawValue.lowercased()) \(key.id) was not applied through the API")
+            }
+            try db.run(
+                sql: "DELETE FROM api_resources WHERE kind = ? AND id = ?", arguments: [key.kind.rawValue, key.id])
+            try self.audit(
+                db, actor: actor, action: "resource.deleted", kind: key.kind.rawValue, id: key.id,
+                before: try Value(json: before["document"]), after: nil)
+        }
+    }
+
+    /// Refuses a write made against another version of `key` than the recorded one (`aborted`); nil expects
+    /// nothing.
+    static func checkVersion(_ db: Database, _ key: ResourceKey, expected: Int64?) throws {
+        guard let expected else { return }
+        let current = try db.fetchValue(
+            Int64.self, sql: "SELECT resource_version FROM resources WHERE kind = ? AND id = ?",
+            arguments: [key.kind.rawValue, key.id])
+        guard current == expected else {
+            throw ConvergeError(
+                .aborted,
+                "\(key) changed: resourceVersion \(expected) was given, the current one is "
+                    + (current.map(String.init) ?? "none (it does not exist)"),
+                details: ["resourceVersion": current.map { .string(String($0)) } ?? .null])
+        }
+    }
+}
