@@ -121,9 +121,11 @@ extension Reconciler {
 
     /// Approves the step a proposal awaits, for `approver`, when the rules of its environment allow them (else
     /// `permission_denied` naming the rule); the store enforces the steps, the plan's completion and who may not.
-    public func approve(_ id: String, by approver: Approver) async throws -> Deployment {
+    public func approve(_ id: String, by approver: Approver, step: Deployment.ApprovalStep? = nil) async throws
+        -> Deployment
+    {
         try await checkRules(of: id, for: approver, deciding: "approve")
-        return try await store.approve(id, approver: approver.name)
+        return try await store.approve(id, approver: approver.name, step: step)
     }
 
     /// Rejects a proposal at whichever step it is, for `approver`, when the rules of its environment allow them.

@@ -143,7 +143,10 @@ struct APIHandler: APIProtocol {
     func approveDeployment(_ input: Operations.ApproveDeployment.Input) async throws
         -> Operations.ApproveDeployment.Output
     {
-        let approved = try await engine.reconciler.approve(input.path.id, by: try RequestPrincipal.required().approver)
+        let step: Deployment.ApprovalStep? =
+            if case .json(let body) = input.body { body.step.flatMap { .init(rawValue: $0.rawValue) } } else { nil }
+        let approved = try await engine.reconciler.approve(
+            input.path.id, by: try RequestPrincipal.required().approver, step: step)
         engine.dispatcher.wakeUp()
         await engine.queue.add([approved.instanceID])
         return .ok(.init(body: .json(.init(approved))))

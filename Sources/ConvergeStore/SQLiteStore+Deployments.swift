@@ -113,7 +113,9 @@ extension SQLiteStore {
         }
     }
 
-    public func approve(_ id: String, approver: String) async throws -> Deployment {
+    public func approve(_ id: String, approver: String, step expected: Deployment.ApprovalStep?) async throws
+        -> Deployment
+    {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
             try transition(from: deployment.status, to: .approved)
@@ -121,6 +123,11 @@ extension SQLiteStore {
                 throw ConvergeError(.permissionDenied, "\(approver) proposed deployment \(id) and cannot approve it")
             }
             let step = deployment.awaitedApproval ?? .review
+            if let expected, expected != step {
+                throw ConvergeError(
+                    .aborted, "deployment \(id) awaits its \(step.rawValue) approval, not the \(expected.rawValue) one",
+                    details: ["awaiting": .string(step.rawValue)])
+            }
             if let earlier = deployment.approvals.first(where: { $0.by == approver }) {
                 throw ConvergeError(
                     .permissionDenied,

@@ -43,7 +43,9 @@ public protocol Store: Sendable {
     /// apply step, moves PROPOSED → APPROVED and the instance's params advance to its snapshot; a two-phase proposal
     /// at its plan step needs its plan COMPLETED (else `failed_precondition`) and moves on to its apply step, still
     /// PROPOSED. The proposer approves no step, and nobody approves both steps of one proposal (`permission_denied`).
-    func approve(_ id: String, approver: String) async throws -> Deployment
+    /// With `step`, the approval is for that step only: a proposal that awaits another (someone approved the plan
+    /// meanwhile) is `aborted`, so two approvers deciding at once never give one step's approval to the next.
+    func approve(_ id: String, approver: String, step: Deployment.ApprovalStep?) async throws -> Deployment
     /// Rejects a proposal: PROPOSED → REJECTED; nothing else changes.
     func reject(_ id: String, actor: String, reason: String?) async throws -> Deployment
     /// Aborts a proposed, queued or running deployment; work already done is not undone.
@@ -125,6 +127,13 @@ public protocol Store: Sendable {
     func putAPIDocument(_ document: APIResourceDocument, expectedVersion: Int64?, actor: String) async throws -> Bool
     /// Deletes an API-applied resource's document (`not_found` when there is none), with the same check. Audited.
     func deleteAPIDocument(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws
+}
+
+extension Store {
+    /// Approves whichever step deployment `id` awaits.
+    public func approve(_ id: String, approver: String) async throws -> Deployment {
+        try await approve(id, approver: approver, step: nil)
+    }
 }
 
 /// A resource applied through the API, as the store keeps it: its manifest document as JSON.

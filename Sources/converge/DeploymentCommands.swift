@@ -82,13 +82,17 @@ struct Approve: AsyncParsableCommand {
         abstract: "Approve a proposal; it enters the queue. The proposer cannot approve their own.")
 
     @Argument(help: "The PROPOSED deployment.") var deployment: String
+    @Option(help: "Approve only this step (review, plan or apply); refused when the proposal awaits another.")
+    var step: Components.Schemas.Decision.StepPayload?
     @OptionGroup var wait: WaitOptions
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
         try await withDaemon {
             let client = try options.client()
-            let approved = try await client.api.approveDeployment(path: .init(id: deployment)).ok.body.json
+            let approved = try await client.api.approveDeployment(
+                path: .init(id: deployment), body: step.map { .json(.init(step: $0)) }
+            ).ok.body.json
             try await show(approved, options: options, wait: wait, client: client)
         }
     }
@@ -283,3 +287,5 @@ extension Operations.PlanDeployment.Output {
         }
     }
 }
+
+extension Components.Schemas.Decision.StepPayload: ExpressibleByArgument {}

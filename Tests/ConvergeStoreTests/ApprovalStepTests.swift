@@ -81,6 +81,19 @@ import Testing
         #expect(audit.map(\.action) == ["deployment.create", "deployment.planApproved", "deployment.approved"])
     }
 
+    /// Two approvers who both mean the plan step: the second is refused, not counted as the apply approval.
+    @Test func approvalOfANamedStep_isRefusedWhenTheProposalAwaitsAnother() async throws {
+        let fixture = try await StoreFixture()
+        let proposal = try await propose(fixture, after: try await plan(fixture))
+        let early = await convergeError { try await fixture.store.approve(proposal.id, approver: "bob", step: .apply) }
+        #expect(early?.code == .aborted)
+        #expect(early?.message == "deployment \(proposal.id) awaits its plan approval, not the apply one")
+        #expect(try await fixture.store.approve(proposal.id, approver: "bob", step: .plan).awaitedApproval == .apply)
+        let late = await convergeError { try await fixture.store.approve(proposal.id, approver: "carol", step: .plan) }
+        #expect(late?.code == .aborted)
+        #expect(try await fixture.store.deployment(proposal.id).approvals.map(\.by) == ["bob"])
+    }
+
     @Test func planApproval_beforeThePlanCompleted_isRefused() async throws {
         let fixture = try await StoreFixture()
         let running = try await plan(fixture, completed: false)
