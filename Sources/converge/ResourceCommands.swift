@@ -5,6 +5,22 @@ import ConvergeCore
 import ConvergeManifests
 import Foundation
 
+/// The manifests `apply` and `diff` read: a file or a directory, checked for their own shape here.
+struct ManifestFileOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "A YAML file, or a directory of them.", completion: .file())
+    var file: String
+
+    /// The documents, or every error as `file:line:col: field: message` on stderr and an exit with `code`.
+    func documents(exitingWith code: ExitCode) throws -> [ManifestDocument] {
+        do {
+            return try ManifestDocument.read(URL(fileURLWithPath: file))
+        } catch {
+            for diagnostic in error.diagnostics { FileHandle.standardError.write(line: diagnostic.description) }
+            throw code
+        }
+    }
+}
+
 /// `converge apply -f PATH`: apply the manifests of a file or a directory through the API, as kubectl apply does.
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,18 +31,11 @@ struct Apply: AsyncParsableCommand {
             resource: created, configured or unchanged.
             """)
 
-    @Option(name: .shortAndLong, help: "A YAML file, or a directory of them.", completion: .file())
-    var file: String
+    @OptionGroup var manifests: ManifestFileOptions
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        let documents: [ManifestDocument]
-        do {
-            documents = try ManifestDocument.read(URL(fileURLWithPath: file))
-        } catch {
-            for diagnostic in error.diagnostics { FileHandle.standardError.write(line: diagnostic.description) }
-            throw ExitCode.failure
-        }
+        let documents = try manifests.documents(exitingWith: .failure)
         try await withDaemon {
             let api = try options.client().api
             var results: [Components.Schemas.Resource] = []
@@ -94,18 +103,11 @@ struct Diff: AsyncParsableCommand {
         abstract: "Show what applying manifests would change (a server-side dry run), leaf by leaf.",
         discussion: "Exit status: 0 no difference, 1 differences, 2 or more an error (as kubectl diff).")
 
-    @Option(name: .shortAndLong, help: "A YAML file, or a directory of them.", completion: .file())
-    var file: String
+    @OptionGroup var manifests: ManifestFileOptions
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        let documents: [ManifestDocument]
-        do {
-            documents = try ManifestDocument.read(URL(fileURLWithPath: file))
-        } catch {
-            for diagnostic in error.diagnostics { FileHandle.standardError.write(line: diagnostic.description) }
-            throw ExitCode(2)
-        }
+        let documents = try manifests.documents(exitingWith: ExitCode(2))
         var differs = false
         do {
             let api = try options.client().api
