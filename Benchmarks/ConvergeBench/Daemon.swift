@@ -5,10 +5,13 @@ import GRDB
 final class Daemon: @unchecked Sendable {
     let process: Process
     let url: String
+    /// A deployer's API token, for `POST /v1/sync`.
+    let token: String
 
-    private init(process: Process, url: String) {
+    private init(process: Process, url: String, token: String) {
         self.process = process
         self.url = url
+        self.token = token
     }
 
     /// Starts `converge serve` on `manifests` and `database`, listening on 127.0.0.1:`port`; its log goes to `log`.
@@ -25,12 +28,26 @@ final class Daemon: @unchecked Sendable {
             try initKey.run()
             initKey.waitUntilExit()
         }
+        // A token of its own for every start: a token is printed only when it is made.
+        let tokens = database + ".tokens"
+        let create = Process()
+        create.executableURL = binary
+        create.arguments = [
+            "token", "create", "--name", "bench-\(UInt32.random(in: 0...UInt32.max))", "--role", "deployer",
+            "--tokens-file", tokens,
+        ]
+        let printed = Pipe()
+        create.standardOutput = printed
+        try create.run()
+        let token = String(decoding: printed.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        create.waitUntilExit()
         let process = Process()
         process.executableURL = binary
         process.arguments =
             [
                 "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)",
-                "--secrets-key-file", key,
+                "--secrets-key-file", key, "--tokens-file", tokens,
             ] + extraArguments
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
@@ -38,7 +55,7 @@ final class Daemon: @unchecked Sendable {
         process.standardOutput = handle
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        return Daemon(process: process, url: "http://127.0.0.1:\(port)")
+        return Daemon(process: process, url: "http://127.0.0.1:\(port)", token: token)
     }
 
     var pid: Int32 { process.processIdentifier }

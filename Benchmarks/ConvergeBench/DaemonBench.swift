@@ -113,7 +113,8 @@ enum DaemonBench {
         try edited.write(to: file, atomically: true, encoding: .utf8)
         let syncURL = daemon.url + "/v1/sync"
         let signalled = ContinuousClock.now
-        let response = try await onThread { try LoopbackHTTP().post(syncURL) }
+        let token = daemon.token
+        let response = try await onThread { try LoopbackHTTP().post(syncURL, token: token) }
         guard (200..<300).contains(response.status) else {
             throw BenchError("POST /v1/sync answered \(response.status): \(response.body)")
         }

@@ -66,10 +66,11 @@ enum HistoryBench {
             try pool.write { db in
                 let statement = try db.makeStatement(
                     sql: """
-                        INSERT INTO deployments (seq, id, instance_id, action, params, connection_params, version,
-                            md_metadata, desired_hash, status, created_by, created_at, updated_at, started_at,
+                        INSERT INTO deployments (seq, id, instance_id, environment, action, params, connection_params,
+                            version, md_metadata, desired_hash, status, created_by, created_at, updated_at, started_at,
                             finished_at, attempt, outputs)
-                        VALUES (?, ?, ?, 'provision', ?, '{}', '1.0.0', ?, ?, 'COMPLETED', 'converge', ?, ?, ?, ?, 1, ?)
+                        VALUES (?, ?, ?, (SELECT environment FROM instances WHERE id = ?), 'provision', ?, '{}',
+                            '1.0.0', ?, ?, 'COMPLETED', 'converge', ?, ?, ?, ?, 1, ?)
                         """)
                 for row in index..<end {
                     let instance = instances[row / perInstance]
@@ -82,7 +83,7 @@ enum HistoryBench {
                     let hash = String(format: "%016llx%016llx%016llx%016llx", random.next(), random.next(), 0, row)
                     let at = 1_700_000_000_000 + sequence - below
                     try statement.execute(arguments: [
-                        sequence, id, instance, params, metadata, hash, at, at, at, at,
+                        sequence, id, instance, instance, params, metadata, hash, at, at, at, at,
                         #"{"vpc":{"id":"\#(instance)-vpc"}}"#,
                     ])
                     sequence += 1

@@ -27,8 +27,16 @@ final class LoopbackHTTP {
         try perform(url, post: false)
     }
 
-    func post(_ url: String) throws -> Response {
-        try perform(url, post: true)
+    /// POSTs an empty body to `url` with `Authorization: Bearer <token>`.
+    func post(_ url: String, token: String) throws -> Response {
+        var headers: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "Authorization: Bearer \(token)")
+        defer {
+            converge_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, nil)
+            curl_slist_free_all(headers)
+            headers = nil
+        }
+        converge_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headers)
+        return try perform(url, post: true)
     }
 
     private func perform(_ url: String, post: Bool) throws -> Response {
