@@ -81,11 +81,13 @@ public struct Environment: Equatable, Sendable, Codable {
     public var approvers: ApproverRule?
     /// Instances whose labels it selects need review even where the policy is `auto`.
     public var reviewSelector: LabelSelector?
+    /// The environment it was forked from (`converge env fork`), by id; nil for one declared on its own.
+    public var forkOf: String?
 
     public init(
         id: String, project: String, name: String, description: String?, policy: ApprovalPolicy, prune: Bool,
         defaults: [String: String], labels: [String: String], retry: RetryPolicy? = nil,
-        approvers: ApproverRule? = nil, reviewSelector: LabelSelector? = nil
+        approvers: ApproverRule? = nil, reviewSelector: LabelSelector? = nil, forkOf: String? = nil
     ) {
         self.id = id
         self.project = project
@@ -98,6 +100,7 @@ public struct Environment: Equatable, Sendable, Codable {
         self.retry = retry
         self.approvers = approvers
         self.reviewSelector = reviewSelector
+        self.forkOf = forkOf
     }
 
     /// The policy a change of an instance with `labels` follows: `auto` becomes `review` for an instance the

@@ -212,35 +212,39 @@ public final class ManifestSource: Service, Sendable {
         documents.map { APIDocument(key: $0.key, json: $0.value) }
     }
 
-    /// Applies a resource through the API (kubectl apply: create, or replace the whole document), checked with
-    /// the manifests in force exactly like a file, recorded, and in force when this returns; returns whether it was
-    /// created and the resource as recorded (its spec as the store keeps it). A resource the manifests declare is
-    /// `failed_precondition` naming its file, a stale `expectedVersion` is `aborted`, and a document with errors is
-    /// `invalid_argument` with every error located at `api:<Kind>/<id>`. Nothing changes unless everything is right;
-    /// with `dryRun` nothing changes at all, and the spec is what applying would record.
+    /// Applies resources through the API (kubectl apply: create, or replace the whole document), all or none: they
+    /// are checked with the manifests in force exactly like files, recorded in one transaction, and in force when
+    /// this returns. Returns the keys created and each resource's spec as the store records it. A resource the
+    /// manifests declare is `failed_precondition` naming its file, a stale expected version is `aborted`, and a
+    /// document with errors is `invalid_argument` with every error located at `api:<Kind>/<id>`. Nothing changes
+    /// unless everything is right; with `dryRun` nothing changes at all, and the specs are what applying would
+    /// record.
     public func apply(
-        _ document: Value, as key: ResourceKey, expectedVersion: Int64?, actor: String, dryRun: Bool = false
-    ) async throws -> (created: Bool, spec: Value) {
+        _ documents: [ResourceKey: Value], expectedVersions: [ResourceKey: Int64] = [:], actor: String,
+        dryRun: Bool = false
+    ) async throws -> (created: Set<ResourceKey>, specs: [ResourceKey: Value]) {
         try await serial.run {
-            var documents = try await self.ownedByAPI(key, creating: true)
-            let created = documents[key] == nil
-            documents[key] = document.canonicalJSON
-            let result = try self.check(documents)
-            let spec = result.state.record(of: key)?.spec ?? .null
-            if dryRun { return (created, spec) }
-            _ = try await self.store.putAPIDocument(
-                APIResourceDocument(key: key, document: document.canonicalJSON), expectedVersion: expectedVersion,
-                actor: actor)
-            self.applied.withLock { $0 = documents }
+            var applied = try await self.ownedByAPI(Array(documents.keys))
+            let new = Set(documents.keys.filter { applied[$0] == nil })
+            for (key, document) in documents { applied[key] = document.canonicalJSON }
+            let result = try self.check(applied)
+            let specs = Dictionary(
+                uniqueKeysWithValues: documents.keys.map { ($0, result.state.record(of: $0)?.spec ?? .null) })
+            if dryRun { return (new, specs) }
+            let created = try await self.store.putAPIDocuments(
+                documents.sorted { $0.key < $1.key }.map {
+                    APIResourceDocument(key: $0.key, document: $0.value.canonicalJSON)
+                }, expectedVersions: expectedVersions, actor: actor)
+            self.applied.withLock { $0 = applied }
             _ = await self.record(result, now: self.clock.now)
-            return (created, spec)
+            return (created, specs)
         }
     }
 
     /// Deletes a resource applied through the API, checked like `apply` (nothing may still refer to it).
     public func delete(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws {
         try await serial.run {
-            var documents = try await self.ownedByAPI(key, creating: false)
+            var documents = try await self.ownedByAPI([key])
             guard documents.removeValue(forKey: key) != nil else {
                 throw ConvergeError(.notFound, "\(key.kind.rawValue.lowercased()) \(key.id) not found")
             }
@@ -251,17 +255,19 @@ public final class ManifestSource: Service, Sendable {
         }
     }
 
-    /// The API-applied documents, once `key` is known to be the API's to write.
-    private func ownedByAPI(_ key: ResourceKey, creating: Bool) async throws -> [ResourceKey: String] {
+    /// The API-applied documents, once every key of `keys` is known to be the API's to write.
+    private func ownedByAPI(_ keys: [ResourceKey]) async throws -> [ResourceKey: String] {
         guard let current else {
             throw ConvergeError(.failedPrecondition, "the daemon has not loaded the manifests yet; try again shortly")
         }
-        if let source = current.state.sources[key], !source.isAPI {
-            throw ConvergeError(
-                .failedPrecondition,
-                "\(key) is declared in the manifests at \(source); change it there, since the next sync would undo an "
-                    + "API write",
-                details: ["file": .string(source.file), "line": .int(source.line)])
+        for key in keys.sorted() {
+            if let source = current.state.sources[key], !source.isAPI {
+                throw ConvergeError(
+                    .failedPrecondition,
+                    "\(key) is declared in the manifests at \(source); change it there, since the next sync would undo "
+                        + "an API write",
+                    details: ["file": .string(source.file), "line": .int(source.line)])
+            }
         }
         _ = try await appliedDocuments()
         return applied.withLock { $0 ?? [:] }

@@ -115,6 +115,9 @@ public enum KindShapes {
                             "matchLabels", .map(keys: .any, values: .string(.any)), required: true,
                             "labels an instance must all have to be selected")
                     ]), "instances whose changes need review even where the policy is auto"),
+                Field(
+                    "forkOf", .string(.segment),
+                    "the environment of the same project it was forked from (converge env fork sets it)"),
             ])
         case .resource:
             return .object([

@@ -14,6 +14,11 @@ extension Load {
                 ResourceKey(.project, environment.project), at: document["metadata"]!["project"]!, "metadata.project",
                 candidates: { Array($0.projects.keys) })
             checkDefaults(of: environment, document: document)
+            if let parent = environment.forkOf {
+                _ = require(
+                    ResourceKey(.environment, parent), at: document["spec"]!["forkOf"]!, "spec.forkOf",
+                    candidates: { Array($0.environments.keys) })
+            }
         }
         for id in state.resources.keys.sorted() {
             let resource = state.resources[id]!

@@ -46,7 +46,8 @@ enum ManifestDecoding {
                     principals: node["principals"]?.elements?.compactMap(\.string) ?? [],
                     roles: node["roles"]?.elements?.compactMap(\.string) ?? [])
             },
-            reviewSelector: spec?["reviewSelector"].map { LabelSelector(matchLabels: stringMap($0["matchLabels"])) })
+            reviewSelector: spec?["reviewSelector"].map { LabelSelector(matchLabels: stringMap($0["matchLabels"])) },
+            forkOf: spec?["forkOf"]?.string.map { Identifier.join(metadata["project"]!.string!, $0) })
     }
 
     /// `spec.retry` of an environment; absent means no automatic retry.

@@ -7,10 +7,12 @@ public struct ManifestDiagnostic: Error, Hashable, Sendable, Comparable, CustomS
     public var path: String
     public var message: String
 
+    /// A diagnostic whose path and message have their control characters escaped (`\n`, `\u{1B}`): a value quoted
+    /// from a manifest or a variable can never start a line of its own in a terminal or a CI log.
     public init(_ location: SourceLocation, _ path: String, _ message: String) {
         self.location = location
-        self.path = path
-        self.message = message
+        self.path = path.escapingControlCharacters
+        self.message = message.escapingControlCharacters
     }
 
     public var description: String {

@@ -14,6 +14,23 @@ extension String {
     /// The excerpt in double quotes: `"storage_gb"`.
     var quotedForError: String { "\"\(excerptForError)\"" }
 
+    /// The text with control characters written as escapes: `\n`, `\r`, `\t`, others as `\u{1B}`.
+    var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return self }
+        var escaped = ""
+        for scalar in unicodeScalars {
+            switch scalar {
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case _ where scalar.properties.generalCategory == .control:
+                escaped += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
+
     /// Whether an error message would cut the text short.
     var isTooLongToQuote: Bool {
         utf8.count > Self.quotedPrefixLength && prefix(Self.quotedPrefixLength).endIndex < endIndex

@@ -19,8 +19,10 @@ extension APIHandler {
             document["metadata"] = .object(metadata)
         }
         let dryRun = input.query.dryRun == true
-        let (created, spec) = try await engine.manifests.apply(
-            .object(document), as: key, expectedVersion: expected, actor: principal.name, dryRun: dryRun)
+        let (created, specs) = try await engine.manifests.apply(
+            [key: .object(document)], expectedVersions: expected.map { [key: $0] } ?? [:], actor: principal.name,
+            dryRun: dryRun)
+        let spec = specs[key] ?? .null
         let resource: Components.Schemas.Resource
         if dryRun {
             let current = try? await store.resource(key)
@@ -30,7 +32,7 @@ extension APIHandler {
         } else {
             resource = Components.Schemas.Resource(try await store.resource(key))
         }
-        return created ? .created(.init(body: .json(resource))) : .ok(.init(body: .json(resource)))
+        return created.contains(key) ? .created(.init(body: .json(resource))) : .ok(.init(body: .json(resource)))
     }
 
     func deleteResource(_ input: Operations.DeleteResource.Input) async throws -> Operations.DeleteResource.Output {

@@ -43,6 +43,7 @@ enum Access: Equatable, Sendable {
         Operations.SetInstanceSecret.id: .role(.deployer),
         Operations.DeleteInstanceSecret.id: .role(.deployer),
         Operations.ApplyResource.id: .role(.deployer),
+        Operations.ForkEnvironment.id: .role(.deployer),
         Operations.DeleteResource.id: .role(.deployer),
         Operations.ApproveDeployment.id: .role(.approver),
         Operations.RejectDeployment.id: .role(.approver),

@@ -26,28 +26,39 @@ extension SQLiteStore {
         }
     }
 
-    public func putAPIDocument(_ document: APIResourceDocument, expectedVersion: Int64?, actor: String) async throws
+    public func putAPIDocuments(
+        _ documents: [APIResourceDocument], expectedVersions: [ResourceKey: Int64], actor: String
+    ) async throws -> Set<ResourceKey> {
+        try await transaction { db in
+            var created: Set<ResourceKey> = []
+            for document in documents where try self.put(db, document, expectedVersions[document.key], actor: actor) {
+                created.insert(document.key)
+            }
+            return created
+        }
+    }
+
+    /// Writes one document in the caller's transaction; returns whether it was new.
+    private func put(_ db: Database, _ document: APIResourceDocument, _ expectedVersion: Int64?, actor: String) throws
         -> Bool
     {
-        try await transaction { db in
-            try Self.checkVersion(db, document.key, expected: expectedVersion)
-            let before = try db.fetchRow(
-                sql: "SELECT document FROM api_resources WHERE kind = ? AND id = ?",
-                arguments: [document.key.kind.rawValue, document.key.id])
-            let now = self.now
-            try db.run(
-                sql: """
-                    INSERT INTO api_resources (kind, id, document, created_by, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (kind, id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at
-                    """,
-                arguments: [document.key.kind.rawValue, document.key.id, document.document, actor, now, now])
-            try self.audit(
-                db, actor: actor, action: "resource.applied", kind: document.key.kind.rawValue, id: document.key.id,
-                before: try (before?["document"] as String?).map(Value.init(json:)),
-                after: try Value(json: document.document))
-            return before == nil
-        }
+        try Self.checkVersion(db, document.key, expected: expectedVersion)
+        let before = try db.fetchRow(
+            sql: "SELECT document FROM api_resources WHERE kind = ? AND id = ?",
+            arguments: [document.key.kind.rawValue, document.key.id])
+        let now = self.now
+        try db.run(
+            sql: """
+                INSERT INTO api_resources (kind, id, document, created_by, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (kind, id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at
+                """,
+            arguments: [document.key.kind.rawValue, document.key.id, document.document, actor, now, now])
+        try self.audit(
+            db, actor: actor, action: "resource.applied", kind: document.key.kind.rawValue, id: document.key.id,
+            before: try (before?["document"] as String?).map(Value.init(json:)),
+            after: try Value(json: document.document))
+        return before == nil
     }
 
     public func deleteAPIDocument(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws {

@@ -122,9 +122,11 @@ public protocol Store: Sendable {
 
     /// The documents of every resource applied through the API.
     func apiDocuments() async throws -> [APIResourceDocument]
-    /// Creates or replaces an API-applied resource's document; with `expectedVersion`, only while the recorded
-    /// resource has that resource version (else `aborted`). Returns whether it was created. Audited.
-    func putAPIDocument(_ document: APIResourceDocument, expectedVersion: Int64?, actor: String) async throws -> Bool
+    /// Creates or replaces API-applied resources' documents in one transaction; a document with an expected version
+    /// is written only while the recorded resource has that resource version (else `aborted`, and nothing is
+    /// written). Returns the keys that were created. Audited.
+    func putAPIDocuments(_ documents: [APIResourceDocument], expectedVersions: [ResourceKey: Int64], actor: String)
+        async throws -> Set<ResourceKey>
     /// Deletes an API-applied resource's document (`not_found` when there is none), with the same check. Audited.
     func deleteAPIDocument(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws
 }

@@ -18,7 +18,8 @@ import Testing
         "approveDeployment": [["approve"]], "rejectDeployment": [["reject"]], "abortDeployment": [["abort"]],
         "planDeployment": [["plan"]], "listDeploymentEvents": [["logs"]], "compareDeployments": [["compare"]],
         "watchDeployments": [["watch"]], "listAudit": [["audit"]], "listInstanceSecrets": [["secret", "list"]],
-        "setInstanceSecret": [["secret", "set"]], "deleteInstanceSecret": [["secret", "rm"]],
+        "setInstanceSecret": [["secret", "set"]], "forkEnvironment": [["env", "fork"]],
+        "deleteInstanceSecret": [["secret", "rm"]],
     ]
     /// Operations that are not for people: Prometheus scrapes the metrics, provisioners report through callbacks,
     /// git hosts push.

@@ -1,0 +1,109 @@
+import ConvergeCore
+import ConvergeStore
+import Foundation
+
+/// What `fork` did: the fork's environment and instances, and whether the environment was new.
+public struct ForkResult: Sendable, Equatable {
+    public var environment: String
+    public var parent: String
+    public var instances: [String]
+    public var created: Bool
+    /// Defaults not copied: those naming a resource of the parent environment itself, which the fork cannot see.
+    public var skippedDefaults: [String]
+}
+
+extension Engine {
+    /// DESIGN §6 fork: a new API-owned environment `<project>-<name>` linked to environment `source` (`forkOf`), with
+    /// one instance per instance of the parent, with the parent's bundle, its params and version as recorded (as
+    /// declared before the first deployment), and its connections wired inside the fork, all applied in one
+    /// transaction; the parent is never modified. Running it again resets the fork to the parent's current params
+    /// and version and copies again what the flags ask (so secrets can be backfilled); a fork of another parent
+    /// is refused. The environment's policy then decides how the fork deploys.
+    public func fork(
+        _ source: String, as name: String, copyDefaults: Bool, copySecrets: Bool, actor: String
+    ) async throws -> ForkResult {
+        guard let loaded = manifests.current else {
+            throw ConvergeError(.failedPrecondition, "the daemon has not loaded the manifests yet; try again shortly")
+        }
+        guard let parent = loaded.state.environments[source] else {
+            throw ConvergeError(.notFound, "environment \(source) not found")
+        }
+        if let problem = Identifier.problem(withSegment: name) {
+            throw ConvergeError(.invalidArgument, "fork name: \(problem)", details: ["field": "name"])
+        }
+        let id = Identifier.join(parent.project, name)
+        guard id != source else { throw ConvergeError(.invalidArgument, "an environment cannot be forked onto itself") }
+        let existing = loaded.state.environments[id]
+        if let existing, existing.forkOf != source {
+            throw ConvergeError(
+                .failedPrecondition,
+                "environment \(id) exists and is "
+                    + (existing.forkOf.map { "a fork of \($0)" } ?? "not a fork") + ", not a fork of \(source)")
+        }
+        var spec: [String: Value] = [
+            "description": .string("fork of \(source)"), "policy": .string(parent.policy.rawValue),
+            "prune": .bool(parent.prune), "forkOf": .string(parent.name),
+        ]
+        var skipped: [String] = []
+        if copyDefaults {
+            var defaults: [String: Value] = [:]
+            for (type, resourceID) in parent.defaults.sorted(by: { $0.key < $1.key }) {
+                guard let resource = loaded.state.resources[resourceID], resource.environment == nil else {
+                    skipped.append(type)
+                    continue
+                }
+                defaults[type] = .string(String(resourceID.dropFirst(parent.project.count + 1)))
+            }
+            spec["defaults"] = .object(defaults)
+        }
+        var documents: [ResourceKey: Value] = [
+            ResourceKey(.environment, id): [
+                "apiVersion": "converge/v1", "kind": "Environment",
+                "metadata": [
+                    "name": .string(name), "project": .string(parent.project),
+                    "labels": .object(parent.labels.mapValues { .string($0) }),
+                ],
+                "spec": .object(spec),
+            ]
+        ]
+        let instances = loaded.state.instances.values.filter { $0.environment == source }.sorted { $0.id < $1.id }
+        var pairs: [(parent: String, fork: String)] = []
+        for instance in instances {
+            let record = try? await reconciler.store.instance(instance.id)
+            let deployed = record?.status == .provisioned
+            var instanceSpec: [String: Value] = [
+                "bundle": .string(instance.bundle),
+                "params": deployed ? (record?.params ?? instance.params) : instance.params,
+                "connections": .object(
+                    instance.connections.mapValues { target in
+                        .string(
+                            "\(loaded.state.instances[target.instance]?.name ?? target.instance).\(target.artifact)")
+                    }),
+            ]
+            if let version = (deployed ? record?.version : nil) ?? instance.version {
+                instanceSpec["version"] = .string(version)
+            }
+            let forked = Identifier.join(id, instance.name)
+            documents[ResourceKey(.instance, forked)] = [
+                "apiVersion": "converge/v1", "kind": "Instance",
+                "metadata": [
+                    "name": .string(instance.name), "project": .string(parent.project), "environment": .string(name),
+                    "labels": .object(instance.labels.mapValues { .string($0) }),
+                ],
+                "spec": .object(instanceSpec),
+            ]
+            pairs.append((instance.id, forked))
+        }
+        let (created, _) = try await manifests.apply(documents, actor: actor)
+        if copySecrets {
+            for pair in pairs {
+                for (secret, value) in try await secrets.values(of: pair.parent).sorted(by: { $0.key < $1.key }) {
+                    try await secrets.set(secret, of: pair.fork, to: value, actor: actor)
+                }
+            }
+        }
+        return ForkResult(
+            environment: id, parent: source, instances: pairs.map(\.fork),
+            created: created.contains(ResourceKey(.environment, id)), skippedDefaults: skipped)
+    }
+}

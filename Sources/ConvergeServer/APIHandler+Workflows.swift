@@ -1,0 +1,17 @@
+import ConvergeAPI
+import ConvergeCore
+import ConvergeEngine
+
+/// The environment workflows of DESIGN §6; the engine carries them out, this only translates.
+extension APIHandler {
+    func forkEnvironment(_ input: Operations.ForkEnvironment.Input) async throws -> Operations.ForkEnvironment.Output {
+        guard case .json(let body) = input.body else { throw ConvergeError(.invalidArgument, "body: required") }
+        let fork = try await engine.fork(
+            input.path.id, as: body.name, copyDefaults: body.copyEnvironmentDefaults ?? false,
+            copySecrets: body.copySecrets ?? false, actor: try RequestPrincipal.required().name)
+        let result = Components.Schemas.Fork(
+            environment: fork.environment, parent: fork.parent, instances: fork.instances,
+            skippedDefaults: fork.skippedDefaults)
+        return fork.created ? .created(.init(body: .json(result))) : .ok(.init(body: .json(result)))
+    }
+}

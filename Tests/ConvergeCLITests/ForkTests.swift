@@ -1,0 +1,77 @@
+import ConvergeCore
+import ConvergeStore
+import ConvergeTestSupport
+import Foundation
+import Testing
+
+/// `converge env fork`: a whole environment copied in one step, deployed by its own policy, reset by a re-run.
+@Suite(.serialized) struct ForkTests {
+    @Test func fork_copiesAndWiresEveryInstance_rerunChangesNothing_andResetsManualEdits() async throws {
+        let server = try await LoopbackServer.start { _, _ in ScriptedResponse(status: 200, body: completedAnswer) }
+        defer { Task { await server.stop() } }
+        let daemon = try DaemonProcess(
+            files: repository(
+                url: server.url, instances: ["a": ["size": 1], "b": ["size": 2]], connections: ["b": "a"]))
+        let dora = try daemon.token("dora", role: "deployer")
+        try await daemon.start()
+        let store = try daemon.store()
+        func history(_ id: String) async throws -> [Deployment] {
+            try await store.history(of: id, after: nil, limit: 50).items
+        }
+        func completed(_ ids: [String]) async throws -> Bool {
+            for id in ids where try await history(id).first?.status != .completed { return false }
+            return true
+        }
+        try await eventually("the parent is deployed") { try await completed(["p-dev-a", "p-dev-b"]) }
+
+        let forked = try await daemon.cli(dora, "env", "fork", "p-dev", "pr1")
+        #expect(forked.status == 0, "\(forked.stderr)")
+        #expect(forked.stdout == "environment/p-pr1 forked from p-dev: 2 instances\n")
+        try await eventually("the fork is deployed") { try await completed(["p-pr1-a", "p-pr1-b"]) }
+        let b = try #require(try await history("p-pr1-b").first)
+        #expect(b.snapshot.params == ["size": 2])
+        #expect(b.snapshot.connectionParams == ["upstream": ["id": "x"]], "wired to the fork's own a")
+        #expect(try await history("p-pr1-b").count == 1)
+        #expect(try await history("p-dev-a").count == 1, "the parent is not touched")
+        let environment = try await store.resource(ResourceKey(.environment, "p-pr1"))
+        #expect(environment.resource.spec["forkOf"] == "p-dev")
+
+        // Again: the same state, no deployment.
+        let again = try await daemon.cli(dora, "env", "fork", "p-dev", "pr1", "-o", "json")
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try Value(json: again.stdout)["instances"] == ["p-pr1-a", "p-pr1-b"])
+        #expect(try await history("p-pr1-a").count == 1)
+        #expect(try await history("p-pr1-b").count == 1)
+
+        // A manual edit of the fork is reset by the next fork.
+        let edit = daemon.directory.appendingPathComponent("edit.yaml")
+        try """
+        apiVersion: converge/v1
+        kind: Instance
+        metadata: {name: a, project: p, environment: pr1}
+        spec: {bundle: thing, version: 1.0.0, params: {size: 9}}
+        """.write(to: edit, atomically: true, encoding: .utf8)
+        #expect(try await daemon.cli(dora, "apply", "-f", edit.path).status == 0)
+        try await eventually("the edit is deployed") {
+            let newest = try await history("p-pr1-a").first
+            return newest?.snapshot.params == ["size": 9] && newest?.status == .completed
+        }
+        #expect(try await daemon.cli(dora, "env", "fork", "p-dev", "pr1").status == 0)
+        try await eventually("the fork is reset to its parent") {
+            let newest = try await history("p-pr1-a").first
+            return newest?.snapshot.params == ["size": 1] && newest?.status == .completed
+        }
+
+        // Bad input changes nothing.
+        let badName = try await daemon.cli(dora, "env", "fork", "p-dev", "PR_1")
+        #expect(badName.status == 1)
+        #expect(badName.stderr.contains("fork name:") && badName.stderr.contains("(invalid_argument)"))
+        let unknown = try await daemon.cli(dora, "env", "fork", "p-nope", "x")
+        #expect(unknown.stderr.contains("environment p-nope not found (not_found)"))
+        #expect(try await daemon.cli(dora, "env", "fork", "p-pr1", "pr2").status == 0)
+        let otherParent = try await daemon.cli(dora, "env", "fork", "p-dev", "pr2")
+        #expect(otherParent.status == 1)
+        #expect(otherParent.stderr.contains("is a fork of p-pr1, not a fork of p-dev (failed_precondition)"))
+        try await daemon.stop()
+    }
+}
