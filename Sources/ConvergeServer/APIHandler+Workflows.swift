@@ -14,4 +14,18 @@ extension APIHandler {
             skippedDefaults: fork.skippedDefaults)
         return fork.created ? .created(.init(body: .json(result))) : .ok(.init(body: .json(result)))
     }
+
+    func compareEnvironments(_ input: Operations.CompareEnvironments.Input) async throws
+        -> Operations.CompareEnvironments.Output
+    {
+        let changes = try engine.compareEnvironments(input.query.from, input.query.to)
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        from: input.query.from, to: input.query.to,
+                        changes: changes.map {
+                            .init(path: $0.path, before: $0.before?.container, after: $0.after?.container)
+                        }))))
+    }
 }

@@ -33,6 +33,7 @@ enum Access: Equatable, Sendable {
         Operations.GetDeployment.id: .role(.viewer),
         Operations.ListDeploymentEvents.id: .role(.viewer),
         Operations.CompareDeployments.id: .role(.viewer),
+        Operations.CompareEnvironments.id: .role(.viewer),
         Operations.WatchDeployments.id: .role(.viewer),
         Operations.ListAudit.id: .role(.viewer),
         Operations.RequestSync.id: .role(.deployer),

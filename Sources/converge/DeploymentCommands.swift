@@ -157,16 +157,29 @@ struct Rollback: AsyncParsableCommand {
 /// `converge compare A B`.
 struct Compare: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Leaf-level differences of params, connection params and version between two deployments.")
+        abstract: "Leaf-level differences between two deployments, or (compare env A B) two environments.",
+        discussion: """
+            converge compare A B: params, connection params and version of two deployments.
+            converge compare env A B: every instance of two environments as declared (bundle, version, params,
+            connections), by instance name.
+            """)
 
-    @Argument(help: "The deployment to compare from.") var from: String
-    @Argument(help: "The deployment to compare to.") var to: String
+    @Argument(help: "Two deployments, or env and two environments.") var items: [String]
     @OptionGroup var options: ClientOptions
+
+    func validate() throws {
+        guard items.count == 2 || (items.count == 3 && items[0] == "env") else {
+            throw ValidationError("expected two deployments, or env and two environments")
+        }
+    }
 
     func run() async throws {
         try await withDaemon {
-            let comparison = try await options.client().api.compareDeployments(query: .init(from: from, to: to))
-                .ok.body.json
+            let api = try options.client().api
+            let comparison =
+                items.count == 3
+                ? try await api.compareEnvironments(query: .init(from: items[1], to: items[2])).ok.body.json
+                : try await api.compareDeployments(query: .init(from: items[0], to: items[1])).ok.body.json
             let output = options.output
             if output == .table {
                 try options.print(["items": comparison.changes], table: Tables.changes)

@@ -25,8 +25,8 @@ import Testing
         let server = try await LoopbackServer.start { _, _ in ScriptedResponse(status: 200, body: completedAnswer) }
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(files: repository(url: server.url, instances: ["a": ["size": 1]]))
-        let dora = try daemon.token("dora", role: "deployer")
-        let vera = try daemon.token("vera", role: "viewer")
+        let dora = try await daemon.token("dora", role: "deployer")
+        let vera = try await daemon.token("vera", role: "viewer")
         try await daemon.start()
         let store = try daemon.store()
         func latest(_ id: String) async throws -> Deployment? {

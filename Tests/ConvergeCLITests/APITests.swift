@@ -28,10 +28,10 @@ import Testing
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(
             files: repository(url: server.url, instances: ["a": ["size": 1]], policy: "review"))
-        let vera = try daemon.token("vera", role: "viewer")
-        let dora = try daemon.token("dora", role: "deployer")
-        let alice = try daemon.token("alice", role: "approver")
-        let bob = try daemon.token("bob", role: "approver")
+        let vera = try await daemon.token("vera", role: "viewer")
+        let dora = try await daemon.token("dora", role: "deployer")
+        let alice = try await daemon.token("alice", role: "approver")
+        let bob = try await daemon.token("bob", role: "approver")
         try await daemon.start()
         try await eventually("the reconciler proposes a") {
             try await daemon.store().history(of: "p-dev-a", after: nil, limit: 1).items.first?.status == .proposed
@@ -97,7 +97,7 @@ import Testing
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(
             files: repository(url: server.url, instances: ["a": ["size": 1], "b": ["size": 1]]))
-        let dora = try daemon.token("dora", role: "deployer")
+        let dora = try await daemon.token("dora", role: "deployer")
         try await daemon.start()
         let store = try daemon.store()
         func latest(_ id: String) async throws -> Deployment? {
@@ -155,7 +155,7 @@ import Testing
         let server = try await provisioner()
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(files: repository(url: server.url, instances: ["a": ["size": 1]]))
-        let vera = try daemon.token("vera", role: "viewer")
+        let vera = try await daemon.token("vera", role: "viewer")
         try await daemon.start()
         let store = try daemon.store()
         try await eventually("a has a deployment") {
@@ -176,7 +176,7 @@ import Testing
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(
             files: repository(url: server.url, instances: ["a": ["size": 1], "b": ["size": 1], "c": ["size": 1]]))
-        let vera = try daemon.token("vera", role: "viewer")
+        let vera = try await daemon.token("vera", role: "viewer")
         try await daemon.start()
         let store = try daemon.store()
         try await eventually("every instance is deployed") {

@@ -17,6 +17,7 @@ import Testing
         "rollbackInstance": [["rollback"]], "listDeployments": [["get"]], "getDeployment": [["get"], ["describe"]],
         "approveDeployment": [["approve"]], "rejectDeployment": [["reject"]], "abortDeployment": [["abort"]],
         "planDeployment": [["plan"]], "listDeploymentEvents": [["logs"]], "compareDeployments": [["compare"]],
+        "compareEnvironments": [["compare"]],
         "watchDeployments": [["watch"]], "listAudit": [["audit"]], "listInstanceSecrets": [["secret", "list"]],
         "setInstanceSecret": [["secret", "set"]], "forkEnvironment": [["env", "fork"]],
         "deleteInstanceSecret": [["secret", "rm"]],

@@ -22,12 +22,22 @@ struct ConvergeBinary {
         return directory.appendingPathComponent("converge")
     }
 
-    static func run(_ arguments: String...) throws -> Result {
-        try run(arguments)
+    static func run(_ arguments: String...) async throws -> Result {
+        try await run(arguments)
     }
 
-    /// Runs the binary with `arguments`, and `environment` added to the test's.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    /// Runs the binary with `arguments`, and `environment` added to the test's, on a thread of its own while the
+    /// caller awaits it: a test waiting on a process must not hold one of the few threads every other test's
+    /// loopback servers answer on.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Swift.Result { try runBlocking(arguments, environment) })
+            }
+        }
+    }
+
+    private static func runBlocking(_ arguments: [String], _ environment: [String: String]) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -50,8 +60,8 @@ struct ConvergeBinary {
 @Suite struct ConvergeCommandTests {
     static let fixtures = "Tests/ConvergeManifestsTests/Fixtures"
 
-    @Test func validate_exampleRepository_exitsZeroWithASummary() throws {
-        let result = try ConvergeBinary.run("validate", "examples/gitops")
+    @Test func validate_exampleRepository_exitsZeroWithASummary() async throws {
+        let result = try await ConvergeBinary.run("validate", "examples/gitops")
         #expect(result.status == 0)
         #expect(
             result.stdout
@@ -60,8 +70,8 @@ struct ConvergeBinary {
         #expect(result.stderr.isEmpty)
     }
 
-    @Test func validate_brokenRepository_exitsOneWithEveryErrorOnStderr() throws {
-        let result = try ConvergeBinary.run("validate", "\(Self.fixtures)/several-files")
+    @Test func validate_brokenRepository_exitsOneWithEveryErrorOnStderr() async throws {
+        let result = try await ConvergeBinary.run("validate", "\(Self.fixtures)/several-files")
         #expect(result.status == 1)
         #expect(result.stdout.isEmpty)
         #expect(
@@ -73,8 +83,8 @@ struct ConvergeBinary {
                 """)
     }
 
-    @Test func validate_json_printsErrorsForAnnotations() throws {
-        let result = try ConvergeBinary.run("validate", "\(Self.fixtures)/wrong-type", "--output", "json")
+    @Test func validate_json_printsErrorsForAnnotations() async throws {
+        let result = try await ConvergeBinary.run("validate", "\(Self.fixtures)/wrong-type", "--output", "json")
         #expect(result.status == 1)
         let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         #expect(json?["valid"] as? Bool == false)
@@ -87,32 +97,32 @@ struct ConvergeBinary {
         #expect(errors?.first?["message"] as? String == #"expected boolean, got string "yes""#)
     }
 
-    @Test func validate_limitsAreConfigurable() throws {
-        let result = try ConvergeBinary.run("validate", "examples/gitops", "--max-depth", "2")
+    @Test func validate_limitsAreConfigurable() async throws {
+        let result = try await ConvergeBinary.run("validate", "examples/gitops", "--max-depth", "2")
         #expect(result.status == 1)
         #expect(result.stderr.contains("nesting is deeper than the limit of 2 levels"))
     }
 
-    @Test func usageErrors_exitTwo() throws {
-        let unknownOption = try ConvergeBinary.run("validate", "--bogus")
+    @Test func usageErrors_exitTwo() async throws {
+        let unknownOption = try await ConvergeBinary.run("validate", "--bogus")
         #expect(unknownOption.status == 2)
         #expect(unknownOption.stderr.contains("Unknown option '--bogus'"))
-        #expect(try ConvergeBinary.run("schema", "widget").status == 2)
-        #expect(try ConvergeBinary.run("validate", "--output", "xml").status == 2)
-        #expect(try ConvergeBinary.run("nonsense").status == 2)
-        #expect(try ConvergeBinary.run("validate", "--max-depth", "0").status == 2)
+        #expect(try await ConvergeBinary.run("schema", "widget").status == 2)
+        #expect(try await ConvergeBinary.run("validate", "--output", "xml").status == 2)
+        #expect(try await ConvergeBinary.run("nonsense").status == 2)
+        #expect(try await ConvergeBinary.run("validate", "--max-depth", "0").status == 2)
     }
 
-    @Test func version_andHelp_exitZero() throws {
-        let version = try ConvergeBinary.run("version")
+    @Test func version_andHelp_exitZero() async throws {
+        let version = try await ConvergeBinary.run("version")
         #expect(version.status == 0)
         #expect(version.stdout.hasPrefix("converge "))
-        #expect(try ConvergeBinary.run("--help").status == 0)
+        #expect(try await ConvergeBinary.run("--help").status == 0)
     }
 
     @Test(arguments: ["project", "environment", "resource", "bundle", "provisioner", "instance", "preview"])
-    func schema_matchesTheCommittedFile(kind: String) throws {
-        let result = try ConvergeBinary.run("schema", kind)
+    func schema_matchesTheCommittedFile(kind: String) async throws {
+        let result = try await ConvergeBinary.run("schema", kind)
         #expect(result.status == 0)
         let committed = try String(
             contentsOf: ConvergeBinary.repository.appendingPathComponent("manifests/schemas/\(kind).json"),

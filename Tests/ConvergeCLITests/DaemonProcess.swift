@@ -35,8 +35,12 @@ final class DaemonProcess {
         port = try Self.freePort()
         self.arguments = arguments
         try write(files)
-        let key = try ConvergeBinary.run(["init-key", "--secrets-key-file", secretsKeyFile])
-        guard key.status == 0 else { throw TimedOut(description: "init-key failed: \(key.stderr)") }
+        // The daemon's secrets key, as converge init-key makes one: 32 random bytes, readable by the owner only.
+        let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
+        guard
+            FileManager.default.createFile(
+                atPath: secretsKeyFile, contents: key, attributes: [.posixPermissions: 0o600])
+        else { throw TimedOut(description: "cannot write \(secretsKeyFile)") }
     }
 
     deinit {
@@ -142,7 +146,7 @@ final class DaemonProcess {
 
     /// Asks the daemon to re-read its manifests now (`POST /v1/sync`, with a deployer's token); returns the status.
     func sync() async throws -> Int {
-        if operatorToken == nil { operatorToken = try token("tests", role: "deployer") }
+        if operatorToken == nil { operatorToken = try await token("tests", role: "deployer") }
         return try await post("/v1/sync", headers: ["Authorization": "Bearer \(operatorToken!)"]).status
     }
 
@@ -238,25 +242,18 @@ let completedAnswer = #"{"status": "completed", "outputs": {"out": {"id": "x"}}}
 /// The API through the CLI, as a user drives it.
 extension DaemonProcess {
     /// A new API token for `name` with `role`, made by `converge token create` in the daemon's tokens file.
-    func token(_ name: String, role: String) throws -> String {
-        let result = try ConvergeBinary.run(
+    func token(_ name: String, role: String) async throws -> String {
+        let result = try await ConvergeBinary.run(
             ["token", "create", "--name", name, "--role", role, "--tokens-file", tokensFile])
         guard result.status == 0 else { throw TimedOut(description: "token create failed: \(result.stderr)") }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Runs `converge ARGUMENTS` against this daemon with `token` (none when nil).
-    ///
-    /// The command runs on a thread of its own while the test awaits it: a command that waits on the daemon (such as
-    /// `--wait`) must not hold one of the few threads the test's own loopback provisioner answers on.
     func cli(_ token: String?, _ arguments: String...) async throws -> ConvergeBinary.Result {
         var environment = ["CONVERGE_SERVER": "http://127.0.0.1:\(port)", "XDG_CONFIG_HOME": directory.path]
         environment["CONVERGE_TOKEN"] = token ?? ""
-        return try await withCheckedThrowingContinuation { [environment] continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try ConvergeBinary.run(arguments, environment: environment) })
-            }
-        }
+        return try await ConvergeBinary.run(arguments, environment: environment)
     }
 }
 

@@ -12,7 +12,7 @@ import Testing
         let daemon = try DaemonProcess(
             files: repository(
                 url: server.url, instances: ["a": ["size": 1], "b": ["size": 2]], connections: ["b": "a"]))
-        let dora = try daemon.token("dora", role: "deployer")
+        let dora = try await daemon.token("dora", role: "deployer")
         try await daemon.start()
         let store = try daemon.store()
         func history(_ id: String) async throws -> [Deployment] {
@@ -56,7 +56,13 @@ import Testing
             let newest = try await history("p-pr1-a").first
             return newest?.snapshot.params == ["size": 9] && newest?.status == .completed
         }
+        let compared = try await daemon.cli(dora, "compare", "env", "p-dev", "p-pr1", "-o", "json")
+        #expect(compared.status == 0, "\(compared.stderr)")
+        #expect(
+            try Value(json: compared.stdout)["changes"] == [["path": "a.params.size", "before": 1, "after": 9]],
+            "the edit is the one difference")
         #expect(try await daemon.cli(dora, "env", "fork", "p-dev", "pr1").status == 0)
+        #expect(try await daemon.cli(dora, "compare", "env", "p-dev", "p-pr1").stdout == "no differences\n")
         try await eventually("the fork is reset to its parent") {
             let newest = try await history("p-pr1-a").first
             return newest?.snapshot.params == ["size": 1] && newest?.status == .completed

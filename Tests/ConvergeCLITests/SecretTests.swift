@@ -80,9 +80,9 @@ import Testing
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(
             files: repository(url: server.url, instances: ["a": ["size": 1], "b": ["size": 1]], policy: "review"))
-        let vera = try daemon.token("vera", role: "viewer")
-        let dora = try daemon.token("dora", role: "deployer")
-        let alice = try daemon.token("alice", role: "approver")
+        let vera = try await daemon.token("vera", role: "viewer")
+        let dora = try await daemon.token("dora", role: "deployer")
+        let alice = try await daemon.token("alice", role: "approver")
         try await daemon.start()
         let store = try daemon.store()
         func proposal(_ instance: String) async throws -> Deployment? {
@@ -201,31 +201,31 @@ import Testing
         try await daemon.stop()
     }
 
-    @Test func serve_withoutAUsableKeyFile_exitsTwoWithOneLine_andInitKeyNeverOverwrites() throws {
+    @Test func serve_withoutAUsableKeyFile_exitsTwoWithOneLine_andInitKeyNeverOverwrites() async throws {
         let directory = try SettingsDirectory()
         let key = directory.url.appendingPathComponent("converge.key").path
         let arguments = ["--manifests", directory.manifests, "--db", "sqlite:\(directory.url.path)/c.sqlite"]
 
-        let missing = try runServe(arguments + ["--secrets-key-file", key])
+        let missing = try await runServe(arguments + ["--secrets-key-file", key])
         #expect(missing.status == 2)
         #expect(
             missing.stderr
                 == "converge serve: the secrets key file \(key) does not exist; create it with converge init-key --secrets-key-file \(key)\n"
         )
 
-        let created = try ConvergeBinary.run("init-key", "--secrets-key-file", key)
+        let created = try await ConvergeBinary.run("init-key", "--secrets-key-file", key)
         #expect(created.status == 0, "\(created.stderr)")
         let attributes = try FileManager.default.attributesOfItem(atPath: key)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         #expect((attributes[.size] as? Int) == 32)
         let original = FileManager.default.contents(atPath: key)
-        let overwrite = try ConvergeBinary.run("init-key", "--secrets-key-file", key)
+        let overwrite = try await ConvergeBinary.run("init-key", "--secrets-key-file", key)
         #expect(overwrite.status == 1)
         #expect(overwrite.stderr.contains("it already exists, and a key is never overwritten"))
         #expect(FileManager.default.contents(atPath: key) == original)
 
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: key)
-        let readable = try runServe(arguments, environment: ["CONVERGE_SECRETS_KEY_FILE": key])
+        let readable = try await runServe(arguments, environment: ["CONVERGE_SECRETS_KEY_FILE": key])
         #expect(readable.status == 2)
         #expect(
             readable.stderr
@@ -238,7 +238,7 @@ import Testing
             attributes: [
                 .posixPermissions: 0o600
             ])
-        let wrongSize = try runServe(arguments + ["--secrets-key-file", short])
+        let wrongSize = try await runServe(arguments + ["--secrets-key-file", short])
         #expect(wrongSize.status == 2)
         #expect(
             wrongSize.stderr

@@ -40,7 +40,20 @@ func settingsError(_ body: () throws -> some Any) -> String? {
 
 /// Runs `converge serve` with `arguments` and extra `environment`, as a user would, and returns its status and
 /// standard error.
-func runServe(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+func runServe(_ arguments: [String], environment: [String: String] = [:]) async throws -> (
+    status: Int32, stderr: String
+) {
+    // On a thread of its own, like ConvergeBinary.run: a test waiting on a process holds no shared thread.
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try runServeBlocking(arguments, environment: environment) })
+        }
+    }
+}
+
+private func runServeBlocking(_ arguments: [String], environment: [String: String]) throws -> (
+    status: Int32, stderr: String
+) {
     let process = Process()
     process.executableURL = ConvergeBinary.executable
     process.arguments = ["serve"] + arguments
@@ -310,7 +323,7 @@ func runServe(_ arguments: [String], environment: [String: String] = [:]) throws
 
     /// Regression (issue 6): `--lease-seconds 1e16` crashed with SIGILL; `--max-concurrent-deployments 1001` and a
     /// missing manifests directory gave a daemon that never worked.
-    @Test func serve_withABadSetting_exitsTwoWithOneLine() throws {
+    @Test func serve_withABadSetting_exitsTwoWithOneLine() async throws {
         let directory = try SettingsDirectory()
         let missing = directory.url.appendingPathComponent("missing").path
         let cases: [([String], [String: String], String)] = [
@@ -333,7 +346,7 @@ func runServe(_ arguments: [String], environment: [String: String] = [:]) throws
         ]
         for (arguments, environment, message) in cases {
             let manifests = arguments.contains("--manifests") ? [] : ["--manifests", directory.manifests]
-            let result = try runServe(
+            let result = try await runServe(
                 manifests + ["--db", "sqlite:\(directory.url.path)/c.sqlite"] + arguments, environment: environment)
             #expect(result.status == 2)
             #expect(result.stderr == message + "\n")

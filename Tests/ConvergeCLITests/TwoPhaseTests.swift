@@ -57,9 +57,9 @@ import Testing
         let server = try await provisioner()
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(files: files(url: server.url, size: 2))
-        let vera = try daemon.token("vera", role: "viewer")
-        let alice = try daemon.token("alice", role: "approver")
-        let bob = try daemon.token("bob", role: "approver")
+        let vera = try await daemon.token("vera", role: "viewer")
+        let alice = try await daemon.token("alice", role: "approver")
+        let bob = try await daemon.token("bob", role: "approver")
         try await daemon.start()
 
         let plan = try await newest(daemon, .plan, .completed)
@@ -107,10 +107,10 @@ import Testing
         let server = try await provisioner(hold: .seconds(4))
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(files: files(url: server.url, size: 1))
-        let dora = try daemon.token("dora", role: "deployer")
-        let alice = try daemon.token("alice", role: "approver")
-        let bob = try daemon.token("bob", role: "approver")
-        let carol = try daemon.token("carol", role: "approver")
+        let dora = try await daemon.token("dora", role: "deployer")
+        let alice = try await daemon.token("alice", role: "approver")
+        let bob = try await daemon.token("bob", role: "approver")
+        let carol = try await daemon.token("carol", role: "approver")
         try await daemon.start()
 
         // A person's proposal follows the plan of the change, which is held: its plan approval waits for it.
@@ -178,8 +178,8 @@ import Testing
         let server = try await provisioner()
         defer { Task { await server.stop() } }
         let daemon = try DaemonProcess(files: files(url: server.url, size: 2, prune: true))
-        let alice = try daemon.token("alice", role: "approver")
-        let bob = try daemon.token("bob", role: "approver")
+        let alice = try await daemon.token("alice", role: "approver")
+        let bob = try await daemon.token("bob", role: "approver")
         try await daemon.start()
         let provision = try await newest(daemon, .provision, .proposed)
         #expect(try await daemon.cli(alice, "approve", provision.id).status == 0)
@@ -224,10 +224,10 @@ import Testing
         files["db.yaml"] = files["db.yaml"]!.replacingOccurrences(
             of: "environment: dev}", with: "environment: dev, labels: {tier: data}}")
         let daemon = try DaemonProcess(files: files)
-        let dora = try daemon.token("dora", role: "deployer")
-        let alice = try daemon.token("alice", role: "approver")
-        let bob = try daemon.token("bob", role: "approver")
-        let root = try daemon.token("root", role: "admin")
+        let dora = try await daemon.token("dora", role: "deployer")
+        let alice = try await daemon.token("alice", role: "approver")
+        let bob = try await daemon.token("bob", role: "approver")
+        let root = try await daemon.token("root", role: "admin")
         try await daemon.start()
 
         // Unlabelled instances deploy directly; the selected one is proposed, and a direct deployment of it refused.

@@ -74,11 +74,7 @@ extension Engine {
             var instanceSpec: [String: Value] = [
                 "bundle": .string(instance.bundle),
                 "params": deployed ? (record?.params ?? instance.params) : instance.params,
-                "connections": .object(
-                    instance.connections.mapValues { target in
-                        .string(
-                            "\(loaded.state.instances[target.instance]?.name ?? target.instance).\(target.artifact)")
-                    }),
+                "connections": Self.connections(of: instance, in: loaded.state),
             ]
             if let version = (deployed ? record?.version : nil) ?? instance.version {
                 instanceSpec["version"] = .string(version)
@@ -105,5 +101,35 @@ extension Engine {
         return ForkResult(
             environment: id, parent: source, instances: pairs.map(\.fork),
             created: created.contains(ResourceKey(.environment, id)), skippedDefaults: skipped)
+    }
+
+    /// The leaf-level differences from environment `from`'s instances to `to`'s, as the manifests in force declare
+    /// them (bundle, version, params, connections as `instance.artifact`), keyed by instance name.
+    public func compareEnvironments(_ from: String, _ to: String) throws -> [ValueChange] {
+        guard let state = manifests.current?.state else {
+            throw ConvergeError(.failedPrecondition, "the daemon has not loaded the manifests yet; try again shortly")
+        }
+        func declared(_ id: String) throws -> Value {
+            guard state.environments[id] != nil else { throw ConvergeError(.notFound, "environment \(id) not found") }
+            var instances: [String: Value] = [:]
+            for instance in state.instances.values where instance.environment == id {
+                var spec: [String: Value] = [
+                    "bundle": .string(instance.bundle), "params": instance.params,
+                    "connections": Self.connections(of: instance, in: state),
+                ]
+                spec["version"] = instance.version.map { .string($0) }
+                instances[instance.name] = .object(spec)
+            }
+            return .object(instances)
+        }
+        return try declared(from).changes(to: try declared(to))
+    }
+
+    /// An instance's connections as a manifest writes them: slot → `instance.artifact`, by instance name.
+    static func connections(of instance: Instance, in state: DesiredState) -> Value {
+        .object(
+            instance.connections.mapValues { target in
+                .string("\(state.instances[target.instance]?.name ?? target.instance).\(target.artifact)")
+            })
     }
 }
