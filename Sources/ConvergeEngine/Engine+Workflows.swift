@@ -132,4 +132,44 @@ extension Engine {
                 .string("\(state.instances[target.instance]?.name ?? target.instance).\(target.artifact)")
             })
     }
+
+    /// Sets environment `id`'s default for connection type `type` (the resource's own type when nil) to the imported
+    /// resource `resource` (its id, or its name in the environment or the project). Only an environment owned by the
+    /// API can change this way; one the manifests declare is changed in its file. Setting the same default again
+    /// changes nothing.
+    public func setDefault(of id: String, to resource: String, type: String?, actor: String) async throws {
+        guard let state = manifests.current?.state else {
+            throw ConvergeError(.failedPrecondition, "the daemon has not loaded the manifests yet; try again shortly")
+        }
+        guard let environment = state.environments[id] else {
+            throw ConvergeError(.notFound, "environment \(id) not found")
+        }
+        let candidates = [resource, Identifier.join(id, resource), Identifier.join(environment.project, resource)]
+        guard let imported = candidates.lazy.compactMap({ state.resources[$0] }).first,
+            imported.project == environment.project, imported.environment == nil || imported.environment == id
+        else {
+            throw ConvergeError(
+                .notFound, "resource \(resource) not found in environment \(id) or project \(environment.project)")
+        }
+        let type = type ?? imported.type
+        guard type == imported.type else {
+            throw ConvergeError(
+                .invalidArgument,
+                "resource \(imported.id) is of type \(imported.type); it cannot be the default for \(type)",
+                details: ["field": "type"])
+        }
+        let key = ResourceKey(.environment, id)
+        guard case .object(var document)? = try await manifests.appliedDocument(key) else {
+            let source = state.sources[key].map { " (declared at \($0))" } ?? ""
+            throw ConvergeError(
+                .failedPrecondition, "environment \(id) is declared in the manifests\(source); set its default there")
+        }
+        var spec = document["spec"]?.objectValue ?? [:]
+        var defaults = spec["defaults"]?.objectValue ?? [:]
+        let scope = imported.environment == nil ? environment.project : id
+        defaults[type] = .string(String(imported.id.dropFirst(scope.count + 1)))
+        spec["defaults"] = .object(defaults)
+        document["spec"] = .object(spec)
+        _ = try await manifests.apply([key: .object(document)], actor: actor)
+    }
 }

@@ -199,6 +199,12 @@ public final class ManifestSource: Service, Sendable {
         return await record(result, now: now)
     }
 
+    /// The document of a resource applied through the API; nil for one the API does not own.
+    public func appliedDocument(_ key: ResourceKey) async throws -> Value? {
+        _ = try await appliedDocuments()
+        return try applied.withLock { $0?[key] }.map { try Value(json: $0) }
+    }
+
     /// The API-applied documents, read from the store once and then kept up to date by `apply` and `delete`.
     private func appliedDocuments() async throws -> [APIDocument] {
         if let documents = applied.withLock({ $0 }) { return Self.documents(documents) }

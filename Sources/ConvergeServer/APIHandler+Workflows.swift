@@ -28,4 +28,14 @@ extension APIHandler {
                             .init(path: $0.path, before: $0.before?.container, after: $0.after?.container)
                         }))))
     }
+
+    func setEnvironmentDefault(_ input: Operations.SetEnvironmentDefault.Input) async throws
+        -> Operations.SetEnvironmentDefault.Output
+    {
+        guard case .json(let body) = input.body else { throw ConvergeError(.invalidArgument, "body: required") }
+        try await engine.setDefault(
+            of: input.path.id, to: body.resource, type: input.path._type == "-" ? nil : input.path._type,
+            actor: try RequestPrincipal.required().name)
+        return .noContent(.init())
+    }
 }

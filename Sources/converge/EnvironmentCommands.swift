@@ -7,7 +7,28 @@ import Foundation
 /// `converge env …`: workflows over a whole environment.
 struct Env: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Environment workflows: fork.", subcommands: [Fork.self])
+        abstract: "Environment workflows: fork, default.", subcommands: [Fork.self, Default.self])
+
+    /// `converge env default ENV RESOURCE [--type TYPE]`.
+    struct Default: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set an API-owned environment's default for a connection type to an imported resource.")
+
+        @Argument(help: "The environment, such as ecomm-pr42.") var environment: String
+        @Argument(help: "The imported resource: its id, or its name in the environment or project.")
+        var resource: String
+        @Option(help: "The connection type (default: the resource's own type).") var type: String?
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await withDaemon {
+                _ = try await options.client().api.setEnvironmentDefault(
+                    path: .init(id: environment, _type: type ?? "-"), body: .json(.init(resource: resource))
+                ).noContent
+                print("environment/\(environment): default\(type.map { " for \($0)" } ?? "") set to \(resource)")
+            }
+        }
+    }
 
     /// `converge env fork SRC NEWID`.
     struct Fork: AsyncParsableCommand {

@@ -20,6 +20,7 @@ import Testing
         "compareEnvironments": [["compare"]],
         "watchDeployments": [["watch"]], "listAudit": [["audit"]], "listInstanceSecrets": [["secret", "list"]],
         "setInstanceSecret": [["secret", "set"]], "forkEnvironment": [["env", "fork"]],
+        "setEnvironmentDefault": [["env", "default"]],
         "deleteInstanceSecret": [["secret", "rm"]],
     ]
     /// Operations that are not for people: Prometheus scrapes the metrics, provisioners report through callbacks,

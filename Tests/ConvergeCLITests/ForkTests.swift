@@ -68,13 +68,52 @@ import Testing
             return newest?.snapshot.params == ["size": 1] && newest?.status == .completed
         }
 
+        // An environment default on the fork: an imported resource applied through the API, then an instance of the
+        // fork that leaves its slot unwired gets it.
+        let shared = daemon.directory.appendingPathComponent("shared.yaml")
+        try """
+        apiVersion: converge/v1
+        kind: Resource
+        metadata: {name: shared, project: p}
+        spec: {type: thing-out, data: {id: shared-1}}
+        ---
+        apiVersion: converge/v1
+        kind: Resource
+        metadata: {name: other, project: p}
+        spec: {type: other-out, data: {id: other-1}}
+        """.write(to: shared, atomically: true, encoding: .utf8)
+        #expect(try await daemon.cli(dora, "apply", "-f", shared.path).status == 0)
+        let defaulted = try await daemon.cli(dora, "env", "default", "p-pr1", "shared")
+        #expect(defaulted.status == 0, "\(defaulted.stderr)")
+        #expect(try await daemon.cli(dora, "env", "default", "p-pr1", "shared").status == 0, "again: no change")
+        let child = daemon.directory.appendingPathComponent("child.yaml")
+        try """
+        apiVersion: converge/v1
+        kind: Instance
+        metadata: {name: c, project: p, environment: pr1}
+        spec: {bundle: child, version: 1.0.0}
+        """.write(to: child, atomically: true, encoding: .utf8)
+        #expect(try await daemon.cli(dora, "apply", "-f", child.path).status == 0)
+        try await eventually("c is deployed with the default") { try await completed(["p-pr1-c"]) }
+        #expect(try await history("p-pr1-c").first?.snapshot.connectionParams == ["upstream": ["id": "shared-1"]])
+        let manifestOwned = try await daemon.cli(dora, "env", "default", "p-dev", "shared")
+        #expect(manifestOwned.stderr.contains("environment p-dev is declared in the manifests"))
+        #expect(manifestOwned.stderr.contains("(failed_precondition)"))
+        let wrongType = try await daemon.cli(dora, "env", "default", "p-pr1", "other", "--type", "thing-out")
+        #expect(wrongType.stderr.contains("is of type other-out; it cannot be the default for thing-out"))
+
         // Bad input changes nothing.
         let badName = try await daemon.cli(dora, "env", "fork", "p-dev", "PR_1")
         #expect(badName.status == 1)
         #expect(badName.stderr.contains("fork name:") && badName.stderr.contains("(invalid_argument)"))
         let unknown = try await daemon.cli(dora, "env", "fork", "p-nope", "x")
         #expect(unknown.stderr.contains("environment p-nope not found (not_found)"))
-        #expect(try await daemon.cli(dora, "env", "fork", "p-pr1", "pr2").status == 0)
+        // A fork of the fork needs its defaults: c leaves its slot to the default.
+        let withoutDefaults = try await daemon.cli(dora, "env", "fork", "p-pr1", "pr2")
+        #expect(withoutDefaults.status == 1)
+        #expect(withoutDefaults.stderr.contains("(invalid_argument)"))
+        let withDefaults = try await daemon.cli(dora, "env", "fork", "p-pr1", "pr2", "--copy-environment-defaults")
+        #expect(withDefaults.status == 0, "\(withDefaults.stderr)")
         let otherParent = try await daemon.cli(dora, "env", "fork", "p-dev", "pr2")
         #expect(otherParent.status == 1)
         #expect(otherParent.stderr.contains("is a fork of p-pr1, not a fork of p-dev (failed_precondition)"))
