@@ -172,4 +172,46 @@ extension Engine {
         document["spec"] = .object(spec)
         _ = try await manifests.apply([key: .object(document)], actor: actor)
     }
+
+    /// Stops managing instance `id` without decommissioning it: its infrastructure stays, and the reconciler no
+    /// longer deploys, plans or decommissions it, whatever the manifests declare.
+    public func orphan(_ id: String, actor: String) async throws -> InstanceRecord {
+        let record = try await reconciler.store.orphanInstance(id, actor: actor)
+        await queue.add([id])
+        return record
+    }
+
+    /// Deletes an API-owned environment and its API-owned instances, once every instance is decommissioned, orphaned
+    /// or was never deployed; otherwise `failed_precondition` naming one that is not. An environment the manifests
+    /// declare is removed from them instead.
+    public func deleteEnvironment(_ id: String, actor: String) async throws {
+        guard let state = manifests.current?.state else {
+            throw ConvergeError(.failedPrecondition, "the daemon has not loaded the manifests yet; try again shortly")
+        }
+        let key = ResourceKey(.environment, id)
+        guard state.environments[id] != nil else { throw ConvergeError(.notFound, "environment \(id) not found") }
+        if let source = state.sources[key], !source.isAPI {
+            throw ConvergeError(
+                .failedPrecondition, "environment \(id) is declared in the manifests at \(source); remove it there")
+        }
+        var keys = [key]
+        for instance in state.instances.values.filter({ $0.environment == id }).sorted(by: { $0.id < $1.id }) {
+            let record = try? await reconciler.store.instance(instance.id)
+            let live: Bool
+            switch record?.status {
+            case nil: live = false
+            case .decommissioned?: live = false
+            case .initialized?:
+                live = !(try await reconciler.store.recentDeployments(of: instance.id, limit: 1).isEmpty)
+            default: live = true
+            }
+            if live && record?.orphanedBy == nil {
+                throw ConvergeError(
+                    .failedPrecondition,
+                    "instance \(instance.id) is \(record?.status.rawValue ?? "live"); decommission or orphan it first")
+            }
+            keys.append(ResourceKey(.instance, instance.id))
+        }
+        try await manifests.delete(keys, actor: actor)
+    }
 }

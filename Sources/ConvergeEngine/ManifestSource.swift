@@ -247,15 +247,18 @@ public final class ManifestSource: Service, Sendable {
         }
     }
 
-    /// Deletes a resource applied through the API, checked like `apply` (nothing may still refer to it).
-    public func delete(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws {
+    /// Deletes resources applied through the API, all or none, checked like `apply` (nothing may still refer to
+    /// them).
+    public func delete(_ keys: [ResourceKey], expectedVersions: [ResourceKey: Int64] = [:], actor: String)
+        async throws
+    {
         try await serial.run {
-            var documents = try await self.ownedByAPI([key])
-            guard documents.removeValue(forKey: key) != nil else {
+            var documents = try await self.ownedByAPI(keys)
+            for key in keys where documents.removeValue(forKey: key) == nil {
                 throw ConvergeError(.notFound, "\(key.kind.rawValue.lowercased()) \(key.id) not found")
             }
             let result = try self.check(documents)
-            try await self.store.deleteAPIDocument(key, expectedVersion: expectedVersion, actor: actor)
+            try await self.store.deleteAPIDocuments(keys, expectedVersions: expectedVersions, actor: actor)
             self.applied.withLock { $0 = documents }
             _ = await self.record(result, now: self.clock.now)
         }

@@ -61,6 +61,14 @@ enum ReconcilePlanner {
     static let actor = "converge"
 
     static func plan(_ context: ReconcileContext, now: Date) -> ReconcilePlan {
+        if let by = context.record?.orphanedBy {
+            // No longer managed: whatever the manifests say, nothing is deployed or decommissioned.
+            return ReconcilePlan(
+                steps: [],
+                conditions: conditions(
+                    context, now: now, ready: context.record?.status == .provisioned, readyReason: "Orphaned",
+                    orphaned: (true, "OrphanedByRequest", "no longer managed: orphaned by \(by)")))
+        }
         guard let desired = context.desired else { return planRemoved(context, now: now) }
         let policy = context.policy
         switch snapshot(of: desired, context: context) {

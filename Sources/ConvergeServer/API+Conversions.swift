@@ -75,7 +75,7 @@ extension Components.Schemas.Instance {
                     _type: $0.type.rawValue, status: $0.status, reason: $0.reason, message: $0.message,
                     lastTransitionTime: $0.lastTransitionTime)
             },
-            secrets: secrets, updatedAt: record.updatedAt)
+            secrets: secrets, updatedAt: record.updatedAt, orphanedBy: record.orphanedBy)
     }
 }
 

@@ -38,8 +38,9 @@ extension APIHandler {
     func deleteResource(_ input: Operations.DeleteResource.Input) async throws -> Operations.DeleteResource.Output {
         let key = ResourceKey(ResourceKind(input.path.kind), input.path.id)
         let principal = try Self.principal(allowedToWrite: key)
+        let expected = try input.query.resourceVersion.map(Self.resourceVersion)
         try await engine.manifests.delete(
-            key, expectedVersion: try input.query.resourceVersion.map(Self.resourceVersion), actor: principal.name)
+            [key], expectedVersions: expected.map { [key: $0] } ?? [:], actor: principal.name)
         return .noContent(.init())
     }
 

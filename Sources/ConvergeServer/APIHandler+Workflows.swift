@@ -38,4 +38,16 @@ extension APIHandler {
             actor: try RequestPrincipal.required().name)
         return .noContent(.init())
     }
+
+    func deleteEnvironment(_ input: Operations.DeleteEnvironment.Input) async throws
+        -> Operations.DeleteEnvironment.Output
+    {
+        try await engine.deleteEnvironment(input.path.id, actor: try RequestPrincipal.required().name)
+        return .noContent(.init())
+    }
+
+    func orphanInstance(_ input: Operations.OrphanInstance.Input) async throws -> Operations.OrphanInstance.Output {
+        let record = try await engine.orphan(input.path.id, actor: try RequestPrincipal.required().name)
+        return .ok(.init(body: .json(.init(record, secrets: try await engine.secrets.names(of: record.id)))))
+    }
 }

@@ -45,6 +45,8 @@ enum Access: Equatable, Sendable {
         Operations.DeleteInstanceSecret.id: .role(.deployer),
         Operations.ApplyResource.id: .role(.deployer),
         Operations.ForkEnvironment.id: .role(.deployer),
+        Operations.DeleteEnvironment.id: .role(.deployer),
+        Operations.OrphanInstance.id: .role(.deployer),
         Operations.SetEnvironmentDefault.id: .role(.deployer),
         Operations.DeleteResource.id: .role(.deployer),
         Operations.ApproveDeployment.id: .role(.approver),

@@ -61,23 +61,30 @@ extension SQLiteStore {
         return before == nil
     }
 
-    public func deleteAPIDocument(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws {
+    public func deleteAPIDocuments(_ keys: [ResourceKey], expectedVersions: [ResourceKey: Int64], actor: String)
+        async throws
+    {
         try await transaction { db in
-            try Self.checkVersion(db, key, expected: expectedVersion)
-            guard
-                let before = try db.fetchRow(
-                    sql: "SELECT document FROM api_resources WHERE kind = ? AND id = ?",
-                    arguments: [key.kind.rawValue, key.id])
-            else {
-                throw ConvergeError(
-                    .notFound, "\(key.kind.rawValue.lowercased()) \(key.id) was not applied through the API")
-            }
-            try db.run(
-                sql: "DELETE FROM api_resources WHERE kind = ? AND id = ?", arguments: [key.kind.rawValue, key.id])
-            try self.audit(
-                db, actor: actor, action: "resource.deleted", kind: key.kind.rawValue, id: key.id,
-                before: try Value(json: before["document"]), after: nil)
+            for key in keys { try self.delete(db, key, expectedVersions[key], actor: actor) }
         }
+    }
+
+    /// Deletes one document in the caller's transaction.
+    private func delete(_ db: Database, _ key: ResourceKey, _ expectedVersion: Int64?, actor: String) throws {
+        try Self.checkVersion(db, key, expected: expectedVersion)
+        guard
+            let before = try db.fetchRow(
+                sql: "SELECT document FROM api_resources WHERE kind = ? AND id = ?",
+                arguments: [key.kind.rawValue, key.id])
+        else {
+            throw ConvergeError(
+                .notFound, "\(key.kind.rawValue.lowercased()) \(key.id) was not applied through the API")
+        }
+        try db.run(
+            sql: "DELETE FROM api_resources WHERE kind = ? AND id = ?", arguments: [key.kind.rawValue, key.id])
+        try self.audit(
+            db, actor: actor, action: "resource.deleted", kind: key.kind.rawValue, id: key.id,
+            before: try Value(json: before["document"]), after: nil)
     }
 
     /// Refuses a write made against another version of `key` than the recorded one (`aborted`); nil expects

@@ -26,6 +26,9 @@ extension SQLiteStore {
         migrator.registerMigration("2026-11-27-approval-steps") { db in
             try db.execute(sql: approvalStepsSchema)
         }
+        migrator.registerMigration("2026-11-28-orphans") { db in
+            try db.execute(sql: orphansSchema)
+        }
         return migrator
     }
 

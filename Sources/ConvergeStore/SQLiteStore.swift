@@ -303,7 +303,7 @@ extension SQLiteStore {
             version: row["version"], outputs: outputs ? try (row["outputs"] as String?).map(Value.init(json:)) : nil,
             observedGeneration: row["observed_generation"],
             conditions: conditions(row["conditions"]),
-            updatedAt: date(row["updated_at"]))
+            updatedAt: date(row["updated_at"]), orphanedBy: row["orphaned_by"])
     }
 
     /// An instance's recorded conditions; a row that does not parse has none.

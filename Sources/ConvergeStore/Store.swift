@@ -120,6 +120,11 @@ public protocol Store: Sendable {
     /// An instance's sealed secrets by name, read at dispatch; empty for an instance without any.
     func sealedSecrets(of instanceID: String) async throws -> [String: [UInt8]]
 
+    /// Stops managing an instance: it is marked orphaned by `actor` (audited) and the reconciler leaves it alone;
+    /// nothing is decommissioned. An instance with an open deployment is `failed_precondition`; an orphaned one is
+    /// returned as it is.
+    func orphanInstance(_ id: String, actor: String) async throws -> InstanceRecord
+
     /// The documents of every resource applied through the API.
     func apiDocuments() async throws -> [APIResourceDocument]
     /// Creates or replaces API-applied resources' documents in one transaction; a document with an expected version
@@ -127,8 +132,9 @@ public protocol Store: Sendable {
     /// written). Returns the keys that were created. Audited.
     func putAPIDocuments(_ documents: [APIResourceDocument], expectedVersions: [ResourceKey: Int64], actor: String)
         async throws -> Set<ResourceKey>
-    /// Deletes an API-applied resource's document (`not_found` when there is none), with the same check. Audited.
-    func deleteAPIDocument(_ key: ResourceKey, expectedVersion: Int64?, actor: String) async throws
+    /// Deletes API-applied resources' documents in one transaction (`not_found` for one there is none of, and
+    /// nothing is deleted), each with the same version check as `putAPIDocuments`. Audited.
+    func deleteAPIDocuments(_ keys: [ResourceKey], expectedVersions: [ResourceKey: Int64], actor: String) async throws
 }
 
 extension Store {
@@ -179,6 +185,8 @@ public struct InstanceRecord: Equatable, Sendable {
     public var observedGeneration: Int64
     public var conditions: [InstanceCondition]
     public var updatedAt: Date
+    /// Who stopped managing the instance (`converge instance orphan`); nil while it is managed.
+    public var orphanedBy: String? = nil
 }
 
 /// A request to create a deployment of an instance.

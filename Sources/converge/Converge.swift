@@ -25,7 +25,8 @@ struct Converge: AsyncParsableCommand {
             Deploy.self,
             Propose.self, Plan.self,
             Approve.self, Reject.self, Abort.self, Rollback.self, Compare.self, Logs.self, Watch.self, Audit.self,
-            Env.self, Sync.self, Status.self, Whoami.self, Token.self, Secret.self, InitKey.self, Version.self,
+            Env.self, InstanceCommand.self, Sync.self, Status.self, Whoami.self, Token.self, Secret.self, InitKey.self,
+            Version.self,
         ]
     )
 

@@ -7,7 +7,23 @@ import Foundation
 /// `converge env …`: workflows over a whole environment.
 struct Env: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Environment workflows: fork, default.", subcommands: [Fork.self, Default.self])
+        abstract: "Environment workflows: fork, default, delete.", subcommands: [Fork.self, Default.self, Delete.self])
+
+    /// `converge env delete ENV`.
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete an API-owned environment once every instance is decommissioned or orphaned.")
+
+        @Argument(help: "The environment, such as ecomm-pr42.") var environment: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await withDaemon {
+                _ = try await options.client().api.deleteEnvironment(path: .init(id: environment)).noContent
+                print("environment/\(environment) deleted")
+            }
+        }
+    }
 
     /// `converge env default ENV RESOURCE [--type TYPE]`.
     struct Default: AsyncParsableCommand {
@@ -63,6 +79,32 @@ struct Env: AsyncParsableCommand {
                     }
                 } else {
                     try options.print(fork, table: nil)
+                }
+            }
+        }
+    }
+}
+
+/// `converge instance …`: workflows over one instance.
+struct InstanceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "instance", abstract: "Instance workflows: orphan.", subcommands: [Orphan.self])
+
+    /// `converge instance orphan ID`.
+    struct Orphan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop managing an instance without decommissioning it (its infrastructure stays).")
+
+        @Argument(help: "The instance.") var instance: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await withDaemon {
+                let record = try await options.client().api.orphanInstance(path: .init(id: instance)).ok.body.json
+                if options.output == .table {
+                    print("instance/\(record.id) orphaned: no longer managed; nothing was decommissioned")
+                } else {
+                    try options.print(record, table: nil)
                 }
             }
         }

@@ -20,6 +20,7 @@ import Testing
         "compareEnvironments": [["compare"]],
         "watchDeployments": [["watch"]], "listAudit": [["audit"]], "listInstanceSecrets": [["secret", "list"]],
         "setInstanceSecret": [["secret", "set"]], "forkEnvironment": [["env", "fork"]],
+        "deleteEnvironment": [["env", "delete"]], "orphanInstance": [["instance", "orphan"]],
         "setEnvironmentDefault": [["env", "default"]],
         "deleteInstanceSecret": [["secret", "rm"]],
     ]

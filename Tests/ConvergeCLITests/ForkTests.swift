@@ -117,6 +117,29 @@ import Testing
         let otherParent = try await daemon.cli(dora, "env", "fork", "p-dev", "pr2")
         #expect(otherParent.status == 1)
         #expect(otherParent.stderr.contains("is a fork of p-pr1, not a fork of p-dev (failed_precondition)"))
+
+        // Deleting an environment needs every instance decommissioned or orphaned; orphaning decommissions nothing.
+        let forkOfFork = ["p-pr2-a", "p-pr2-b", "p-pr2-c"]
+        try await eventually("the fork of the fork is deployed") { try await completed(forkOfFork) }
+        let live = try await daemon.cli(dora, "env", "delete", "p-pr2")
+        #expect(live.status == 1)
+        #expect(live.stderr.contains("is PROVISIONED; decommission or orphan it first (failed_precondition)"))
+        for id in forkOfFork {
+            let orphaned = try await daemon.cli(dora, "instance", "orphan", id)
+            #expect(orphaned.stdout == "instance/\(id) orphaned: no longer managed; nothing was decommissioned\n")
+        }
+        let deleted = try await daemon.cli(dora, "env", "delete", "p-pr2")
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        await #expect(throws: ConvergeError.self) { try await store.resource(ResourceKey(.environment, "p-pr2")) }
+        try await eventually("the orphans' conditions say so") {
+            try await store.instance("p-pr2-a").conditions.contains { $0.type == .orphaned && $0.status }
+        }
+        for id in forkOfFork {
+            #expect(try await history(id).count == 1, "\(id): no decommission")
+            #expect(try await store.instance(id).orphanedBy == "dora")
+        }
+        let declared = try await daemon.cli(dora, "env", "delete", "p-dev")
+        #expect(declared.stderr.contains("environment p-dev is declared in the manifests at"))
         try await daemon.stop()
     }
 }

@@ -125,6 +125,17 @@ import Testing
         #expect(ReconcilePlanner.plan(aborted, now: now).steps.count == 1, "an aborted rollback holds nothing")
     }
 
+    @Test func orphanedInstance_isNeitherDeployedNorDecommissioned() throws {
+        for (removed, prune) in [(false, false), (true, true)] {
+            var orphaned = context(prune: prune, params: ["size": 7], removed: removed, status: .provisioned)
+            orphaned.record?.orphanedBy = "dora"
+            let plan = ReconcilePlanner.plan(orphaned, now: now)
+            #expect(plan.steps.isEmpty, "removed: \(removed)")
+            #expect(condition(plan, .orphaned)?.status == true)
+            #expect(condition(plan, .orphaned)?.message == "no longer managed: orphaned by dora")
+        }
+    }
+
     @Test func review_proposesAndSupersedesOnlyTheReconcilersOlderProposals() throws {
         let old = try ReconcilePlanner.snapshot(of: context(params: ["size": 0]).desired!, context: context()).get()
         var humans = old
