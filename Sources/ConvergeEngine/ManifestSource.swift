@@ -232,13 +232,19 @@ public final class ManifestSource: Service, Sendable {
         try await serial.run {
             var applied = try await self.ownedByAPI(Array(documents.keys))
             let new = Set(documents.keys.filter { applied[$0] == nil })
+            // A document applied again as it is writes nothing (and audits nothing), unless it carries a version
+            // to check.
+            let writes = documents.filter {
+                applied[$0.key] != $0.value.canonicalJSON || expectedVersions[$0.key] != nil
+            }
             for (key, document) in documents { applied[key] = document.canonicalJSON }
             let result = try self.check(applied)
             let specs = Dictionary(
                 uniqueKeysWithValues: documents.keys.map { ($0, result.state.record(of: $0)?.spec ?? .null) })
             if dryRun { return (new, specs) }
+            guard !writes.isEmpty else { return ([], specs) }
             let created = try await self.store.putAPIDocuments(
-                documents.sorted { $0.key < $1.key }.map {
+                writes.sorted { $0.key < $1.key }.map {
                     APIResourceDocument(key: $0.key, document: $0.value.canonicalJSON)
                 }, expectedVersions: expectedVersions, actor: actor)
             self.applied.withLock { $0 = applied }

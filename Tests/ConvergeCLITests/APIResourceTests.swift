@@ -46,6 +46,8 @@ import Testing
         let recorded = try await store.resource(ResourceKey(.instance, "p-dev-b"))
         #expect(recorded.resource.source?.isAPI == true)
         #expect(try await daemon.cli(dora, "apply", "-f", file.path).stdout == "instance/p-dev-b unchanged\n")
+        let audited = try await daemon.cli(vera, "audit", "--action", "resource.applied", "-o", "json")
+        #expect(try Value(json: audited.stdout)["items"]?.arrayValue?.count == 1, "an unchanged apply writes nothing")
         #expect(try await daemon.cli(dora, "diff", "-f", file.path).status == 0, "no difference")
         let edited = daemon.directory.appendingPathComponent("b-edited.yaml")
         try instance("b", size: 7).write(to: edited, atomically: true, encoding: .utf8)
