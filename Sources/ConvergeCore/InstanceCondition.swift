@@ -9,6 +9,9 @@ public struct InstanceCondition: Equatable, Sendable, Codable {
         case blocked = "Blocked"
         case failed = "Failed"
         case orphaned = "Orphaned"
+        /// The newest drift check (a PLAN of the recorded configuration) reported changes, and no provision or
+        /// decommission completed since.
+        case drifted = "Drifted"
     }
 
     public var type: Kind

@@ -79,7 +79,9 @@ public struct ProvisionJob: Sendable {
 
 /// How a provisioner call ended.
 public enum ProvisionOutcome: Sendable, Equatable {
-    /// Applied; outputs (artifact name → data) and, for a plan, its result.
+    /// Applied; outputs (artifact name → data) and, for a plan, its result. A plan's result reports changes with a
+    /// non-empty `changes` (an array of what differs, or an object keyed by it), or `changed: true` /
+    /// `drifted: true`; anything else reports none. Drift checks read it so (`Drifted`).
     case completed(outputs: Value, planResult: Value?)
     /// Not applied, with an error for people.
     case failed(String)

@@ -83,11 +83,14 @@ public struct Environment: Equatable, Sendable, Codable {
     public var reviewSelector: LabelSelector?
     /// The environment it was forked from (`converge env fork`), by id; nil for one declared on its own.
     public var forkOf: String?
+    /// How often the daemon plans each provisioned instance's recorded configuration to detect drift; nil: never.
+    public var driftCheck: DriftCheck?
 
     public init(
         id: String, project: String, name: String, description: String?, policy: ApprovalPolicy, prune: Bool,
         defaults: [String: String], labels: [String: String], retry: RetryPolicy? = nil,
-        approvers: ApproverRule? = nil, reviewSelector: LabelSelector? = nil, forkOf: String? = nil
+        approvers: ApproverRule? = nil, reviewSelector: LabelSelector? = nil, forkOf: String? = nil,
+        driftCheck: DriftCheck? = nil
     ) {
         self.id = id
         self.project = project
@@ -101,6 +104,7 @@ public struct Environment: Equatable, Sendable, Codable {
         self.approvers = approvers
         self.reviewSelector = reviewSelector
         self.forkOf = forkOf
+        self.driftCheck = driftCheck
     }
 
     /// The policy a change of an instance with `labels` follows: `auto` becomes `review` for an instance the
@@ -169,6 +173,18 @@ public struct RetryPolicy: Equatable, Sendable, Codable {
     /// The delay before the `retry`-th retry (1-based).
     public func delay(beforeRetry retry: Int) -> Double {
         backoff * Double(1 << max(0, min(retry, 30) - 1))
+    }
+}
+
+/// An environment's drift check (`spec.driftCheck`): every `every` seconds the daemon queues a PLAN of each of its
+/// PROVISIONED instances' recorded configuration (what was last applied), and an instance whose plan reports changes
+/// is `Drifted`.
+public struct DriftCheck: Equatable, Sendable, Codable {
+    /// Seconds between two checks of an instance, at least 1 (hours are typical).
+    public var every: Double
+
+    public init(every: Double) {
+        self.every = every
     }
 }
 

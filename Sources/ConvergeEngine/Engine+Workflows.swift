@@ -12,6 +12,15 @@ public struct ForkResult: Sendable, Equatable {
     public var skippedDefaults: [String]
 }
 
+/// A fork's documents before they are applied: the environment and its instances, and which parent instance each
+/// forked instance copies.
+struct ForkDraft {
+    var id: String
+    var documents: [ResourceKey: Value]
+    var pairs: [(parent: String, fork: String)]
+    var skipped: [String]
+}
+
 extension Engine {
     /// DESIGN §6 fork: a new API-owned environment `<project>-<name>` linked to environment `source` (`forkOf`), with
     /// one instance per instance of the parent, with the parent's bundle, its params and version as recorded (as
@@ -22,6 +31,16 @@ extension Engine {
     public func fork(
         _ source: String, as name: String, copyDefaults: Bool, copySecrets: Bool, actor: String
     ) async throws -> ForkResult {
+        let draft = try await forkDraft(source, as: name, copyDefaults: copyDefaults)
+        let (created, _) = try await manifests.apply(draft.documents, actor: actor)
+        if copySecrets { try await copyInstanceSecrets(draft.pairs, actor: actor) }
+        return ForkResult(
+            environment: draft.id, parent: source, instances: draft.pairs.map(\.fork),
+            created: created.contains(ResourceKey(.environment, draft.id)), skippedDefaults: draft.skipped)
+    }
+
+    /// The documents of a fork of environment `source` named `name` (see `fork`), not yet applied.
+    func forkDraft(_ source: String, as name: String, copyDefaults: Bool) async throws -> ForkDraft {
         guard let loaded = manifests.current else {
             throw ConvergeError(.failedPrecondition, "the daemon has not loaded the manifests yet; try again shortly")
         }
@@ -90,17 +109,16 @@ extension Engine {
             ]
             pairs.append((instance.id, forked))
         }
-        let (created, _) = try await manifests.apply(documents, actor: actor)
-        if copySecrets {
-            for pair in pairs {
-                for (secret, value) in try await secrets.values(of: pair.parent).sorted(by: { $0.key < $1.key }) {
-                    try await secrets.set(secret, of: pair.fork, to: value, actor: actor)
-                }
+        return ForkDraft(id: id, documents: documents, pairs: pairs, skipped: skipped)
+    }
+
+    /// Copies every secret of each pair's parent instance to its fork.
+    func copyInstanceSecrets(_ pairs: [(parent: String, fork: String)], actor: String) async throws {
+        for pair in pairs {
+            for (secret, value) in try await secrets.values(of: pair.parent).sorted(by: { $0.key < $1.key }) {
+                try await secrets.set(secret, of: pair.fork, to: value, actor: actor)
             }
         }
-        return ForkResult(
-            environment: id, parent: source, instances: pairs.map(\.fork),
-            created: created.contains(ResourceKey(.environment, id)), skippedDefaults: skipped)
     }
 
     /// The leaf-level differences from environment `from`'s instances to `to`'s, as the manifests in force declare
@@ -181,7 +199,7 @@ extension Engine {
         return record
     }
 
-    /// Deletes an API-owned environment and its API-owned instances, once every instance is decommissioned, orphaned
+    /// Deletes an API-owned environment, its API-owned instances and its preview, once every instance is decommissioned, orphaned
     /// or was never deployed; otherwise `failed_precondition` naming one that is not. An environment the manifests
     /// declare is removed from them instead.
     public func deleteEnvironment(_ id: String, actor: String) async throws {
@@ -212,6 +230,8 @@ extension Engine {
             }
             keys.append(ResourceKey(.instance, instance.id))
         }
+        if state.previews[id] != nil { keys.append(ResourceKey(.preview, id)) }
         try await manifests.delete(keys, actor: actor)
+        rollouts.forget(id)
     }
 }

@@ -49,8 +49,15 @@ public final class Engine: Sendable {
     public let reconciler: Reconciler
     public let dispatcher: Dispatcher
     public let callbacks: DeploymentCallbacks
+    /// Queues the drift checks of the environments that declare `spec.driftCheck`.
+    public let driftChecker: DriftChecker
     /// Instances' secrets: set, listed and deleted by the API, read fresh at dispatch.
     public let secrets: InstanceSecrets
+    /// The rollout governing each environment, which holds back the instances it has not reached.
+    let rollouts: RolloutGate
+    let clock: any EngineClock
+    let logger: Logger
+    let rolloutPollInterval: TimeInterval
 
     public init(
         configuration: EngineConfiguration, store: any Store, clock: any EngineClock,
@@ -71,19 +78,32 @@ public final class Engine: Sendable {
             maxConcurrent: configuration.maxConcurrentDeployments, leaseDuration: configuration.leaseDuration,
             pollInterval: configuration.dispatchPollInterval, shutdownGracePeriod: configuration.shutdownGracePeriod,
             logger: logger)
+        let rollouts = RolloutGate()
+        self.rollouts = rollouts
+        self.clock = clock
+        self.logger = logger
+        self.rolloutPollInterval = configuration.dispatchPollInterval
         self.queue = queue
         self.manifests = manifests
         self.secrets = secrets
         self.dispatcher = dispatcher
         self.reconciler = Reconciler(
             store: store, manifests: manifests, queue: queue, clock: clock, workers: configuration.workers,
-            resyncInterval: configuration.resyncInterval, logger: logger,
+            resyncInterval: configuration.resyncInterval, logger: logger, rollouts: rollouts,
             onDeploymentCreated: { dispatcher.wakeUp() })
+        self.driftChecker = DriftChecker(
+            store: store, manifests: manifests, reconciler: reconciler, clock: clock,
+            pollInterval: configuration.pollInterval, logger: logger)
         self.callbacks = DeploymentCallbacks(
             store: store, tokens: tokens, leaseDuration: configuration.leaseDuration, runner: runner,
             dispatcher: dispatcher)
     }
 
     /// The long-lived parts in dependency order, for one `ServiceGroup`.
-    public var services: [any Service] { [manifests, reconciler, dispatcher] }
+    public var services: [any Service] {
+        [
+            manifests, reconciler, dispatcher, RolloutService(engine: self, pollInterval: rolloutPollInterval),
+            driftChecker,
+        ]
+    }
 }

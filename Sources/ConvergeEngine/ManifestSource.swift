@@ -238,7 +238,7 @@ public final class ManifestSource: Service, Sendable {
                 applied[$0.key] != $0.value.canonicalJSON || expectedVersions[$0.key] != nil
             }
             for (key, document) in documents { applied[key] = document.canonicalJSON }
-            let result = try self.check(applied)
+            let result = try self.check(applied, remembering: !dryRun)
             let specs = Dictionary(
                 uniqueKeysWithValues: documents.keys.map { ($0, result.state.record(of: $0)?.spec ?? .null) })
             if dryRun { return (new, specs) }
@@ -289,9 +289,11 @@ public final class ManifestSource: Service, Sendable {
     }
 
     /// The load of the manifests with `documents` as the API-applied resources, or its errors as `invalid_argument`.
-    private func check(_ documents: [ResourceKey: String]) throws -> ManifestLoader.Result {
+    /// Without `remembering` (a dry run), the next load compares with the load before this one.
+    private func check(_ documents: [ResourceKey: String], remembering: Bool = true) throws -> ManifestLoader.Result {
         do {
-            return try loader.reload(directory: directory, apiDocuments: Self.documents(documents))
+            return try loader.reload(
+                directory: directory, apiDocuments: Self.documents(documents), remembering: remembering)
         } catch {
             let messages = error.diagnostics.map(\.description)
             throw ConvergeError(

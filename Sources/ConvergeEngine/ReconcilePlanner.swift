@@ -25,6 +25,11 @@ struct ReconcileContext: Sendable {
     /// The labels of an instance removed from the manifests, from its newest deployment's snapshot: what the
     /// environment's review selector looks at for its decommission.
     var removedLabels: [String: String] = [:]
+    /// The newest drift check that stands, read only when the newest plan may be one; what `Drifted` says.
+    var drift: DriftObservation?
+    /// Why the rollout governing the environment holds the instance back (`RolloutGate.hold`): the reconciler then
+    /// provisions nothing for it.
+    var rolloutHold: (reason: String, message: String)?
 
     /// The policy a change of this instance follows: its environment's, made `review` for an instance the review
     /// selector selects; `review` when the environment is unknown.
@@ -70,6 +75,14 @@ enum ReconcilePlanner {
                     orphaned: (true, "OrphanedByRequest", "no longer managed: orphaned by \(by)")))
         }
         guard let desired = context.desired else { return planRemoved(context, now: now) }
+        if let hold = context.rolloutHold {
+            let ready = context.record?.status == .provisioned
+            return ReconcilePlan(
+                steps: [],
+                conditions: conditions(
+                    context, now: now, ready: ready, readyReason: hold.reason,
+                    progressing: (hold.reason == "WaitingForRollout", hold.reason, hold.message)))
+        }
         let policy = context.policy
         switch snapshot(of: desired, context: context) {
         case .failure(let blocked):
@@ -330,7 +343,7 @@ enum ReconcilePlanner {
         let verdicts: [(InstanceCondition.Kind, Verdict)] = [
             (.ready, (ready, ready ? "Provisioned" : readyReason, readyMessage)), (.progressing, progressing),
             (.blocked, blocked),
-            (.failed, failed), (.orphaned, orphaned),
+            (.failed, failed), (.orphaned, orphaned), (.drifted, driftVerdict(context)),
         ]
         return verdicts.map { kind, verdict in
             InstanceCondition(

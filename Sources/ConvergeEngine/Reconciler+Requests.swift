@@ -29,17 +29,48 @@ extension Reconciler {
         case (_, nil):
             throw ConvergeError(.notFound, "instance \(id) is not declared in the manifests")
         case (_, let desired?):
-            switch ReconcilePlanner.snapshot(of: desired, context: context, actor: actor) {
-            case .failure(let blocked):
-                throw ConvergeError(.failedPrecondition, "instance \(id) cannot be deployed yet: \(blocked.message)")
-            case .success(let taken):
-                snapshot = taken
-            }
+            snapshot = try Self.declaredSnapshot(of: desired, context: context, actor: actor)
             snapshot.action = action
         }
         let mode = try self.mode(requested, for: action, in: context)
         return try await create(
             DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: actor), in: context)
+    }
+
+    /// A rollout's change of instance `id` (DESIGN §6 deploy or decommission an environment): its provision as the
+    /// manifests declare it, or its decommission although it is declared (the rollout then holds the environment
+    /// down); either follows the environment's policy.
+    func requestChange(of id: String, action: Deployment.Action, actor: String, reason: String) async throws
+        -> DeploymentCreation
+    {
+        let context = try await requestContext(of: id)
+        let snapshot: DeploymentSnapshot
+        if action == .decommission {
+            snapshot = ReconcilePlanner.decommissionSnapshot(
+                of: try await store.instance(id), labels: context.desired?.labels ?? context.removedLabels,
+                actor: actor, reason: reason)
+        } else if let desired = context.desired {
+            snapshot = try Self.declaredSnapshot(of: desired, context: context, actor: actor)
+        } else {
+            throw ConvergeError(.notFound, "instance \(id) is not declared in the manifests")
+        }
+        let mode = try self.mode(nil, for: action, in: context)
+        return try await create(
+            DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: actor), in: context)
+    }
+
+    /// The snapshot of what the manifests declare for an instance now; `failed_precondition` while an upstream
+    /// instance has not produced what it connects to.
+    private static func declaredSnapshot(of desired: Instance, context: ReconcileContext, actor: String) throws
+        -> DeploymentSnapshot
+    {
+        switch ReconcilePlanner.snapshot(of: desired, context: context, actor: actor) {
+        case .failure(let blocked):
+            throw ConvergeError(
+                .failedPrecondition, "instance \(desired.id) cannot be deployed yet: \(blocked.message)")
+        case .success(let snapshot):
+            return snapshot
+        }
     }
 
     /// A PLAN of a PROPOSED deployment's snapshot: what approving it would change.

@@ -17,10 +17,13 @@ public final class Reconciler: Service, Sendable {
     let resyncInterval: TimeInterval
     let onDeploymentCreated: @Sendable () -> Void
     let logger: Logger
+    /// The rollouts that hold instances back; a reconcile in an environment with a running rollout wakes its driver.
+    let rollouts: RolloutGate
 
     public init(
         store: any Store, manifests: ManifestSource, queue: WorkQueue<String>, clock: any EngineClock, workers: Int,
-        resyncInterval: TimeInterval, logger: Logger, onDeploymentCreated: @escaping @Sendable () -> Void
+        resyncInterval: TimeInterval, logger: Logger, rollouts: RolloutGate = RolloutGate(),
+        onDeploymentCreated: @escaping @Sendable () -> Void
     ) {
         self.store = store
         self.manifests = manifests
@@ -30,6 +33,7 @@ public final class Reconciler: Service, Sendable {
         self.resyncInterval = resyncInterval
         self.onDeploymentCreated = onDeploymentCreated
         self.logger = logger
+        self.rollouts = rollouts
     }
 
     /// Runs the workers and the periodic resync; on graceful shutdown the queue stops handing out keys, workers
@@ -77,6 +81,7 @@ public final class Reconciler: Service, Sendable {
         guard let context = try await context(of: id) else { return nil }
         let record = context.record
         let plan = ReconcilePlanner.plan(context, now: clock.now)
+        if let environment = context.environment?.id, rollouts.isRunning(in: environment) { rollouts.wakeUp() }
         let metadata: Logger.Metadata = ["instance.id": "\(id)"]
         for step in plan.steps {
             switch step {
@@ -109,6 +114,7 @@ public final class Reconciler: Service, Sendable {
             let conditions = InstanceCondition.merge(old: record.conditions, new: plan.conditions)
             if conditions != record.conditions || record.observedGeneration != context.generation {
                 try await store.updateInstanceStatus(id, observedGeneration: context.generation, conditions: conditions)
+                await updateDriftedGauge(from: record.conditions, to: conditions)
             }
         }
         return plan.requeueAfter
@@ -145,7 +151,9 @@ public final class Reconciler: Service, Sendable {
             bundle: state.bundles[bundleID], resources: state.resources, record: inputs.record,
             upstream: inputs.upstream, history: inputs.recent,
             generation: loaded.generations[ResourceKey(.instance, id)] ?? 0, rollbackGeneration: rollbackGeneration,
-            commit: loaded.commit?.value, removedLabels: removedLabels)
+            commit: loaded.commit?.value, removedLabels: removedLabels,
+            drift: try await driftObservation(record: inputs.record, recent: inputs.recent),
+            rolloutHold: rollouts.hold(of: id, in: environmentID))
     }
 
     /// How many of an instance's newest deployments a reconcile reads: enough for the open proposals, the plan of a

@@ -8,6 +8,8 @@ public enum KindShapes {
         Pattern("[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}"), description: "a version such as 1.4.2 (letters, digits, . + _ -)")
     /// The longest `spec.retry.backoff`: a day.
     static let maximumRetryBackoff = 86_400
+    /// The longest `spec.driftCheck.every`: a year.
+    static let maximumDriftCheckPeriod = 31_536_000
 
     /// The shape of a whole document of `kind`, built (and its patterns compiled) once.
     public static func document(_ kind: ResourceKind) -> Shape {
@@ -100,6 +102,15 @@ public enum KindShapes {
                             "backoff", .string(.duration(maximumSeconds: maximumRetryBackoff)), required: true,
                             "wait before the first retry (500ms, 30s, 5m, 1h; at most 24h), doubled for each later one"),
                     ]), "retry failed deployments automatically (default: never)"),
+                Field(
+                    "driftCheck",
+                    .object([
+                        Field(
+                            "every", .string(.duration(minimumSeconds: 1, maximumSeconds: maximumDriftCheckPeriod)),
+                            required: true,
+                            "how often each provisioned instance is planned against what was last applied (at least "
+                                + "1s; hours are typical, such as 6h)")
+                    ]), "detect drift: plan every provisioned instance on a schedule (default: never)"),
                 Field(
                     "approvers",
                     .object([

@@ -47,7 +47,8 @@ enum ManifestDecoding {
                     roles: node["roles"]?.elements?.compactMap(\.string) ?? [])
             },
             reviewSelector: spec?["reviewSelector"].map { LabelSelector(matchLabels: stringMap($0["matchLabels"])) },
-            forkOf: spec?["forkOf"]?.string.map { Identifier.join(metadata["project"]!.string!, $0) })
+            forkOf: spec?["forkOf"]?.string.map { Identifier.join(metadata["project"]!.string!, $0) },
+            driftCheck: spec?["driftCheck"]?["every"]?.string.flatMap(ManifestDuration.seconds).map(DriftCheck.init))
     }
 
     /// `spec.retry` of an environment; absent means no automatic retry.

@@ -1,6 +1,7 @@
 /// Durations written in manifests as digits and a unit: `500ms`, `30s`, `5m`, `1h`.
 ///
-/// One parser for every such field (`spec.retry.backoff` today), so they all accept the same spellings.
+/// One parser for every such field (`spec.retry.backoff`, `spec.driftCheck.every`), so they all accept the same
+/// spellings.
 enum ManifestDuration {
     /// The pattern a duration matches, for JSON Schema.
     static let pattern = "[0-9]+(ms|s|m|h)"

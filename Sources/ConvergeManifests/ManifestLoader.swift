@@ -65,14 +65,18 @@ public final class ManifestLoader: Sendable {
     ///
     /// Called on every poll of the daemon: when no file and no API document changed it costs a `stat` per file.
     /// API documents are checked exactly like files (their errors point at `api:<Kind>/<id>`), and one that
-    /// declares the same resource as a file is a duplicate.
-    public func reload(directory: URL, apiDocuments: [APIDocument] = []) throws(ManifestErrors) -> Result {
-        var cache = self.cache.withLock { cache in
+    /// declares the same resource as a file is a duplicate. Without `remembering` (a dry run of an API write) the
+    /// load is not the previous one for the next: what it read is forgotten.
+    public func reload(directory: URL, apiDocuments: [APIDocument] = [], remembering: Bool = true)
+        throws(ManifestErrors) -> Result
+    {
+        let taken = self.cache.withLock { cache in
             let taken = cache
             cache = Cache()
             return taken
         }
-        defer { self.cache.withLock { [cache] in $0 = cache } }
+        var cache = taken
+        defer { self.cache.withLock { [cache] in $0 = remembering ? cache : taken } }
         return try reload(directory: directory, apiDocuments: apiDocuments, cache: &cache)
     }
 

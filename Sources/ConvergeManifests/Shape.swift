@@ -13,8 +13,8 @@ public indirect enum Shape: Sendable {
         case oneOf([String])
         /// A regular expression the whole string must match, with a human description.
         case pattern(Pattern, description: String)
-        /// A duration such as `30s` (`ManifestDuration`), at most `maximumSeconds`.
-        case duration(maximumSeconds: Int)
+        /// A duration such as `30s` (`ManifestDuration`), from `minimumSeconds` to `maximumSeconds`.
+        case duration(minimumSeconds: Int = 0, maximumSeconds: Int)
     }
 
     case string(StringRule)
@@ -73,9 +73,12 @@ extension Shape.StringRule {
             return "expected one of \(list), got \(text.quotedForError)" + didYouMean(text, among: allowed)
         case .pattern(let pattern, let description):
             return pattern.wholeMatches(text) ? nil : "expected \(description), got \(text.quotedForError)"
-        case .duration(let maximum):
+        case .duration(let minimum, let maximum):
             guard let seconds = ManifestDuration.seconds(text) else {
                 return "expected \(ManifestDuration.example), got \(text.quotedForError)"
+            }
+            guard seconds >= Double(minimum) else {
+                return "must be at least \(ManifestDuration.text(seconds: minimum)), got \(text.quotedForError)"
             }
             guard seconds <= Double(maximum) else {
                 return "must be at most \(ManifestDuration.text(seconds: maximum)), got \(text.quotedForError)"

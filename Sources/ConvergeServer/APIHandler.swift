@@ -77,7 +77,8 @@ struct APIHandler: APIProtocol {
 
     func listInstances(_ input: Operations.ListInstances.Input) async throws -> Operations.ListInstances.Output {
         let page = try await store.instances(
-            environment: input.query.environment, after: input.query.cursor, limit: input.query.limit ?? 50)
+            environment: input.query.environment, drifted: input.query.drifted, after: input.query.cursor,
+            limit: input.query.limit ?? 50)
         return .ok(
             .init(
                 body: .json(.init(items: try await instanceViews(page.items), nextCursor: page.nextCursor))

@@ -29,6 +29,12 @@ extension SQLiteStore {
         migrator.registerMigration("2026-11-28-orphans") { db in
             try db.execute(sql: orphansSchema)
         }
+        migrator.registerMigration("2026-11-29-drift") { db in
+            try db.execute(sql: driftSchema)
+        }
+        migrator.registerMigration("2026-11-29-rollouts") { db in
+            try db.execute(sql: rolloutsSchema)
+        }
         return migrator
     }
 

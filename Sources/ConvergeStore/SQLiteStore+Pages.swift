@@ -4,7 +4,7 @@ import GRDB
 /// What the API lists of the recorded state: instances and desired resources, by id, by cursor. Each page is one
 /// range of a primary key or an index, whatever the table's size.
 extension SQLiteStore {
-    public func instances(environment: String?, after cursor: String?, limit: Int) async throws
+    public func instances(environment: String?, drifted: Bool?, after cursor: String?, limit: Int) async throws
         -> Page<InstanceRecord>
     {
         try Self.checkLimit(limit)
@@ -15,9 +15,13 @@ extension SQLiteStore {
                 conditions.append("environment = ?")
                 arguments += [environment]
             }
+            if let drifted { conditions.append(drifted ? "drifted = 1" : "drifted = 0") }
+            // The drifted are few: their partial index drives, whatever else is asked.
+            let index = drifted == true ? " INDEXED BY instances_drifted" : ""
             let ids = try String.fetchAll(
                 db,
-                sql: "SELECT id FROM instances WHERE \(conditions.joined(separator: " AND ")) ORDER BY id LIMIT ?",
+                sql: "SELECT id FROM instances\(index) WHERE \(conditions.joined(separator: " AND ")) ORDER BY id "
+                    + "LIMIT ?",
                 arguments: arguments + [limit + 1])
             let records = try ids.prefix(limit).compactMap { try Self.fetchInstanceIfAny(db, $0) }
             return Page(items: records, nextCursor: ids.count > limit ? records.last?.id : nil)

@@ -345,10 +345,11 @@ extension SQLiteStore {
         async throws
     {
         let json = Value.array(conditions.map(\.value)).canonicalJSON
+        let drifted = conditions.contains { $0.type == .drifted && $0.status }
         try await transaction { db in
             try db.run(
-                sql: "UPDATE instances SET observed_generation = ?, conditions = ? WHERE id = ?",
-                arguments: [observedGeneration, json, id])
+                sql: "UPDATE instances SET observed_generation = ?, conditions = ?, drifted = ? WHERE id = ?",
+                arguments: [observedGeneration, json, drifted, id])
             guard db.changesCount == 1 else { throw ConvergeError(.notFound, "instance \(id) not found") }
         }
     }

@@ -32,8 +32,14 @@ public protocol Store: Sendable {
     func instanceIDs() async throws -> [String]
     /// The generation of every recorded desired resource.
     func generations() async throws -> [ResourceKey: Int64]
-    /// Records what the reconciler observed: the generation it acted on and the instance's conditions.
+    /// Records what the reconciler observed: the generation it acted on and the instance's conditions (whether its
+    /// `Drifted` condition holds is kept indexed, for `instances(drifted:)` and `driftedInstanceCount`).
     func updateInstanceStatus(_ id: String, observedGeneration: Int64, conditions: [InstanceCondition]) async throws
+    /// The record (with its configuration, without outputs) of instance `id` when a drift check may plan it now: it
+    /// is PROVISIONED, not orphaned, and has no open deployment. Nil otherwise, or for an unknown instance.
+    func driftCheckCandidate(_ id: String) async throws -> InstanceRecord?
+    /// How many instances are drifted (their `Drifted` condition holds).
+    func driftedInstanceCount() async throws -> Int
 
     /// Creates a deployment directly (PENDING, instance params advance) or as a proposal (PROPOSED, instance
     /// untouched). Idempotent: when an open deployment of the instance has the same desired-state hash, that one is
@@ -100,8 +106,10 @@ public protocol Store: Sendable {
     /// The audit log entries that match `filter`, oldest first, by cursor.
     func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry>
 
-    /// Recorded instances by id, of one environment or all, by cursor.
-    func instances(environment: String?, after cursor: String?, limit: Int) async throws -> Page<InstanceRecord>
+    /// Recorded instances by id, of one environment or all, by cursor; with `drifted`, only those whose `Drifted`
+    /// condition holds (true) or does not (false).
+    func instances(environment: String?, drifted: Bool?, after cursor: String?, limit: Int) async throws
+        -> Page<InstanceRecord>
     /// Desired resources of one kind by id, by cursor.
     func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws -> Page<StoredResource>
     /// One desired resource; `not_found` when there is none.
@@ -135,9 +143,34 @@ public protocol Store: Sendable {
     /// Deletes API-applied resources' documents in one transaction (`not_found` for one there is none of, and
     /// nothing is deleted), each with the same version check as `putAPIDocuments`. Audited.
     func deleteAPIDocuments(_ keys: [ResourceKey], expectedVersions: [ResourceKey: Int64], actor: String) async throws
+
+    /// Records a new RUNNING rollout of its environment. The environment's running rollout, if any, is REPLACED by
+    /// it in the same transaction, and that rollout's deployments that had not started (proposed or queued) are
+    /// aborted. Audited. Returns the new rollout and the replaced one.
+    func startRollout(_ rollout: Rollout) async throws -> (rollout: Rollout, replaced: Rollout?)
+    /// Writes a RUNNING rollout's progress or end (audited when it ends); nil when it is no longer RUNNING (a newer
+    /// rollout replaced it), and then nothing is written.
+    func updateRollout(_ rollout: Rollout, actor: String) async throws -> Rollout?
+    /// A rollout by id; `not_found` when there is none.
+    func rollout(_ id: String) async throws -> Rollout
+    /// Rollouts, newest first, of one environment or of all.
+    func rollouts(environment: String?, limit: Int) async throws -> [Rollout]
+    /// The newest rollout of every environment that had one: the one that governs it.
+    func governingRollouts() async throws -> [Rollout]
+    /// Sets (or with nil removes) when preview environment `environment` expires.
+    func setPreviewExpiry(of environment: String, to expiry: Date?) async throws
+    /// The previews expired by `deadline`, soonest first; with nil, the one that expires soonest.
+    func previewExpiries(dueBy deadline: Date?) async throws -> [(environment: String, expiresAt: Date)]
 }
 
 extension Store {
+    /// Recorded instances by id, of one environment or all, by cursor.
+    public func instances(environment: String?, after cursor: String?, limit: Int) async throws
+        -> Page<InstanceRecord>
+    {
+        try await instances(environment: environment, drifted: nil, after: cursor, limit: limit)
+    }
+
     /// Approves whichever step deployment `id` awaits.
     public func approve(_ id: String, approver: String) async throws -> Deployment {
         try await approve(id, approver: approver, step: nil)

@@ -16,7 +16,8 @@ struct Converge: AsyncParsableCommand {
             server and token in ~/.config/converge/config.json) and -o table|json|yaml.
 
             Exit status: 0 success; 1 an error (the daemon's answer or a connection failure, on stderr); 2 a usage
-            error. With --wait: 0 COMPLETED, 3 FAILED, 4 ABORTED, 5 REJECTED, 6 still running at --timeout.
+            error. With --wait: 0 COMPLETED, 3 FAILED, 4 ABORTED, 5 REJECTED, 6 still running at --timeout. With
+            --follow (rollouts, previews): 0 COMPLETED, 3 FAILED, 4 REPLACED, 6 still running at --timeout.
             converge validate exits 1 when the manifests have errors.
             """,
         version: version,
@@ -25,7 +26,8 @@ struct Converge: AsyncParsableCommand {
             Deploy.self,
             Propose.self, Plan.self,
             Approve.self, Reject.self, Abort.self, Rollback.self, Compare.self, Logs.self, Watch.self, Audit.self,
-            Env.self, InstanceCommand.self, Sync.self, Status.self, Whoami.self, Token.self, Secret.self, InitKey.self,
+            Env.self, InstanceCommand.self, PreviewCommand.self, Sync.self, Status.self, Whoami.self, Token.self,
+            Secret.self, InitKey.self,
             Version.self,
         ]
     )

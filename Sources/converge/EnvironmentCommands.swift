@@ -7,7 +7,10 @@ import Foundation
 /// `converge env …`: workflows over a whole environment.
 struct Env: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Environment workflows: fork, default, delete.", subcommands: [Fork.self, Default.self, Delete.self])
+        abstract: "Environment workflows: fork, default, deploy, decommission, rollouts, delete.",
+        subcommands: [
+            Fork.self, Default.self, Deploy.self, Decommission.self, Rollouts.self, Delete.self,
+        ])
 
     /// `converge env delete ENV`.
     struct Delete: AsyncParsableCommand {
@@ -88,7 +91,8 @@ struct Env: AsyncParsableCommand {
 /// `converge instance …`: workflows over one instance.
 struct InstanceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "instance", abstract: "Instance workflows: orphan.", subcommands: [Orphan.self])
+        commandName: "instance", abstract: "Instance workflows: copy (promote), orphan.",
+        subcommands: [Copy.self, Orphan.self])
 
     /// `converge instance orphan ID`.
     struct Orphan: AsyncParsableCommand {

@@ -30,6 +30,7 @@ struct Get: AsyncParsableCommand {
     @Option(help: "Deployments in this status, or several separated by commas.") var status: String?
     @Option(help: "Deployments with this action: provision, plan or decommission.") var action: String?
     @Option(help: "Deployments created by this principal.") var actor: String?
+    @Flag(help: "Only instances whose drift check reported changes (condition Drifted).") var drifted = false
     @Option(help: "How many to list (1-500).") var limit = 50
     @Option(help: "The next page: a previous page's nextCursor (printed with -o json).") var cursor: String?
     @OptionGroup var options: ClientOptions
@@ -52,7 +53,7 @@ struct Get: AsyncParsableCommand {
                 try options.print(try await api.getInstance(path: .init(id: id)).ok.body.json, table: Tables.instances)
             case (.instances, nil):
                 let page = try await api.listInstances(
-                    query: .init(environment: environment, cursor: cursor, limit: limit)
+                    query: .init(environment: environment, drifted: drifted ? true : nil, cursor: cursor, limit: limit)
                 ).ok.body.json
                 try options.print(page, table: Tables.instances)
             case (_, let id?):
@@ -64,6 +65,12 @@ struct Get: AsyncParsableCommand {
                 ).ok.body.json
                 try options.print(page, table: Tables.resources)
             }
+        }
+    }
+
+    func validate() throws {
+        if drifted && (kind != .instances || id != nil) {
+            throw ValidationError("--drifted lists instances: use it with `get instances` and no id")
         }
     }
 

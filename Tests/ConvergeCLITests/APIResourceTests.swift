@@ -21,6 +21,24 @@ import Testing
             """
     }
 
+    @Test func applyRightAfterItsDiff_isRecordedAndDeployed() async throws {
+        let server = try await LoopbackServer.start { _, _ in ScriptedResponse(status: 200, body: completedAnswer) }
+        defer { Task { await server.stop() } }
+        let daemon = try DaemonProcess(files: repository(url: server.url, instances: ["a": ["size": 1]]))
+        let dora = try await daemon.token("dora", role: "deployer")
+        try await daemon.start()
+        let store = try daemon.store()
+        let file = daemon.directory.appendingPathComponent("c.yaml")
+        try instance("c", size: 3).write(to: file, atomically: true, encoding: .utf8)
+        // The diff is a dry run of the apply: the apply after it must still record and deploy the change.
+        #expect(try await daemon.cli(dora, "diff", "-f", file.path).status == 1)
+        #expect(try await daemon.cli(dora, "apply", "-f", file.path).status == 0)
+        try await eventually("c is deployed") {
+            let newest = try await store.history(of: "p-dev-c", after: nil, limit: 1).items.first
+            return newest?.snapshot.params == ["size": 3] && newest?.status == .completed
+        }
+    }
+
     @Test func appliedInstance_isDeployedOwnedByTheAPI_andSurvivesAReloadAndARestart() async throws {
         let server = try await LoopbackServer.start { _, _ in ScriptedResponse(status: 200, body: completedAnswer) }
         defer { Task { await server.stop() } }

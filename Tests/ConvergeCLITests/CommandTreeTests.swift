@@ -22,7 +22,12 @@ import Testing
         "setInstanceSecret": [["secret", "set"]], "forkEnvironment": [["env", "fork"]],
         "deleteEnvironment": [["env", "delete"]], "orphanInstance": [["instance", "orphan"]],
         "setEnvironmentDefault": [["env", "default"]],
+        "deployEnvironment": [["env", "deploy"]], "decommissionEnvironment": [["env", "decommission"]],
+        "listRollouts": [["env", "rollouts"]], "getRollout": [["env", "rollouts"]],
+        "applyPreview": [["preview"], ["preview", "up"]], "getPreview": [["preview", "show"]],
+        "destroyPreview": [["preview", "destroy"]],
         "deleteInstanceSecret": [["secret", "rm"]],
+        "copyInstance": [["instance", "copy"]],
     ]
     /// Operations that are not for people: Prometheus scrapes the metrics, provisioners report through callbacks,
     /// git hosts push.

@@ -251,9 +251,16 @@ extension DaemonProcess {
 
     /// Runs `converge ARGUMENTS` against this daemon with `token` (none when nil).
     func cli(_ token: String?, _ arguments: String...) async throws -> ConvergeBinary.Result {
+        try await cli(token, environment: [:], arguments)
+    }
+
+    /// `cli` with `variables` added to the command's environment.
+    func cli(_ token: String?, environment variables: [String: String], _ arguments: [String]) async throws
+        -> ConvergeBinary.Result
+    {
         var environment = ["CONVERGE_SERVER": "http://127.0.0.1:\(port)", "XDG_CONFIG_HOME": directory.path]
         environment["CONVERGE_TOKEN"] = token ?? ""
-        return try await ConvergeBinary.run(arguments, environment: environment)
+        return try await ConvergeBinary.run(arguments, environment: environment.merging(variables) { $1 })
     }
 }
 

@@ -7,52 +7,10 @@ import Testing
 
 /// What `make demo` shows, checked: the example repository served by the daemon with the example provisioner.
 @Suite(.serialized) struct ExampleRepositoryTests {
-    /// The example repository, with the webhook provisioner moved to `port` and the exec command made absolute.
-    func exampleRepository(port: Int) throws -> [String: String] {
-        let root = ConvergeBinary.repository.appendingPathComponent("examples/gitops")
-        var files: [String: String] = [:]
-        let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)
-        while let url = enumerator?.nextObject() as? URL {
-            guard url.pathExtension == "yaml" else { continue }
-            let relative = String(url.path.dropFirst(root.path.count + 1)).replacingOccurrences(of: "/", with: "-")
-            files[relative] = try String(contentsOf: url, encoding: .utf8)
-                .replacingOccurrences(of: "127.0.0.1:8790", with: "127.0.0.1:\(port)")
-                .replacingOccurrences(
-                    of: "../provisioners/provisioner.py",
-                    with: ConvergeBinary.repository.appendingPathComponent("examples/provisioners/provisioner.py").path)
-        }
-        return files
-    }
-
     @Test func exampleRepository_deploysStagingInDependencyOrder_andProposesProduction() async throws {
-        let port = try DaemonProcess.freePort()
-        let state = FileManager.default.temporaryDirectory.appendingPathComponent("converge-state-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: state) }
-        let provisioner = Process()
-        provisioner.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        provisioner.arguments = [
-            "python3", ConvergeBinary.repository.appendingPathComponent("examples/provisioners/provisioner.py").path,
-            "serve", "--port", "\(port)", "--delay", "0.2", "--state-dir", state.path,
-        ]
-        var environment = ProcessInfo.processInfo.environment
-        environment["CONVERGE_EXAMPLE_WEBHOOK_SECRET"] = "demo-secret"
-        environment["CONVERGE_EXAMPLE_STATE_DIR"] = state.path
-        environment["CONVERGE_EXAMPLE_DELAY"] = "0.2"
-        provisioner.environment = environment
-        provisioner.standardOutput = FileHandle.nullDevice
-        provisioner.standardError = FileHandle.nullDevice
-        try provisioner.run()
-        // SIGKILL: the test process may hold SIGTERM blocked, and a child inherits that mask.
-        defer {
-            kill(provisioner.processIdentifier, SIGKILL)
-            provisioner.waitUntilExit()
-        }
-
-        let daemon = try DaemonProcess(files: try exampleRepository(port: port))
-        daemon.environment = [
-            "CONVERGE_EXAMPLE_WEBHOOK_SECRET": "demo-secret", "CONVERGE_EXAMPLE_STATE_DIR": state.path,
-        ]
-        try await daemon.start()
+        let provisioner = try ExampleProvisioner()
+        defer { withExtendedLifetime(provisioner) {} }
+        let daemon = try await provisioner.startDaemon()
         let store = try daemon.store()
         func latest(_ id: String) async throws -> Deployment? {
             try await store.history(of: id, after: nil, limit: 10).items.first

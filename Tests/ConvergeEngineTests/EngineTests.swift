@@ -91,7 +91,7 @@ final class EngineFixture {
     let store: SQLiteStore
     let engine: Engine
 
-    init(policy: String = "auto", prune: Bool = true, retry: String? = nil) async throws {
+    init(policy: String = "auto", prune: Bool = true, retry: String? = nil, driftCheck: String? = nil) async throws {
         try FileManager.default.createDirectory(
             at: directory.appendingPathComponent("manifests"), withIntermediateDirectories: true)
         let clock = self.clock
@@ -107,11 +107,14 @@ final class EngineFixture {
             configuration: configuration, store: store, clock: clock, makeProvisioner: { _ in provisioner },
             logger: quiet)
         self.retry = retry
+        self.driftCheck = driftCheck
         try write(policy: policy, prune: prune, appSize: 1)
     }
 
     /// The environment's `retry` spec, in flow YAML, or nil.
     let retry: String?
+    /// The environment's `driftCheck` spec, in flow YAML, or nil.
+    let driftCheck: String?
 
     deinit {
         try? FileManager.default.removeItem(at: directory)
@@ -127,7 +130,7 @@ final class EngineFixture {
             apiVersion: converge/v1
             kind: Environment
             metadata: {name: dev, project: p}
-            spec: {policy: \(policy), prune: \(prune)\(retry.map { ", retry: \($0)" } ?? "")}
+            spec: {policy: \(policy), prune: \(prune)\(retry.map { ", retry: \($0)" } ?? "")\(driftCheck.map { ", driftCheck: \($0)" } ?? "")}
             ---
             apiVersion: converge/v1
             kind: Provisioner

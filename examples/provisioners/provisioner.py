@@ -11,6 +11,13 @@ prints log lines, and answers with outputs for every artifact of the bundle (ids
 connections use. It fails a deployment whose params ask for it ({"fail": true}) or whose instance is listed in
 CONVERGE_EXAMPLE_FAIL_INSTANCES.
 
+A plan (action "plan") changes nothing: it compares the params in the instance's state file with the deployment's
+and answers {"status": "completed", "planResult": {"changes": [names of the params that differ]}}. That is the
+contract converge reads a plan's result by: a non-empty "changes" (an array, or an object keyed by what differs),
+or "changed": true / "drifted": true, reports changes; anything else reports none. converge's drift checks
+(an environment's driftCheck: {every: 6h}) plan each instance's last applied configuration this way, so an
+instance changed out of band, here by editing its state file, is reported Drifted.
+
 As a webhook it checks X-Converge-Signature when CONVERGE_EXAMPLE_WEBHOOK_SECRET is set, and honours
 Idempotency-Key: a resend of an attempt replays the first answer instead of applying twice. With a delay and a
 callback URL in the request it answers 202 at once and reports phases, log lines, heartbeats and the result to
