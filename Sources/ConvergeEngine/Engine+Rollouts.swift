@@ -2,6 +2,7 @@ import ConvergeCore
 import ConvergeStore
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 
 extension Engine {
@@ -42,6 +43,10 @@ extension Engine {
                 "rollout.waves": "\(started.waves)",
             ])
         if let replaced {
+            Counter(
+                label: "converge_rollouts_ended_total",
+                dimensions: [("action", replaced.action.rawValue), ("status", replaced.status.rawValue)]
+            ).increment()
             dispatcher.wakeUp()
             await queue.add(replaced.items.map(\.instance))
         }
@@ -88,6 +93,10 @@ extension Engine {
         }
         rollouts.govern(saved)
         if saved.status.isTerminal {
+            Counter(
+                label: "converge_rollouts_ended_total",
+                dimensions: [("action", saved.action.rawValue), ("status", saved.status.rawValue)]
+            ).increment()
             logger.info(
                 "rollout ended",
                 metadata: [

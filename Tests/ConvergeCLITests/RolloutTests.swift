@@ -232,4 +232,42 @@ import Testing
         let audit = try await daemon.cli(dora, "audit", "--action", "rollout.replaced", "-o", "json")
         #expect(audit.stdout.contains(firstID), "the replacement is audited")
     }
+
+    @Test func killedMidRollout_andRestartedAfterItsLeasesExpired_finishesItWithoutDuplicates() async throws {
+        let failing = Failing()
+        let server = try await Self.provisioner(failing: failing)
+        defer { Task { await server.stop() } }
+        let daemon = try DaemonProcess(files: Self.diamond(url: server.url), arguments: ["--lease-seconds", "2"])
+        let dora = try await daemon.token("dora", role: "deployer")
+        try await daemon.start()
+        let store = try daemon.store()
+        let all = Self.waves.flatMap { $0 }
+        try await eventually("the reconciler deploys the diamond") {
+            for id in all where (try? await store.instance(id))?.status != .provisioned { return false }
+            return true
+        }
+        #expect(try await daemon.cli(dora, "env", "decommission", "p-dev", "--follow").status == 0)
+
+        // Killed while the second wave runs.
+        failing.delay.withLock { $0 = .seconds(1) }
+        let started = try await daemon.cli(dora, "env", "deploy", "p-dev", "-o", "json")
+        let id = try #require(try Value(json: started.stdout)["id"]?.stringValue)
+        try await eventually("the second wave runs") { try await store.rollout(id).wave >= 1 }
+        _ = try await daemon.stop(signal: SIGKILL)
+        try await Task.sleep(for: .seconds(3))  // Longer than a lease: what it held has expired.
+        failing.delay.withLock { $0 = .milliseconds(100) }
+        try await daemon.start()
+
+        let followed = try await daemon.cli(dora, "env", "rollouts", "--id", id, "--follow", "--timeout", "60")
+        #expect(followed.status == 0, "\(followed.stdout) \(followed.stderr)")
+        let rollout = try await store.rollout(id)
+        for item in rollout.items {
+            #expect(item.outcome == .completed, "\(item.instance)")
+            let provisions = try await store.history(of: item.instance, after: nil, limit: 50).items.filter {
+                $0.action == .provision && $0.createdAt >= rollout.createdAt
+            }
+            #expect(provisions.count == 1, "\(item.instance): one deployment, resumed, not repeated")
+        }
+        Self.expectOrder(await Self.calls(server, action: "provision", skipping: 0), waves: Self.waves)
+    }
 }
