@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEBIAN_PACKAGES := pkg-config libyaml-dev libcurl4-openssl-dev libsqlite3-dev
 SWIFT_FORMAT := swift format
 
-.PHONY: deps build lint format test validate schemas demo bench
+.PHONY: deps moto build lint format test validate schemas demo bench
 
 ## deps: install the Debian packages the build needs, and python3 for the example provisioner the tests and
 ## the demo run (as root with apt-get; otherwise print the command).
@@ -23,6 +23,28 @@ deps:
 	  fi; \
 	fi
 
+## moto: install the AWS emulator the cloud drivers' tests run against (moto in server mode, pinned) into a Python
+## virtual environment in $(MOTO_VENV), once: the stamp file names the version installed, so a second run does nothing
+## and a change of MOTO_VERSION reinstalls.
+MOTO_VERSION := 5.2.5
+MOTO_VENV := .build/moto-venv
+MOTO_STAMP := $(MOTO_VENV)/.installed-moto-$(MOTO_VERSION)
+moto: $(MOTO_STAMP)
+
+$(MOTO_STAMP): | deps
+	@python3 -c "import ensurepip, venv" 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: python3-venv"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
+	  else \
+	    echo "python3 cannot make a virtual environment; run: sudo apt-get install -y python3-venv"; exit 1; \
+	  fi; }
+	@echo "installing moto[server]==$(MOTO_VERSION) into $(MOTO_VENV)"
+	python3 -m venv --clear $(MOTO_VENV)
+	$(MOTO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "moto[server]==$(MOTO_VERSION)"
+	$(MOTO_VENV)/bin/python -c "import moto.server"
+	@touch $@
+
 build: deps
 	swift build
 
@@ -32,7 +54,7 @@ lint:
 format:
 	$(SWIFT_FORMAT) format -i -r Sources Tests Benchmarks
 
-test: deps lint
+test: deps lint moto
 	swift build --build-tests
 	swift test --skip-build --disable-xctest
 

@@ -172,7 +172,8 @@ let package = Package(
         .testTarget(
             name: "ConvergeCLITests",
             dependencies: [
-                "converge", "ConvergeStore", "ConvergeTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+                "converge", "ConvergeStore", "ConvergeProvisioners", "ConvergeTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

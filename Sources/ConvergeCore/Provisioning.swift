@@ -43,11 +43,14 @@ public struct ProvisionJob: Sendable {
     /// Seconds the provisioner has left for this deployment: its timeout counted from the deployment's first start,
     /// so a call resumed after a lease takeover gets what remains. Nil: the provisioner's own timeout.
     public var timeLimit: TimeInterval?
+    /// The cloud driver of the bundle (`spec.cloud.resource`), for a cloud provisioner.
+    public var cloudResource: String?
 
     public init(
         deployment: Deployment, artifacts: [String: String], secrets: [String: String], callback: Callback?,
-        timeLimit: TimeInterval? = nil
+        timeLimit: TimeInterval? = nil, cloudResource: String? = nil
     ) {
+        self.cloudResource = cloudResource
         self.deployment = deployment
         self.artifacts = artifacts
         self.secrets = secrets

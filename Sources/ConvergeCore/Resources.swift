@@ -227,14 +227,17 @@ public struct BundleDefinition: Equatable, Sendable, Codable {
     public var connections: [String: ConnectionSlot]
     /// Artifact name → type.
     public var artifacts: [String: String]
-    /// A JSON-Schema subset (DESIGN §2) that instance params must satisfy.
+    /// A JSON-Schema subset (DESIGN §2) that instance params must satisfy; a cloud bundle's is its driver's.
     public var paramsSchema: Value
     public var labels: [String: String]
+    /// The cloud driver that applies it (`spec.cloud.resource`, such as `aws-sqs-queue`), with a cloud provisioner.
+    public var cloudResource: String?
 
     public init(
         id: String, provisioner: String, description: String?, connections: [String: ConnectionSlot],
-        artifacts: [String: String], paramsSchema: Value, labels: [String: String]
+        artifacts: [String: String], paramsSchema: Value, labels: [String: String], cloudResource: String? = nil
     ) {
+        self.cloudResource = cloudResource
         self.id = id
         self.provisioner = provisioner
         self.description = description
@@ -274,17 +277,64 @@ public struct Provisioner: Equatable, Sendable, Codable {
         }
     }
 
+    /// How a cloud provisioner calls a provider's API itself (DESIGN §5): the daemon creates, updates, plans and
+    /// deletes single cloud objects through drivers, each named by a bundle's `spec.cloud.resource`.
+    public struct Cloud: Equatable, Sendable, Codable {
+        /// The provider; `aws` is the one there is.
+        public var provider: String
+        public var region: String
+        /// The API's base URL instead of the provider's own (an emulator, a private endpoint).
+        public var endpoint: String?
+        /// The daemon's environment variables that hold the credentials (an instance's secrets of the same names
+        /// take precedence).
+        public var credentials: Credentials
+        /// How long one deployment's calls may take together.
+        public var timeoutSeconds: Int
+
+        /// The names of the variables (and instance secrets) holding the credentials.
+        public struct Credentials: Equatable, Sendable, Codable {
+            public var accessKeyID: String
+            public var secretAccessKey: String
+            public var sessionToken: String
+
+            public init(
+                accessKeyID: String = "AWS_ACCESS_KEY_ID", secretAccessKey: String = "AWS_SECRET_ACCESS_KEY",
+                sessionToken: String = "AWS_SESSION_TOKEN"
+            ) {
+                self.accessKeyID = accessKeyID
+                self.secretAccessKey = secretAccessKey
+                self.sessionToken = sessionToken
+            }
+        }
+
+        public init(
+            provider: String, region: String, endpoint: String?, credentials: Credentials = Credentials(),
+            timeoutSeconds: Int
+        ) {
+            self.provider = provider
+            self.region = region
+            self.endpoint = endpoint
+            self.credentials = credentials
+            self.timeoutSeconds = timeoutSeconds
+        }
+    }
+
     public var id: String
     public var webhook: Webhook?
     public var exec: Exec?
+    public var cloud: Cloud?
     public var labels: [String: String]
 
-    public init(id: String, webhook: Webhook?, exec: Exec?, labels: [String: String]) {
+    public init(id: String, webhook: Webhook?, exec: Exec?, cloud: Cloud? = nil, labels: [String: String]) {
         self.id = id
         self.webhook = webhook
         self.exec = exec
+        self.cloud = cloud
         self.labels = labels
     }
+
+    /// How long one deployment may take with it.
+    public var timeoutSeconds: Int { webhook?.timeoutSeconds ?? exec?.timeoutSeconds ?? cloud?.timeoutSeconds ?? 0 }
 }
 
 /// Where an instance's connection slot is wired: an artifact of another instance in the same environment.

@@ -43,7 +43,7 @@ struct DeploymentRunner: Sendable {
             throw ConvergeError(
                 .failedPrecondition, "provisioner \(bundle.provisioner) is not declared in the manifests")
         }
-        let timeout = declared.webhook?.timeoutSeconds ?? declared.exec?.timeoutSeconds ?? 0
+        let timeout = declared.timeoutSeconds
         let deadline = (deployment.startedAt ?? clock.now).addingTimeInterval(TimeInterval(timeout))
         let callback = callbackBaseURL.map { base in
             ProvisionJob.Callback(
@@ -57,7 +57,7 @@ struct DeploymentRunner: Sendable {
         let job = ProvisionJob(
             deployment: deployment, artifacts: bundle.artifacts,
             secrets: try await secrets.values(of: deployment.instanceID), callback: callback,
-            timeLimit: resumed ? deadline.timeIntervalSince(clock.now) : nil)
+            timeLimit: resumed ? deadline.timeIntervalSince(clock.now) : nil, cloudResource: bundle.cloudResource)
         return PreparedDeployment(
             provisioner: makeProvisioner(declared), job: job, deadline: deadline, timeoutSeconds: timeout)
     }

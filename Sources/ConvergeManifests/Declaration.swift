@@ -90,8 +90,19 @@ struct Declaration: Sendable {
                     labels: ManifestDecoding.labels(metadata)))
         case .bundle:
             var problems: [ManifestDiagnostic] = []
-            let schema = spec!["paramsSchema"].map {
-                ParamsSchema.compile($0, path: "spec.paramsSchema", into: &problems)
+            let schema: ParamsSchema?
+            if let resource = spec!["cloud"]?["resource"]?.string {
+                schema = ParamsSchema.cloud[resource]
+                if let written = spec!.entries!.first(where: { $0.key == "paramsSchema" }) {
+                    problems.append(
+                        ManifestDiagnostic(
+                            written.keyLocation, "spec.paramsSchema",
+                            "a cloud bundle's params schema is its driver's; see converge schema \(resource)"))
+                }
+            } else {
+                schema = spec!["paramsSchema"].map {
+                    ParamsSchema.compile($0, path: "spec.paramsSchema", into: &problems)
+                }
             }
             return .bundle(
                 ManifestDecoding.bundle(id: id, metadata: metadata, spec: spec!), schema: schema ?? .empty,

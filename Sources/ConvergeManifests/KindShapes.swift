@@ -153,10 +153,21 @@ public enum KindShapes {
                         keys: .segment,
                         values: .object([Field("type", .string(.identifier), required: true, "the artifact type")])),
                     "typed outputs other instances can connect to"),
-                Field("paramsSchema", .anyObject, "a JSON-Schema subset the params must satisfy"),
+                Field(
+                    "paramsSchema", .anyObject,
+                    "a JSON-Schema subset the params must satisfy (none with cloud: the driver's applies)"),
+                Field(
+                    "cloud",
+                    .object([
+                        Field(
+                            "resource", .string(.oneOf(CloudResources.kinds.keys.sorted())), required: true,
+                            "the cloud object its cloud provisioner creates (converge schema RESOURCE prints its params)"
+                        )
+                    ]), "a cloud object the daemon manages itself, with a cloud provisioner"),
             ])
         case .provisioner:
             let timeout = Field("timeoutSeconds", .integer(minimum: 1), "how long one call may take")
+            let variable = Shape.string(.pattern(Pattern("[A-Za-z_][A-Za-z0-9_]*"), description: "a variable name"))
             return .object([
                 description,
                 Field(
@@ -166,12 +177,9 @@ public enum KindShapes {
                             "url", .string(.pattern(Pattern("https?://.+"), description: "an http or https url")),
                             required: true,
                             "where deployments are posted"),
-                        Field(
-                            "secretEnv",
-                            .string(.pattern(Pattern("[A-Za-z_][A-Za-z0-9_]*"), description: "a variable name")),
-                            "the daemon's environment variable holding the HMAC secret"),
+                        Field("secretEnv", variable, "the daemon's environment variable holding the HMAC secret"),
                         timeout,
-                    ]), "call an HTTP endpoint (exactly one of webhook and exec)"),
+                    ]), "call an HTTP endpoint (exactly one of webhook, exec and cloud)"),
                 Field(
                     "exec",
                     .object([
@@ -180,7 +188,37 @@ public enum KindShapes {
                             "workingDirectory", .string(.any),
                             "where it runs, relative to the manifests directory (default: the manifests directory)"),
                         timeout,
-                    ]), "run a local command (exactly one of webhook and exec)"),
+                    ]), "run a local command (exactly one of webhook, exec and cloud)"),
+                Field(
+                    "cloud",
+                    .object([
+                        Field("provider", .string(.oneOf(["aws"])), required: true, "the cloud provider"),
+                        Field(
+                            "region",
+                            .string(
+                                .pattern(Pattern("[a-z]{2}(-[a-z]+)+-[0-9]"), description: "a region such as eu-west-1")
+                            ),
+                            required: true, "the region its objects live in"),
+                        Field(
+                            "endpoint", .string(.pattern(Pattern("https?://.+"), description: "an http or https url")),
+                            "the API's base URL instead of the provider's own (a local emulator; omitted for real AWS)"),
+                        Field(
+                            "credentials",
+                            .object([
+                                Field(
+                                    "accessKeyId", variable, "the access key id's variable (default AWS_ACCESS_KEY_ID)"),
+                                Field(
+                                    "secretAccessKey", variable,
+                                    "the secret access key's variable (default AWS_SECRET_ACCESS_KEY)"),
+                                Field(
+                                    "sessionToken", variable,
+                                    "the session token's variable, used when set (default AWS_SESSION_TOKEN)"),
+                            ]), "the daemon's environment variables holding the credentials"),
+                        Field(
+                            "timeoutSeconds", .integer(minimum: 1),
+                            "how long one deployment's calls may take together"),
+                    ]),
+                    "create single cloud objects through the daemon's drivers (exactly one of webhook, exec and cloud)"),
             ])
         case .instance:
             return .object([

@@ -36,17 +36,28 @@ extension Load {
         for id in state.bundles.keys.sorted() {
             let bundle = state.bundles[id]!
             let spec = documents[ResourceKey(.bundle, id)]!["spec"]!
-            _ = require(
-                ResourceKey(.provisioner, bundle.provisioner), at: spec["provisioner"]!, "spec.provisioner",
-                candidates: { Array($0.provisioners.keys) })
-        }
-        for id in state.provisioners.keys.sorted() {
-            let provisioner = state.provisioners[id]!
-            if (provisioner.webhook == nil) == (provisioner.exec == nil) {
+            guard
+                require(
+                    ResourceKey(.provisioner, bundle.provisioner), at: spec["provisioner"]!, "spec.provisioner",
+                    candidates: { Array($0.provisioners.keys) }),
+                let provisioner = state.provisioners[bundle.provisioner], let mechanism = provisioner.mechanism
+            else { continue }
+            if bundle.cloudResource != nil, mechanism != "cloud" {
                 report(
-                    documents[ResourceKey(.provisioner, id)]!["spec"]!, "spec",
-                    "exactly one of \"webhook\" and \"exec\" must be set")
+                    spec["provisioner"]!, "spec.provisioner",
+                    "provisioner \(provisioner.id) is not a cloud provisioner (it has \(mechanism)); a bundle with "
+                        + "spec.cloud needs one with spec.cloud")
+            } else if bundle.cloudResource == nil, mechanism == "cloud" {
+                report(
+                    spec["provisioner"]!, "spec.provisioner",
+                    "provisioner \(provisioner.id) is a cloud provisioner; a bundle it applies needs spec.cloud.resource "
+                        + "(one of \(CloudResources.kinds.keys.sorted().joined(separator: ", ")))")
             }
+        }
+        for id in state.provisioners.keys.sorted() where state.provisioners[id]!.mechanism == nil {
+            report(
+                documents[ResourceKey(.provisioner, id)]!["spec"]!, "spec",
+                "exactly one of \"webhook\", \"exec\" and \"cloud\" must be set")
         }
         for id in state.instances.keys.sorted() { checkInstance(id) }
         checkCycles()
@@ -266,5 +277,13 @@ extension Load {
                 Shape.join("spec.instances", entry.key),
                 candidates: { state in state.instances.keys.filter { $0.hasPrefix(base + "-") } })
         }
+    }
+}
+
+extension Provisioner {
+    /// How it applies a bundle (`webhook`, `exec` or `cloud`), nil unless exactly one is set.
+    var mechanism: String? {
+        let set = [("webhook", webhook != nil), ("exec", exec != nil), ("cloud", cloud != nil)].filter(\.1)
+        return set.count == 1 ? set[0].0 : nil
     }
 }

@@ -69,10 +69,14 @@ enum ManifestDecoding {
         for entry in spec["artifacts"]?.entries ?? [] where artifacts[entry.key] == nil {
             artifacts[entry.key] = entry.value["type"]!.string!
         }
+        // A cloud bundle's schema is its driver's (it may not declare one: `Declaration` reports that).
+        let cloudResource = spec["cloud"]?["resource"]?.string
+        let paramsSchema = cloudResource.flatMap { CloudResources.kinds[$0]?.paramsSchema }
         return BundleDefinition(
             id: id, provisioner: spec["provisioner"]!.string!, description: spec["description"]?.string,
-            connections: connections, artifacts: artifacts, paramsSchema: spec["paramsSchema"]?.value ?? [:],
-            labels: labels(metadata))
+            connections: connections, artifacts: artifacts,
+            paramsSchema: paramsSchema ?? spec["paramsSchema"]?.value ?? [:], labels: labels(metadata),
+            cloudResource: cloudResource)
     }
 
     static func provisioner(id: String, metadata: YAMLNode, spec: YAMLNode) -> Provisioner {
@@ -85,7 +89,19 @@ enum ManifestDecoding {
                 command: node["command"]!.elements!.compactMap(\.string),
                 workingDirectory: node["workingDirectory"]?.string, timeoutSeconds: timeout(node))
         }
-        return Provisioner(id: id, webhook: webhook, exec: exec, labels: labels(metadata))
+        let cloud = spec["cloud"].map { node in
+            let credentials = node["credentials"]
+            let defaults = Provisioner.Cloud.Credentials()
+            return Provisioner.Cloud(
+                provider: node["provider"]!.string!, region: node["region"]!.string!,
+                endpoint: node["endpoint"]?.string,
+                credentials: Provisioner.Cloud.Credentials(
+                    accessKeyID: credentials?["accessKeyId"]?.string ?? defaults.accessKeyID,
+                    secretAccessKey: credentials?["secretAccessKey"]?.string ?? defaults.secretAccessKey,
+                    sessionToken: credentials?["sessionToken"]?.string ?? defaults.sessionToken),
+                timeoutSeconds: timeout(node))
+        }
+        return Provisioner(id: id, webhook: webhook, exec: exec, cloud: cloud, labels: labels(metadata))
     }
 
     static func timeout(_ node: YAMLNode) -> Int {

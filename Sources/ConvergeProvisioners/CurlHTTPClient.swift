@@ -16,12 +16,15 @@ public struct HTTPRequest: Sendable {
     public var timeout: Duration
     /// The largest response body `send(_:)` accepts; a stream has no cap.
     public var maxResponseBytes: Int
+    /// Signs the request with AWS Signature Version 4 (libcurl's `CURLOPT_AWS_SIGV4`); nil sends it unsigned.
+    public var aws: AWSSigning?
 
     /// A request; `method` defaults to the webhook's POST.
     public init(
         method: String = "POST", url: String, headers: [(name: String, value: String)], body: [UInt8]?,
-        connectTimeout: Duration, timeout: Duration, maxResponseBytes: Int
+        connectTimeout: Duration, timeout: Duration, maxResponseBytes: Int, aws: AWSSigning? = nil
     ) {
+        self.aws = aws
         self.method = method
         self.url = url
         self.headers = headers
@@ -29,6 +32,20 @@ public struct HTTPRequest: Sendable {
         self.connectTimeout = connectTimeout
         self.timeout = timeout
         self.maxResponseBytes = maxResponseBytes
+    }
+}
+
+/// How libcurl signs a request for AWS: the provider string (`aws:amz:<region>:<service>`) and the key. A session
+/// token goes in the `X-Amz-Security-Token` header, which the signature then covers.
+public struct AWSSigning: Sendable, Equatable {
+    public var provider: String
+    public var accessKeyID: String
+    public var secretAccessKey: String
+
+    public init(region: String, service: String, accessKeyID: String, secretAccessKey: String) {
+        self.provider = "aws:amz:\(region):\(service)"
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
     }
 }
 

@@ -262,14 +262,23 @@ final class CurlTransfer: @unchecked Sendable {
     /// Sets every option of this request on a fresh or freshly reset easy handle.
     func configure(_ handle: UnsafeMutableRawPointer) {
         for header in request.headers {
+            // libcurl (7.88) signs every line of this list for AWS: a User-Agent goes unsigned, as the AWS SDKs send
+            // it (moto, which checks signatures with botocore, refuses a signed one).
+            if request.aws != nil, header.name.caseInsensitiveCompare("User-Agent") == .orderedSame {
+                converge_curl_setopt_string(handle, CURLOPT_USERAGENT, header.value)
+                continue
+            }
             // `Name:` would remove a header that libcurl adds; `Name;` sends one with an empty value.
             let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
             headers = curl_slist_append(headers, line)
         }
         // Nothing of libcurl's own: no `Expect: 100-continue` round trip before a large body, no `Accept: */*`, no
-        // form Content-Type for a body that is none.
+        // form Content-Type for a body that is none. Not for an AWS request: libcurl (7.88) signs these removal lines
+        // as headers with an empty value, which are not sent, so the signature would not match.
         for name in ["Expect", "Accept", "Content-Type"]
-        where !request.headers.contains(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame }) {
+        where request.aws == nil
+            && !request.headers.contains(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame })
+        {
             headers = curl_slist_append(headers, "\(name):")
         }
         converge_curl_setopt_string(handle, CURLOPT_URL, request.url)
@@ -290,6 +299,12 @@ final class CurlTransfer: @unchecked Sendable {
         converge_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, receiveBodyBytes)
         converge_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, this)
         converge_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        if let aws = request.aws {
+            // libcurl signs the request itself (AWS Signature Version 4), headers and body as sent.
+            converge_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, aws.provider)
+            converge_curl_setopt_string(handle, CURLOPT_USERNAME, aws.accessKeyID)
+            converge_curl_setopt_string(handle, CURLOPT_PASSWORD, aws.secretAccessKey)
+        }
     }
 
     /// The method, and the body with it: libcurl's POST machinery sends any body, under a custom method if need be.

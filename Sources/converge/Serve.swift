@@ -143,11 +143,15 @@ struct Serve: AsyncParsableCommand {
         var configuration = settings.engineConfiguration(manifests: manifestsURL)
         configuration.secretBox = secretBox
         let webhookSettings = settings.webhookSettings
+        let cloudSettings = settings.cloudSettings
         let engine = try await Engine(
             configuration: configuration, store: store, clock: SystemClock(),
-            makeProvisioner: { [webhookSettings] declared in
+            makeProvisioner: { [webhookSettings, cloudSettings] declared in
                 if let webhook = declared.webhook {
                     return WebhookProvisioner(webhook, settings: webhookSettings, logger: logger)
+                }
+                if let cloud = declared.cloud {
+                    return CloudProvisioner(cloud, settings: cloudSettings, logger: logger)
                 }
                 // Commands and their working directory are relative to the manifests directory, so a repository
                 // can ship its own scripts.

@@ -319,6 +319,13 @@ struct ServeSettings: Equatable {
         return settings
     }
 
+    /// What cloud provisioners may call: their own endpoints under the same allow-list as webhooks.
+    var cloudSettings: AWSClient.Settings {
+        var settings = AWSClient.Settings()
+        settings.allowedURLPrefixes = allowedProvisionerURLs
+        return settings
+    }
+
     /// The SQLite path of `database`; other engines are refused with a clear error.
     var sqlitePath: String {
         get throws {

@@ -65,7 +65,7 @@ struct ConvergeBinary {
         #expect(result.status == 0)
         #expect(
             result.stdout
-                == "examples/gitops: valid: 1 project, 2 environments, 1 resource, 4 bundles, 2 provisioners, 7 instances, 0 previews\n"
+                == "examples/gitops: valid: 1 project, 2 environments, 1 resource, 7 bundles, 3 provisioners, 7 instances, 0 previews\n"
         )
         #expect(result.stderr.isEmpty)
     }
@@ -129,5 +129,21 @@ struct ConvergeBinary {
             encoding: .utf8)
         #expect(
             result.stdout == committed, "manifests/schemas/\(kind).json is stale: regenerate it with `make schemas`")
+    }
+
+    @Test func schema_ofACloudResource_printsItsParamsSchema() async throws {
+        let result = try await ConvergeBinary.run("schema", "aws-dynamodb-table")
+        #expect(result.status == 0)
+        let schema = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(schema?["title"] as? String == "converge aws-dynamodb-table params")
+        #expect(schema?["required"] as? [String] == ["partitionKey"])
+        let properties = schema?["properties"] as? [String: [String: Any]]
+        #expect(properties?["billingMode"]?["default"] as? String == "PAY_PER_REQUEST")
+        #expect(properties?["partitionKey"]?["required"] as? [String] == ["name", "type"])
+        let help = try await ConvergeBinary.run("schema", "--help")
+        #expect(help.stdout.contains("aws-dynamodb-table, aws-s3-bucket, aws-sqs-queue"))
+        let misspelt = try await ConvergeBinary.run("schema", "aws-dynamodb-tabel")
+        #expect(misspelt.status == 2)
+        #expect(misspelt.stderr.contains(#"did you mean "aws-dynamodb-table"?"#))
     }
 }

@@ -172,7 +172,7 @@ enum Paths {
         let state = try ManifestLoader().load(directory: Paths.repository.appendingPathComponent("examples/gitops"))
         #expect(
             state.counts == [
-                .project: 1, .environment: 2, .resource: 1, .bundle: 4, .provisioner: 2, .instance: 7, .preview: 0,
+                .project: 1, .environment: 2, .resource: 1, .bundle: 7, .provisioner: 3, .instance: 7, .preview: 0,
             ])
         #expect(state.environments["ecomm-staging"]?.policy == .auto)
         #expect(state.environments["ecomm-staging"]?.prune == true)

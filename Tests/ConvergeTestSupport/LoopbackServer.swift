@@ -159,7 +159,9 @@ public final class LoopbackServer: Sendable {
                     try await writer.finish(nil)
                 })
         }
+        // Every path, the root too (`**` needs a component): an AWS API is called at `/`.
         for method: HTTPRequest.Method in [.get, .head, .post, .put, .delete, .patch] {
+            router.on("/", method: method, use: answer)
             router.on("**", method: method, use: answer)
         }
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
