@@ -183,7 +183,7 @@ import Testing
         try await daemon.stop()
     }
 
-    @Test func throttlingIsRetried_wrongCredentialsAndAnUnreachableEndpointFailClearly() async throws {
+    @Test func faults_throttlingIsRetried_everyOtherFailureIsClear() async throws {
         let moto = try await MotoServer.start()
         // A proxy on loopback that answers the first two calls as AWS does when it throttles, then forwards every
         // call unchanged (its Host and signature included) to the emulator.
@@ -242,10 +242,26 @@ import Testing
             kind: Provisioner
             metadata: {name: unreachable}
             spec: {cloud: {provider: aws, region: eu-west-1, endpoint: "http://127.0.0.1:1", timeoutSeconds: 10}}
+            ---
+            apiVersion: converge/v1
+            kind: Provisioner
+            metadata: {name: elsewhere}
+            spec: {cloud: {provider: aws, region: eu-west-1, endpoint: "http://10.0.0.1:4566", timeoutSeconds: 10}}
+            ---
+            apiVersion: converge/v1
+            kind: Provisioner
+            metadata: {name: keyed}
+            spec:
+              cloud:
+                provider: aws
+                region: eu-west-1
+                endpoint: "\(moto.endpoint)"
+                timeoutSeconds: 60
+                credentials: {accessKeyId: QUEUE_KEY_ID, secretAccessKey: QUEUE_SECRET}
             """
         ]
         var documents = files
-        for provisioner in ["throttled", "denied", "unreachable"] {
+        for provisioner in ["throttled", "denied", "unreachable", "elsewhere", "keyed"] {
             documents["\(provisioner).yaml"] = """
                 apiVersion: converge/v1
                 kind: Bundle
@@ -269,7 +285,7 @@ import Testing
             try await store.history(of: id, after: nil, limit: 5).items.first
         }
         try await eventually("every deployment ended", timeout: .seconds(60)) {
-            for id in ["p-dev-throttled", "p-dev-denied", "p-dev-unreachable"] {
+            for id in ["p-dev-throttled", "p-dev-denied", "p-dev-unreachable", "p-dev-elsewhere", "p-dev-keyed"] {
                 guard let status = try await newest(id)?.status, [.completed, .failed].contains(status) else {
                     return false
                 }
@@ -286,6 +302,26 @@ import Testing
         let unreachable = try #require(try await newest("p-dev-unreachable"))
         #expect(unreachable.status == .failed)
         #expect(unreachable.error?.contains("connection failed") == true, "\(unreachable.error ?? "")")
+        let elsewhere = try #require(try await newest("p-dev-elsewhere"))
+        #expect(elsewhere.error == "the AWS endpoint http://10.0.0.1:4566 is not allowed by the daemon's configuration")
+
+        // Credentials the daemon does not have: a clear failure, then the instance's own secrets of those names.
+        let keyed = try #require(try await newest("p-dev-keyed"))
+        #expect(
+            keyed.error
+                == "no AWS credentials: set QUEUE_KEY_ID and QUEUE_SECRET in the daemon's environment or as the "
+                + "instance's secrets")
+        let dora = try await daemon.token("dora", role: "deployer")
+        for (name, value) in [("QUEUE_KEY_ID", moto.accessKeyID), ("QUEUE_SECRET", moto.secretAccessKey)] {
+            let file = daemon.directory.appendingPathComponent(name)
+            try value.write(to: file, atomically: true, encoding: .utf8)
+            let set = try await daemon.cli(dora, "secret", "set", "p-dev-keyed", name, "--from-file", file.path)
+            #expect(set.status == 0, "\(set.stderr)")
+        }
+        let deployed = try await daemon.cli(dora, "deploy", "p-dev-keyed", "--wait")
+        #expect(deployed.status == 0, "\(deployed.stdout) \(deployed.stderr)")
+        let events = try await daemon.cli(dora, "logs", try #require(try await newest("p-dev-keyed")).id)
+        #expect(!events.stdout.contains(moto.secretAccessKey), "credentials are never in the log")
         try await daemon.stop()
     }
 }
