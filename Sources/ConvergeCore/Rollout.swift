@@ -102,6 +102,8 @@ public struct Rollout: Equatable, Sendable {
         case (.decommission, _):
             return "environment \(environment) was decommissioned by rollout \(id); converge env deploy "
                 + "\(environment) brings it back"
+        case (.deploy, _) where wave < 0:
+            return "environment \(environment) is being set up; its rollout starts next"
         case (.deploy, _):
             guard let item = items.first(where: { $0.instance == instance }), item.wave > wave else { return nil }
             return status == .running

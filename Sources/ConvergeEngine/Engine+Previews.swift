@@ -67,15 +67,25 @@ extension Engine {
             }
         }
         draft.documents[ResourceKey(.preview, draft.id)] = Self.previewDocument(name: name, fields: fields)
-        let (created, _) = try await manifests.apply(draft.documents, actor: actor)
-        if fields["copySecrets"] == .bool(true) { try await copyInstanceSecrets(draft.pairs, actor: actor) }
-        for secret in secrets.sorted(by: { ($0.instance, $0.name) < ($1.instance, $1.name) }) {
-            try await self.secrets.set(secret.name, of: secret.instance, to: secret.value, actor: actor)
+        // Nothing of the preview deploys before its secrets are in place, nor out of its rollout's order.
+        let previous = rollouts.reserve(draft.id, at: clock.now)
+        let created: Set<ResourceKey>
+        let expiresAt: Date?
+        do {
+            created = try await manifests.apply(draft.documents, actor: actor).created
+            if fields["copySecrets"] == .bool(true) { try await copyInstanceSecrets(draft.pairs, actor: actor) }
+            for secret in secrets.sorted(by: { ($0.instance, $0.name) < ($1.instance, $1.name) }) {
+                try await self.secrets.set(secret.name, of: secret.instance, to: secret.value, actor: actor)
+            }
+            expiresAt = manifests.current?.state.previews[draft.id]?.ttlSeconds.map {
+                clock.now.addingTimeInterval(TimeInterval($0))
+            }
+            try await reconciler.store.setPreviewExpiry(of: draft.id, to: expiresAt)
+        } catch {
+            rollouts.restore(previous, in: draft.id)
+            await queue.add(draft.pairs.map(\.fork))
+            throw error
         }
-        let expiresAt = manifests.current?.state.previews[draft.id]?.ttlSeconds.map {
-            clock.now.addingTimeInterval(TimeInterval($0))
-        }
-        try await reconciler.store.setPreviewExpiry(of: draft.id, to: expiresAt)
         let (rollout, _) = try await startRollout(of: draft.id, action: .deploy, actor: actor)
         return PreviewResult(
             environment: draft.id, created: created.contains(environmentKey), instances: draft.pairs.map(\.fork),

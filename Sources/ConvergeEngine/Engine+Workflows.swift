@@ -32,8 +32,19 @@ extension Engine {
         _ source: String, as name: String, copyDefaults: Bool, copySecrets: Bool, actor: String
     ) async throws -> ForkResult {
         let draft = try await forkDraft(source, as: name, copyDefaults: copyDefaults)
-        let (created, _) = try await manifests.apply(draft.documents, actor: actor)
-        if copySecrets { try await copyInstanceSecrets(draft.pairs, actor: actor) }
+        // Nothing of the fork deploys before its secrets are copied.
+        let previous = rollouts.reserve(draft.id, at: clock.now)
+        let created: Set<ResourceKey>
+        do {
+            created = try await manifests.apply(draft.documents, actor: actor).created
+            if copySecrets { try await copyInstanceSecrets(draft.pairs, actor: actor) }
+        } catch {
+            rollouts.restore(previous, in: draft.id)
+            await queue.add(draft.pairs.map(\.fork))
+            throw error
+        }
+        rollouts.restore(previous, in: draft.id)
+        await queue.add(draft.pairs.map(\.fork))
         return ForkResult(
             environment: draft.id, parent: source, instances: draft.pairs.map(\.fork),
             created: created.contains(ResourceKey(.environment, draft.id)), skippedDefaults: draft.skipped)

@@ -1,4 +1,5 @@
 import ConvergeCore
+import Foundation
 import Synchronization
 
 /// The rollout that governs each environment (its newest), kept in memory so that a reconcile asks in a dictionary
@@ -27,19 +28,49 @@ public final class RolloutGate: Sendable {
         governing.withLock { $0[environment]?.status == .running }
     }
 
-    /// The RUNNING rollouts.
+    /// The RUNNING rollouts (not reservations: they are not recorded, and nothing moves them on).
     var running: [Rollout] {
-        governing.withLock { $0.values.filter { $0.status == .running }.sorted { $0.createdAt < $1.createdAt } }
+        governing.withLock { state in
+            state.values.filter { $0.status == .running && $0.id != Self.reservation }.sorted {
+                $0.createdAt < $1.createdAt
+            }
+        }
     }
 
     /// Records `rollout` as the one governing its environment, unless a newer one does.
     func govern(_ rollout: Rollout) {
         governing.withLock { state in
-            if let current = state[rollout.environment], current.id != rollout.id, current.createdAt > rollout.createdAt
+            // A reservation gives way to any rollout; a rollout to a newer one.
+            if let current = state[rollout.environment], current.id != rollout.id, current.id != Self.reservation,
+                current.createdAt > rollout.createdAt
             {
                 return
             }
             state[rollout.environment] = rollout
+        }
+    }
+
+    /// The id of a reservation's rollout, which is never recorded.
+    static let reservation = "setup"
+
+    /// Holds every instance of `environment` back (a rollout that has not reached its first wave, kept in memory
+    /// only) while a workflow writes its documents and secrets, so that nothing deploys half set up. Returns the
+    /// rollout that governed it, for `restore`.
+    func reserve(_ environment: String, at now: Date) -> Rollout? {
+        var setup = Rollout(
+            id: Self.reservation, environment: environment, action: .deploy, items: [], createdBy: "", createdAt: now)
+        setup.wave = -1
+        return governing.withLock { state in
+            defer { state[environment] = setup }
+            return state[environment]
+        }
+    }
+
+    /// Gives `environment` back to the rollout that governed it before `reserve`, unless a new one governs it now.
+    func restore(_ previous: Rollout?, in environment: String) {
+        governing.withLock { state in
+            guard state[environment]?.id == Self.reservation else { return }
+            state[environment] = previous
         }
     }
 

@@ -92,6 +92,20 @@ import Testing
         #expect(newest.snapshot.params["replicas"] == 1 && newest.status == .completed, "the edit is reset")
         #expect(try await daemon.cli(dora, "secret", "list", "ecomm-pr7-db").stdout.contains("password"))
 
+        // A change of the database and the app together: the app waits for its database, as the rollout orders them,
+        // though the reconciler alone would deploy both at once (the app's connection does not change).
+        let text = try String(contentsOfFile: withSecrets, encoding: .utf8)
+        #expect(text.contains("storage_gb: 20") && text.contains("replicas: 1"))
+        try text.replacingOccurrences(of: "storage_gb: 20", with: "storage_gb: 30")
+            .replacingOccurrences(of: "replicas: 1", with: "replicas: 2")
+            .write(toFile: withSecrets, atomically: true, encoding: .utf8)
+        let both = try await preview("pr7", file: withSecrets)
+        #expect(both.status == 0, "\(both.stderr)")
+        let db1 = try #require(try await history("ecomm-pr7-db").first)
+        let app1 = try #require(try await history("ecomm-pr7-app").first)
+        #expect(db1.snapshot.params["storage_gb"] == 30 && app1.snapshot.params["replicas"] == 2)
+        #expect(app1.createdAt >= db1.finishedAt!, "the app's deployment came after its database's")
+
         // Destroy: downstream first, every instance decommissioned, the environment and the preview gone.
         let destroyed = try await daemon.cli(dora, "preview", "destroy", "pr7", "--follow")
         #expect(destroyed.status == 0, "\(destroyed.stderr)")

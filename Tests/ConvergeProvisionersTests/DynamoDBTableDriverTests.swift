@@ -6,7 +6,7 @@ import Testing
 
 /// `DynamoDBTableDriver` against the moto emulator (signature checking on): what it creates, converges, plans and
 /// deletes is checked through signed calls of the test's own.
-@Suite struct DynamoDBTableDriverTests {
+@Suite(.serialized) struct DynamoDBTableDriverTests {
     let driver = DynamoDBTableDriver()
 
     static func dynamoDB(_ client: AWSClient, _ action: String, _ input: Value) async throws -> Value {

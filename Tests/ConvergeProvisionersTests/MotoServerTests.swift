@@ -5,7 +5,7 @@ import Testing
 @testable import ConvergeProvisioners
 
 /// The emulator every cloud test runs against checks signatures: what it accepts is what AWS would.
-@Suite struct MotoServerTests {
+@Suite(.serialized) struct MotoServerTests {
     let client = CurlHTTPClient()
 
     /// The SHA-256 of an empty body: S3 wants the payload's hash in `x-amz-content-sha256`, and libcurl (7.88) signs

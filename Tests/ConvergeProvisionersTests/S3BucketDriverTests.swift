@@ -7,7 +7,7 @@ import Testing
 
 /// `S3BucketDriver` against the moto emulator (signature checking on): what it creates, converges, plans and deletes
 /// is checked through signed calls of the test's own.
-@Suite struct S3BucketDriverTests {
+@Suite(.serialized) struct S3BucketDriverTests {
     let driver = S3BucketDriver()
 
     /// A client of the emulator signing for `region`; a wrong key or secret makes one the emulator refuses.

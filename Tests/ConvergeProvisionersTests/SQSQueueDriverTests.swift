@@ -6,7 +6,7 @@ import Testing
 
 /// `SQSQueueDriver` against the moto emulator (signature checking on): what it creates, converges, plans and deletes
 /// is checked through signed calls of the test's own.
-@Suite struct SQSQueueDriverTests {
+@Suite(.serialized) struct SQSQueueDriverTests {
     let driver = SQSQueueDriver()
 
     static func sqs(_ client: AWSClient, _ action: String, _ input: Value) async throws -> Value {

@@ -20,6 +20,8 @@ public struct MotoServerError: Error, CustomStringConvertible {
 ///
 /// Each `start()` runs a server of its own (about half a second); it is killed by `stop()` or, failing that, when the
 /// value is dropped, so also when a test fails or throws. Its output goes to `log`, which is kept for diagnostics.
+/// A server costs a Python start of about a CPU-second, so the suites that start them are `.serialized`: dozens
+/// starting at once starved the timing of the other tests on a two-core machine.
 public final class MotoServer: Sendable {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     public let endpoint: String
