@@ -5,32 +5,12 @@ import Testing
 
 /// An environment's `spec.driftCheck: {every: DURATION}`: decoded to seconds, refused with located errors.
 @Suite struct EnvironmentDriftTests {
-    func environment(driftCheck: String) -> String {
-        """
-        apiVersion: converge/v1
-        kind: Environment
-        metadata:
-          name: prod
-          project: shop
-        spec:
-          policy: auto
-          driftCheck:
-        \(driftCheck)
-        """
-    }
-
     func load(driftCheck: String) throws(ManifestErrors) -> DesiredState {
-        let base = try! Paths.files("base")
-        return try ManifestLoader().load(files: base + [("envs/prod.yaml", environment(driftCheck: driftCheck))])
+        try loadEnvironment(spec: "driftCheck", driftCheck)
     }
 
     func errors(driftCheck: String) -> [String] {
-        do {
-            _ = try load(driftCheck: driftCheck)
-            return []
-        } catch {
-            return error.diagnostics.map(\.description)
-        }
+        environmentErrors(spec: "driftCheck", driftCheck)
     }
 
     @Test(arguments: [("6h", 21_600.0), ("1s", 1), ("1000ms", 1), ("30m", 1800), ("8760h", 31_536_000)])

@@ -454,10 +454,9 @@ enum Paths {
     }
 }
 
-/// Issue 6: environments may retry failed deployments automatically (`spec.retry`).
-@Suite struct EnvironmentRetryTests {
-    func environment(retry: String) -> String {
-        """
+/// The base fixture with an environment `prod` whose spec has `key` set to `value` (YAML lines indented under it).
+func loadEnvironment(spec key: String, _ value: String) throws(ManifestErrors) -> DesiredState {
+    let environment = """
         apiVersion: converge/v1
         kind: Environment
         metadata:
@@ -465,23 +464,30 @@ enum Paths {
           project: shop
         spec:
           policy: auto
-          retry:
-        \(retry)
+          \(key):
+        \(value)
         """
-    }
+    return try ManifestLoader().load(files: try! Paths.files("base") + [("envs/prod.yaml", environment)])
+}
 
+/// The errors of `loadEnvironment(spec:_:)`, as printed; none when it loads.
+func environmentErrors(spec key: String, _ value: String) -> [String] {
+    do {
+        _ = try loadEnvironment(spec: key, value)
+        return []
+    } catch {
+        return error.diagnostics.map(\.description)
+    }
+}
+
+/// Issue 6: environments may retry failed deployments automatically (`spec.retry`).
+@Suite struct EnvironmentRetryTests {
     func load(retry: String) throws(ManifestErrors) -> DesiredState {
-        let base = try! Paths.files("base")
-        return try ManifestLoader().load(files: base + [("envs/prod.yaml", environment(retry: retry))])
+        try loadEnvironment(spec: "retry", retry)
     }
 
     func errors(retry: String) -> [String] {
-        do {
-            _ = try load(retry: retry)
-            return []
-        } catch {
-            return error.diagnostics.map(\.description)
-        }
+        environmentErrors(spec: "retry", retry)
     }
 
     @Test(arguments: [
