@@ -89,9 +89,15 @@ public final class Dispatcher: Service, Sendable {
     }
 
     /// Takes over as many expired leases as there are free slots; each is now this dispatcher's, under a new epoch.
+    ///
+    /// Never one of the deployments this dispatcher is still applying: after a pause longer than the lease (SIGSTOP,
+    /// a stalled host) their leases have expired, but their calls are still in flight and their renewals keep them.
+    /// The in-flight set cannot grow meanwhile: only `fill`, on the dispatch loop, adds to it.
     func takeOverExpired() async -> [Deployment] {
-        await fill { [store, owner, leaseDuration] free in
-            try await store.takeOverExpiredLeases(owner: owner, leaseDuration: leaseDuration, limit: free)
+        let applying = inFlight.withLock { $0 }
+        return await fill { [store, owner, leaseDuration] free in
+            try await store.takeOverExpiredLeases(
+                owner: owner, leaseDuration: leaseDuration, limit: free, excluding: applying)
         }
     }
 
@@ -173,9 +179,13 @@ public final class Dispatcher: Service, Sendable {
                 deployment.id, owner: lease.owner, epoch: lease.epoch, leaseDuration: leaseDuration)
             return true
         } catch let error as ConvergeError where error.code == .failedPrecondition || error.code == .notFound {
-            logger.info(
-                "lease lost; stopping the provisioner call",
-                metadata: ["deployment.id": "\(deployment.id)", "error": "\(error.message)"])
+            let metadata: Logger.Metadata = ["deployment.id": "\(deployment.id)", "error": "\(error.message)"]
+            if error.details?["reason"] == "lease_lost" {
+                logger.warning("lease taken over; stopping the provisioner call", metadata: metadata)
+            } else {
+                // Ended meanwhile: by a callback (the usual end of an accepted call), or aborted.
+                logger.debug("deployment ended; no longer renewing its lease", metadata: metadata)
+            }
             return false
         } catch {
             // A busy database: the lease is still ours, renew again at the next beat.

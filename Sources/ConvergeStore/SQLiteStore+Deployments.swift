@@ -28,16 +28,17 @@ extension SQLiteStore {
         WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?
         """
 
-    /// RUNNING deployments whose lease expired before a time.
+    /// RUNNING deployments whose lease expired before a time, except those whose ids are in a JSON array.
     static let expiredLeasesSQL = """
         SELECT * FROM deployments INDEXED BY deployments_leases
-        WHERE status = 'RUNNING' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?
+        WHERE status = 'RUNNING' AND lease_expires_at < ? AND id NOT IN (SELECT value FROM json_each(?))
+        ORDER BY lease_expires_at LIMIT ?
         """
 
-    /// Whether any lease expired before a time.
+    /// Whether any lease expired before a time, except those of deployments whose ids are in a JSON array.
     static let anyExpiredSQL = """
         SELECT EXISTS (SELECT 1 FROM deployments INDEXED BY deployments_leases
-            WHERE status = 'RUNNING' AND lease_expires_at < ?)
+            WHERE status = 'RUNNING' AND lease_expires_at < ? AND id NOT IN (SELECT value FROM json_each(?)))
         """
 
     /// Whether `claimSQL` would find anything.
@@ -217,17 +218,21 @@ extension SQLiteStore {
         }
     }
 
-    public func takeOverExpiredLeases(owner: String, leaseDuration: TimeInterval, limit: Int) async throws
-        -> [Deployment]
-    {
+    public func takeOverExpiredLeases(
+        owner: String, leaseDuration: TimeInterval, limit: Int, excluding applying: Set<String>
+    ) async throws -> [Deployment] {
         try Self.checkLimit(limit)
+        let excluded = Value.array(applying.sorted().map(Value.string)).canonicalJSON
         let now = self.now
         guard
-            try readInPlace({ db in try db.fetchValue(Bool.self, sql: Self.anyExpiredSQL, arguments: [now]) ?? false })
+            try readInPlace({ db in
+                try db.fetchValue(Bool.self, sql: Self.anyExpiredSQL, arguments: [now, excluded]) ?? false
+            })
         else { return [] }
         return try await transaction { db in
             let now = self.now
-            let expired = try Self.fetchDeployments(db, sql: Self.expiredLeasesSQL, arguments: [now, limit])
+            let expired = try Self.fetchDeployments(
+                db, sql: Self.expiredLeasesSQL, arguments: [now, excluded, limit])
             return try expired.map { deployment in
                 try db.run(
                     sql: """

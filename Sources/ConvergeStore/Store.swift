@@ -63,7 +63,13 @@ public protocol Store: Sendable {
     /// Takes over RUNNING deployments whose lease expired (their daemon was away), oldest expiry first, at most
     /// `limit`: each gets a new epoch held by `owner`, whose daemon then resumes it under the same attempt and
     /// idempotency key. The previous holder is fenced off from then on.
-    func takeOverExpiredLeases(owner: String, leaseDuration: TimeInterval, limit: Int) async throws -> [Deployment]
+    ///
+    /// `applying` are the deployments the caller is itself still applying: never taken over, however long ago their
+    /// lease expired (the caller was paused), so a daemon never sends a second call beside its own; it renews their
+    /// leases instead.
+    func takeOverExpiredLeases(
+        owner: String, leaseDuration: TimeInterval, limit: Int, excluding applying: Set<String>
+    ) async throws -> [Deployment]
     /// Extends the lease of a RUNNING deployment held by `owner` under `epoch`; also after it expired, as long as
     /// nobody took it over (then `failed_precondition`).
     func renewLease(_ id: String, owner: String, epoch: Int64, leaseDuration: TimeInterval) async throws -> Deployment

@@ -143,6 +143,8 @@ import Testing
         let events = try await daemon.store().events(of: deployment.id, after: nil, limit: 100).items.map(\.message)
         #expect(events.contains("applying"))
         try await daemon.stop()
+        // Issue 13: a callback ending the deployment is its usual end, not a lost lease.
+        #expect(!daemon.logText.contains("stopping the provisioner call"), "\(daemon.logTail())")
     }
 
     @Test func malformedManifestsWhileRunning_keepTheLastGoodStateAndShowTheErrors() async throws {

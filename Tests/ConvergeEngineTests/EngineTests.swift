@@ -318,7 +318,9 @@ final class EngineFixture {
         let other = try SQLiteStore(
             path: fixture.directory.appendingPathComponent("c.sqlite").path, clock: { clock.now + 40 },
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        #expect(try await other.takeOverExpiredLeases(owner: "other", leaseDuration: 30, limit: 5).count == 1)
+        #expect(
+            try await other.takeOverExpiredLeases(owner: "other", leaseDuration: 30, limit: 5, excluding: []).count == 1
+        )
         fixture.clock.advance(by: 10)
         await apply.value
         #expect(fixture.provisioner.cancelled.withLock { $0 } == ["\(deployment.id)/1"])

@@ -172,16 +172,17 @@ import Testing
         #expect(renewed.lease?.expiresAt == fixture.clock.now + 30)
         // Only the expired one is taken over.
         #expect(
-            try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 30, limit: 10).map(\.id) == [other.id])
+            try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 30, limit: 10, excluding: []).map(\.id)
+                == [other.id])
         _ = try await store.complete(other.id, owner: "d2", epoch: 2, outputs: [:], planResult: nil)
 
         // Expired, but nobody took it over: the holder is still the holder (a daemon stopped longer than its lease).
         fixture.clock.advance(by: 31)
         #expect(try await store.renewLease(deployment.id, owner: "w", epoch: 1, leaseDuration: 30).status == .running)
-        #expect(try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 30, limit: 10).isEmpty)
+        #expect(try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 30, limit: 10, excluding: []).isEmpty)
 
         fixture.clock.advance(by: 31)
-        let taken = try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 10, limit: 10)
+        let taken = try await store.takeOverExpiredLeases(owner: "d2", leaseDuration: 10, limit: 10, excluding: [])
         #expect(taken.map(\.id) == [deployment.id])
         #expect(taken[0].lease == Deployment.Lease(owner: "d2", epoch: 2, expiresAt: fixture.clock.now + 10))
         #expect(taken[0].attempt == 1)

@@ -166,7 +166,8 @@ import Testing
         // Lease renewals and takeovers change attempt and epoch, not status: the feed does not carry them.
         _ = try await store.renewLease(proposal.id, owner: "w", epoch: 1, leaseDuration: 30)
         fixture.clock.advance(by: 60)
-        #expect(try await store.takeOverExpiredLeases(owner: "w2", leaseDuration: 30, limit: 10).count == 2)
+        #expect(
+            try await store.takeOverExpiredLeases(owner: "w2", leaseDuration: 30, limit: 10, excluding: []).count == 2)
         _ = try await store.complete(proposal.id, owner: "w2", epoch: 2, outputs: [:], planResult: nil)
         _ = try await store.abort(direct.id, actor: "carol", reason: nil)
 

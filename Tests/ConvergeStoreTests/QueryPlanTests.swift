@@ -54,8 +54,8 @@ import Testing
         let fixedQueries: [Query] = [
             ("claim", SQLiteStore.claimSQL, [100]),
             ("history", SQLiteStore.historySQL, ["i7", Int64.max, 50]),
-            ("expired leases", SQLiteStore.expiredLeasesSQL, [Int64(10), 100]),
-            ("any expired lease", SQLiteStore.anyExpiredSQL, [Int64(10)]),
+            ("expired leases", SQLiteStore.expiredLeasesSQL, [Int64(10), #"["d7"]"#, 100]),
+            ("any expired lease", SQLiteStore.anyExpiredSQL, [Int64(10), #"["d7"]"#]),
             ("any claimable", SQLiteStore.anyClaimableSQL, []),
             ("recent deployments", SQLiteStore.recentSQL, ["i7", 20]),
             ("events", SQLiteStore.eventsSQL, ["d7", 0, 50]),
@@ -107,7 +107,10 @@ import Testing
             let tableScans = plan.filter { $0.hasPrefix("SCAN") && !$0.contains("INDEX") && $0 != "SCAN CONSTANT ROW" }
             #expect(tableScans.isEmpty, "\(query.name) scans a table: \(plan)")
             // Only a claim walks a (partial) index from its start; every other query searches a range.
-            let scans = plan.filter { $0.hasPrefix("SCAN") && $0 != "SCAN CONSTANT ROW" }
+            // Reading a list of ids the caller passed (`json_each`) is not a scan of the database either.
+            let scans = plan.filter {
+                $0.hasPrefix("SCAN") && $0 != "SCAN CONSTANT ROW" && !$0.hasPrefix("SCAN json_each")
+            }
             #expect(query.name.contains("claim") || scans.isEmpty, "\(query.name) scans: \(plan)")
             #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(query.name) sorts: \(plan)")
             #expect(plan.contains { $0.hasPrefix("SEARCH") }, "\(query.name): \(plan)")
@@ -117,7 +120,9 @@ import Testing
         #expect(Set(claimed.map(\.instanceID)).count == 666)
         #expect(
             try await store.history(of: "i7", after: nil, limit: 3).items.map(\.id) == ["d99007", "d98007", "d97007"])
-        #expect(try await store.takeOverExpiredLeases(owner: "w3", leaseDuration: 30, limit: 1000).count == 334)
+        #expect(
+            try await store.takeOverExpiredLeases(owner: "w3", leaseDuration: 30, limit: 1000, excluding: []).count
+                == 334)
         #expect(
             try await store.listDeployments(DeploymentFilter(environment: "e3"), after: nil, limit: 3).items.map(\.id)
                 == ["d99993", "d99983", "d99973"])

@@ -107,6 +107,22 @@ public final class RecordingProvisioner: Sendable {
         get async { await journal.applies }
     }
 
+    /// Every two requests for one instance that were in flight at once (the later one arrived before the earlier
+    /// one was answered), as "instance: key and key"; a daemon must never make one.
+    public var overlappingCalls: [String] {
+        get async {
+            let byInstance = Dictionary(grouping: await journal.requests.filter { $0.kind != .refused }, by: \.instance)
+            return byInstance.sorted { $0.key < $1.key }.flatMap { instance, requests in
+                let ordered = requests.sorted { $0.receivedAt < $1.receivedAt }
+                return ordered.indices.flatMap { earlier in
+                    ordered[(earlier + 1)...].filter { later in
+                        ordered[earlier].answeredAt.map { $0 > later.receivedAt } ?? true
+                    }.map { "\(instance): \(ordered[earlier].key) and \($0.key)" }
+                }
+            }
+        }
+    }
+
     /// The journal for people: every request and apply, times in seconds since the provisioner started.
     public func report() async -> String {
         await journal.report()
