@@ -124,7 +124,7 @@ public struct CurlClientTransport: ClientTransport {
             return CancellationError()
         case .connection(let message) where duringBody:
             return ClientTransportError(.unreachable, "lost the connection to \(server): \(message)")
-        case .connection(let message):
+        case .unreachable(let message), .connection(let message):
             return ClientTransportError(.unreachable, "cannot reach \(server): \(message)")
         case .timeout:
             return ClientTransportError(.timedOut, "\(error) from \(server)")

@@ -92,8 +92,11 @@ public struct HTTPStreamingResponse: Sendable {
 
 /// Why a request got no response.
 public enum HTTPTransportError: Error, Equatable, CustomStringConvertible {
-    /// The connection could not be made, or broke before the whole response arrived: worth retrying with the same
-    /// key. A connect timeout (TCP connect or TLS handshake) is one of these.
+    /// No connection to the server could be made (refused, unknown host, a connect or TLS-handshake timeout or
+    /// failure): the request was never sent, so sending it again cannot do anything twice.
+    case unreachable(String)
+    /// The connection broke after the request may have been sent, before the whole response arrived: worth retrying
+    /// with the same key, a bounded number of times.
     case connection(String)
     /// The whole call took longer than its timeout.
     case timeout(Duration)
@@ -106,7 +109,7 @@ public enum HTTPTransportError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .connection(let message): "connection failed: \(message)"
+        case .unreachable(let message), .connection(let message): "connection failed: \(message)"
         case .timeout(let duration): "no response within \(duration.secondsText)"
         case .responseTooLarge(let limit): "response larger than \(limit) bytes"
         case .cancelled: "the call was cancelled"
@@ -138,8 +141,8 @@ public struct CurlHTTPClient: Sendable {
 
     /// Sends `request` with its method and returns the response, whatever its status.
     ///
-    /// Throws `.cancelled` as soon as the calling task is cancelled, `.connection` for a failed or timed-out connect
-    /// (TCP or TLS) or a response cut short, `.timeout` when the whole call outlasts `request.timeout`,
+    /// Throws `.cancelled` as soon as the calling task is cancelled, `.unreachable` for a failed or timed-out connect
+    /// (TCP or TLS), `.connection` for a connection that broke or a response cut short, `.timeout` when the whole call outlasts `request.timeout`,
     /// `.responseTooLarge` past `request.maxResponseBytes`, and `.other` for a method or header that cannot be sent.
     public func send(_ request: HTTPRequest) async throws(HTTPTransportError) -> HTTPResponse {
         try request.validate()

@@ -427,12 +427,14 @@ final class CurlTransfer: @unchecked Sendable {
             // The system's reason (`connection refused`, `no route to host`) says more than libcurl's message.
             var systemError = 0
             converge_curl_getinfo_long(handle, CURLINFO_OS_ERRNO, &systemError)
-            guard systemError != 0 else { return .connection(message) }
+            guard systemError != 0 else { return .unreachable(message) }
             let reason = String(cString: strerror(Int32(systemError)))
-            return .connection("\(reason.prefix(1).lowercased())\(reason.dropFirst()) (\(target(handle: handle)))")
+            return .unreachable("\(reason.prefix(1).lowercased())\(reason.dropFirst()) (\(target(handle: handle)))")
         case CURLE_COULDNT_RESOLVE_HOST:
             let host = URLComponents(string: request.url)?.host ?? request.url
-            return .connection("unknown host \(host)")
+            return .unreachable("unknown host \(host)")
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION:
+            return .unreachable("TLS handshake with \(target(handle: handle)) failed: \(message)")
         case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING:
             return .connection(message)
         default:
@@ -445,11 +447,18 @@ final class CurlTransfer: @unchecked Sendable {
     ///
     /// libcurl reports both as `CURLE_OPERATION_TIMEDOUT`; the connect timeout is the shorter, so a transfer that
     /// ended before the whole call's timeout ran out ended on the connect timeout. A stream has only the former.
+    ///
+    /// When the whole call's timer fired before the request was sent (the transfer never reached its pre-transfer
+    /// point), the server was not reached either: that is `.unreachable` too, never a lost answer.
     private func timeoutError(handle: UnsafeMutableRawPointer) -> HTTPTransportError {
         var total: curl_off_t = 0
         converge_curl_getinfo_off_t(handle, CURLINFO_TOTAL_TIME_T, &total)
+        var limit = request.connectTimeout
         if let timeout, request.connectTimeout >= timeout || total >= timeout.microseconds {
-            return .timeout(timeout)
+            var pretransfer: curl_off_t = 0
+            converge_curl_getinfo_off_t(handle, CURLINFO_PRETRANSFER_TIME_T, &pretransfer)
+            guard pretransfer == 0 else { return .timeout(timeout) }
+            limit = timeout
         }
         // libcurl counts the TLS handshake into the connect time, which stays 0 until it is done; the local port is
         // set once the TCP connection is.
@@ -463,7 +472,7 @@ final class CurlTransfer: @unchecked Sendable {
         } else {
             phase = "connecting to \(target(handle: handle))"
         }
-        return .connection("connect timed out after \(request.connectTimeout.secondsText) (\(phase))")
+        return .unreachable("connect timed out after \(limit.secondsText) (\(phase))")
     }
 
     /// The address a transfer connected to, or the URL's host and port when it got none.

@@ -7,18 +7,24 @@ import Logging
 ///
 /// The body is the job's JSON document; `Idempotency-Key` is the same on every resend of an attempt, and
 /// `X-Converge-Signature: sha256=<hex HMAC-SHA256 of the body>` is set when the provisioner has a secret.
-/// Connection errors (a connect or TLS-handshake timeout included) and 5xx answers are retried with exponential
-/// backoff; a 200 carries the verdict, a 202 means the result will arrive on the callback URL, and an answer that
-/// states no verdict the contract knows fails the deployment. Redirects are never followed. Each attempt gets the
-/// webhook's timeout, or what is left of the job's `timeLimit` when that is shorter; a cancelled task aborts the call
-/// at once and the provisioner throws `CancellationError`.
+///
+/// A call that never reached the provisioner (no connection: refused, unknown host, a connect or TLS-handshake
+/// timeout or failure) is safe to send again and is, with capped, jittered exponential backoff, until the
+/// deployment's deadline (the job's `timeLimit`, or the webhook's timeout for a first send): a provisioner that is
+/// down for a while fails nothing. A 409 (the provisioner is still applying this key, for a daemon that died) is
+/// asked again the same way. Errors after the request may have reached the provisioner (a connection that broke, a
+/// 5xx answer) are retried at most `maxAttempts` times in all. A 200 carries the verdict, a 202 means the result
+/// will arrive on the callback URL, and an answer that states no verdict the contract knows fails the deployment.
+/// Redirects are never followed. Each attempt gets the webhook's timeout, or what is left of the deadline when that
+/// is shorter; a cancelled task aborts the call at once and the provisioner throws `CancellationError`.
 public struct WebhookProvisioner: DeploymentProvisioner {
     /// Daemon-wide settings of every webhook call.
     public struct Settings: Sendable {
         public var connectTimeout: Duration = .seconds(5)
         public var maxAttempts = 4
         public var initialBackoff: Duration = .milliseconds(250)
-        public var maxBackoff: Duration = .seconds(10)
+        /// The longest wait between two attempts (the ones until the deadline are jittered below it).
+        public var maxBackoff: Duration = .seconds(5)
         public var maxResponseBytes = 1 << 20
         /// URL prefixes provisioners may be called at; a URL matching none is refused.
         public var allowedURLPrefixes: [String] = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
@@ -63,31 +69,33 @@ public struct WebhookProvisioner: DeploymentProvisioner {
             headers.append(("X-Converge-Signature", "sha256=" + signature.hexString))
         }
         let ownTimeout = Duration.seconds(webhook.timeoutSeconds)
-        let timeLimit = job.timeLimit.map { Duration.seconds($0) }
-        let deadline = timeLimit.map { ContinuousClock.now + $0 }
+        let timeLimit = job.timeLimit.map { Duration.seconds($0) } ?? ownTimeout
+        // The deployment's deadline, counted from its first start: it caps every attempt and every retry.
+        let deadline = ContinuousClock.now + timeLimit
         var metadata: Logger.Metadata = ["deployment.id": "\(job.deployment.id)", "provisioner.url": "\(webhook.url)"]
         var backoff = settings.initialBackoff
         var attempt = 0
+        // Attempts that may have reached the provisioner: only these count against `maxAttempts`.
+        var delivered = 0
         while true {
             try Task.checkCancellation()
-            // The deployment's time limit, counted from its first start, caps every attempt.
-            var timeout = ownTimeout
-            if let timeLimit, let deadline {
-                let left = attempt == 0 ? timeLimit : deadline - .now
-                guard left > .zero else { return .timeLimitPassed }
-                timeout = min(timeout, left)
-            }
+            let left = attempt == 0 ? timeLimit : deadline - .now
+            guard left > .zero else { return .timeLimitPassed }
             attempt += 1
             metadata["webhook.attempt"] = "\(attempt)"
             let request = HTTPRequest(
                 url: webhook.url, headers: headers, body: body, connectTimeout: settings.connectTimeout,
-                timeout: timeout, maxResponseBytes: settings.maxResponseBytes)
+                timeout: min(ownTimeout, left), maxResponseBytes: settings.maxResponseBytes)
             let problem: String
+            var applied = true
             do {
                 let response = try await client.post(request)
                 switch response.status {
                 case 200..<300:
                     return Self.outcome(status: response.status, body: response.body)
+                case 409:
+                    problem = "the provisioner answered 409: \(Self.excerpt(response.body))"
+                    applied = false
                 case 500..<600:
                     problem = "the provisioner answered \(response.status)"
                 case 300..<400:
@@ -96,6 +104,9 @@ public struct WebhookProvisioner: DeploymentProvisioner {
                     return .failed(
                         "the provisioner answered \(response.status): \(Self.excerpt(response.body))")
                 }
+            } catch .unreachable(let message) {
+                problem = "connection failed: \(message)"
+                applied = false
             } catch .connection(let message) {
                 problem = "connection failed: \(message)"
             } catch .cancelled {
@@ -107,15 +118,21 @@ public struct WebhookProvisioner: DeploymentProvisioner {
             } catch {
                 return .failed("webhook call failed: \(error)")
             }
-            guard attempt < max(1, settings.maxAttempts) else {
-                return .failed("\(problem) (gave up after \(attempt) attempts)")
+            if applied {
+                delivered += 1
+                guard delivered < max(1, settings.maxAttempts) else {
+                    return .failed("\(problem) (gave up after \(attempt) attempts)")
+                }
             }
-            if let deadline, deadline - .now <= backoff {
+            // Attempts that cannot have applied anything wait a jittered backoff, so that the calls of many
+            // deployments to a provisioner that comes back do not arrive all at once.
+            let wait = applied ? backoff : backoff * Double.random(in: 0.5...1)
+            if deadline - .now <= wait {
                 return .failed("\(problem) (no time left to retry within the deployment's time limit)")
             }
             logger.info("webhook call will be retried", metadata: metadata.merging(["error": "\(problem)"]) { $1 })
-            await events([DeploymentEventDraft(kind: .log, message: "\(problem); retrying in \(backoff.secondsText)")])
-            try await Task.sleep(for: backoff)
+            await events([DeploymentEventDraft(kind: .log, message: "\(problem); retrying in \(wait.secondsText)")])
+            try await Task.sleep(for: wait)
             backoff = min(backoff * 2, settings.maxBackoff)
         }
     }

@@ -78,7 +78,7 @@ import Testing
         let error = await #expect(throws: HTTPTransportError.self) { try await client.post(request) }
         #expect(
             error
-                == .connection(
+                == .unreachable(
                     "connect timed out after 0.25s (TLS handshake with 127.0.0.1:\(server.port) did not finish)"))
         #expect(ContinuousClock.now - started < .seconds(10))
     }
