@@ -86,11 +86,11 @@ import Testing
         let fixture = try await StoreFixture()
         let proposal = try await propose(fixture, after: try await plan(fixture))
         let early = await convergeError { try await fixture.store.approve(proposal.id, approver: "bob", step: .apply) }
-        #expect(early?.code == .aborted)
+        #expect(early?.code == .failedPrecondition)
         #expect(early?.message == "deployment \(proposal.id) awaits its plan approval, not the apply one")
         #expect(try await fixture.store.approve(proposal.id, approver: "bob", step: .plan).awaitedApproval == .apply)
         let late = await convergeError { try await fixture.store.approve(proposal.id, approver: "carol", step: .plan) }
-        #expect(late?.code == .aborted)
+        #expect(late?.code == .failedPrecondition)
         #expect(try await fixture.store.deployment(proposal.id).approvals.map(\.by) == ["bob"])
     }
 
