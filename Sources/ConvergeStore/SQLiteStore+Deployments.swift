@@ -156,7 +156,7 @@ extension SQLiteStore {
             let decision = try Self.decide(db, .reject, of: deployment, by: approver, rule: rule)
             guard case .reject = decision else { throw Self.refusal(decision) }
             return try self.move(
-                db, deployment, to: .rejected, actor: approver.name,
+                db, deployment, to: .rejected, actor: approver.name, because: reason,
                 set: ["error": reason, "finished_at": self.now])
         }
     }
@@ -194,7 +194,7 @@ extension SQLiteStore {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
             return try self.move(
-                db, deployment, to: .aborted, actor: actor,
+                db, deployment, to: .aborted, actor: actor, because: reason,
                 set: ["error": reason ?? "aborted by \(actor)", "finished_at": self.now, "lease_expires_at": nil])
         }
     }
@@ -281,7 +281,7 @@ extension SQLiteStore {
     public func fail(_ id: String, owner: String, epoch: Int64, error: String) async throws -> Deployment {
         try await transaction { db in
             let deployment = try self.leased(db, id, owner: owner, epoch: epoch)
-            return try self.finish(db, deployment, as: .failed, actor: owner, set: ["error": error])
+            return try self.finish(db, deployment, as: .failed, actor: owner, because: error, set: ["error": error])
         }
     }
 
@@ -362,10 +362,11 @@ extension SQLiteStore {
 
 extension SQLiteStore {
     /// Moves a deployment to `status` if `transition(from:to:)` allows it, with a compare-and-set on its current
-    /// status, and records the change in its event log and the audit log.
+    /// status, and records the change in its event log and the audit log. The event of an ending that is not a
+    /// success (REJECTED, FAILED, ABORTED) names the actor and `reason`, so a deployment's log alone tells why.
     func move(
         _ db: Database, _ deployment: Deployment, to status: Deployment.Status, actor: String,
-        set columns: [String: (any DatabaseValueConvertible)?] = [:]
+        because reason: String? = nil, set columns: [String: (any DatabaseValueConvertible)?] = [:]
     ) throws -> Deployment {
         try transition(from: deployment.status, to: status)
         let assignments = columns.keys.sorted()
@@ -380,7 +381,13 @@ extension SQLiteStore {
             throw ConvergeError(.aborted, "deployment \(deployment.id) changed concurrently; retry")
         }
         let moved = try Self.fetchDeployment(db, deployment.id)
-        try record(db, moved, kind: .status, message: "\(deployment.status.rawValue) -> \(status.rawValue)")
+        var message = "\(deployment.status.rawValue) -> \(status.rawValue)"
+        var data: Value?
+        if [.rejected, .failed, .aborted].contains(status) {
+            message += " by \(actor)" + (reason.map { ": \($0)" } ?? "")
+            data = ["actor": .string(actor), "reason": reason.map(Value.string) ?? .null]
+        }
+        try record(db, moved, kind: .status, message: message, data: data)
         try audit(
             db, actor: actor, action: "deployment.\(status.rawValue.lowercased())", kind: "Deployment",
             id: deployment.id, before: deployment.auditValue, after: moved.auditValue)
@@ -390,12 +397,12 @@ extension SQLiteStore {
     /// Ends a RUNNING deployment and moves its instance's status (and outputs) as `InstanceStatus.after` says.
     func finish(
         _ db: Database, _ deployment: Deployment, as status: Deployment.Status, actor: String,
-        set columns: [String: (any DatabaseValueConvertible)?]
+        because reason: String? = nil, set columns: [String: (any DatabaseValueConvertible)?]
     ) throws -> Deployment {
         var columns = columns
         columns["finished_at"] = now
         columns["lease_expires_at"] = .some(nil)
-        let finished = try move(db, deployment, to: status, actor: actor, set: columns)
+        let finished = try move(db, deployment, to: status, actor: actor, because: reason, set: columns)
         if let instanceStatus = InstanceStatus.after(finished.action, endedWith: status) {
             let outputs: String? =
                 switch (finished.action, status) {
