@@ -163,7 +163,9 @@ struct Sync: AsyncParsableCommand {
 /// `converge status`: whether the daemon is alive and ready, and why not.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Whether the daemon answers and is ready (store reachable, manifests loaded), and its checks.")
+        abstract:
+            "Whether the daemon answers and is ready (store reachable, manifests loaded, none refused), and its checks; "
+            + "exit 1 while not ready.")
 
     @OptionGroup var options: ClientOptions
 
@@ -180,7 +182,7 @@ struct Status: AsyncParsableCommand {
                 throw APIFailure(
                     code: "internal", message: "readiness answered \(status)", details: nil, status: status)
             }
-            try options.print(readiness, table: nil)
+            try print(readiness)
             if !readiness.ready { throw ExitCode.failure }
         }
     }
