@@ -105,7 +105,7 @@ public protocol Store: Sendable {
     /// The sequence of the newest deployment change; 0 when there is none. Where a watcher that has just listed
     /// starts from.
     func latestDeploymentChange() async throws -> Int64
-    /// The audit log entries that match `filter`, oldest first, by cursor.
+    /// The audit log entries that match `filter`, newest first (like deployments), by cursor.
     func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry>
 
     /// Recorded instances by id, of one environment or all, by cursor; with `drifted`, only those whose `Drifted`

@@ -112,7 +112,7 @@ struct Describe: AsyncParsableCommand {
 
 /// `converge audit`: who changed what, when, filtered.
 struct Audit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The audit log of every mutation, oldest first.")
+    static let configuration = CommandConfiguration(abstract: "The audit log of every mutation, newest first.")
 
     @Option(help: "Entries by this principal.") var actor: String?
     @Option(help: "Entries of this action, such as deployment.approved.") var action: String?

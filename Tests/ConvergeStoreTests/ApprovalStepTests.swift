@@ -78,7 +78,7 @@ import Testing
         #expect(approved.approvals.map(\.by) == ["bob", "carol"])
         #expect(try await store.instance("shop-dev-db").params == ["size": 50])
         let audit = try await store.auditLog(AuditFilter(targetID: proposal.id), after: nil, limit: 10).items
-        #expect(audit.map(\.action) == ["deployment.create", "deployment.planApproved", "deployment.approved"])
+        #expect(audit.map(\.action) == ["deployment.approved", "deployment.planApproved", "deployment.create"])
     }
 
     /// Two approvers who both mean the plan step: the second is refused, not counted as the apply approval.
