@@ -19,6 +19,9 @@ struct ForkDraft {
     var documents: [ResourceKey: Value]
     var pairs: [(parent: String, fork: String)]
     var skipped: [String]
+    /// Connection types that a forked instance takes from the environment default and that the parent has a
+    /// default for, not copied because the fork was not asked to copy defaults.
+    var uncopiedDefaults: [String]
 }
 
 extension Engine {
@@ -36,7 +39,17 @@ extension Engine {
         let previous = rollouts.reserve(draft.id, at: clock.now)
         let created: Set<ResourceKey>
         do {
-            created = try await manifests.apply(draft.documents, actor: actor).created
+            do {
+                created = try await manifests.apply(draft.documents, actor: actor).created
+            } catch var error as ConvergeError where !draft.uncopiedDefaults.isEmpty {
+                let hint =
+                    "the fork has no defaults for \(draft.uncopiedDefaults.joined(separator: ", ")) unless it copies "
+                    + "the parent's: fork again with copyEnvironmentDefaults (converge env fork \(source) \(name) "
+                    + "--copy-environment-defaults)"
+                error.message += "; \(hint)"
+                error.details = (error.details ?? [:]).merged(with: ["hint": .string(hint)])
+                throw error
+            }
             if copySecrets { try await copyInstanceSecrets(draft.pairs, actor: actor) }
         } catch {
             rollouts.restore(previous, in: draft.id)
@@ -74,17 +87,11 @@ extension Engine {
             "description": .string("fork of \(source)"), "policy": .string(parent.policy.rawValue),
             "prune": .bool(parent.prune), "forkOf": .string(parent.name),
         ]
-        var skipped: [String] = []
+        // The parent's defaults a fork can take: those naming a resource outside the parent environment.
+        let copyable = parent.defaults.filter { loaded.state.resources[$0.value].map { $0.environment == nil } == true }
+        let skipped = copyDefaults ? parent.defaults.keys.filter { copyable[$0] == nil }.sorted() : []
         if copyDefaults {
-            var defaults: [String: Value] = [:]
-            for (type, resourceID) in parent.defaults.sorted(by: { $0.key < $1.key }) {
-                guard let resource = loaded.state.resources[resourceID], resource.environment == nil else {
-                    skipped.append(type)
-                    continue
-                }
-                defaults[type] = .string(String(resourceID.dropFirst(parent.project.count + 1)))
-            }
-            spec["defaults"] = .object(defaults)
+            spec["defaults"] = .object(copyable.mapValues { .string(String($0.dropFirst(parent.project.count + 1))) })
         }
         var documents: [ResourceKey: Value] = [
             ResourceKey(.environment, id): [
@@ -120,7 +127,17 @@ extension Engine {
             ]
             pairs.append((instance.id, forked))
         }
-        return ForkDraft(id: id, documents: documents, pairs: pairs, skipped: skipped)
+        let uncopied =
+            copyDefaults
+            ? []
+            : Set(
+                instances.flatMap { instance in
+                    (loaded.state.bundles[instance.bundle]?.connections ?? [:]).filter {
+                        !$0.value.optional && instance.connections[$0.key] == nil && copyable[$0.value.type] != nil
+                    }.map(\.value.type)
+                }
+            ).sorted()
+        return ForkDraft(id: id, documents: documents, pairs: pairs, skipped: skipped, uncopiedDefaults: uncopied)
     }
 
     /// Copies every secret of each pair's parent instance to its fork.

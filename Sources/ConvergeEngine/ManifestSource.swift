@@ -59,15 +59,21 @@ public struct LoadedManifests: Sendable {
 /// push), replaces the recorded desired state with each good load, and enqueues the instances a change touches:
 /// every instance after the first load, then only those whose desired snapshot the change can move.
 ///
-/// A load with errors keeps the last good desired state, logs every error and reports them in `problems`;
-/// nothing recorded is touched.
+/// A load with errors is refused: the last good desired state stays in force, nothing recorded is touched, and its
+/// errors are reported in `problems` and logged once per distinct set of errors (a poll that finds the same errors
+/// again logs nothing; a different set, or a good load after a refused one, logs one line).
 public final class ManifestSource: Service, Sendable {
     /// What the source has to say about its loads.
     public struct Status: Sendable {
         public var current: LoadedManifests?
-        /// The errors of the latest load, empty when it was good.
+        /// The errors of the latest load, one per entry (`file:line:col: field: message`), empty when it was good.
         public var problems: [String] = []
-        public var loadedAt: Date?
+        /// When the manifests were last read, good or not.
+        public var checkedAt: Date?
+        /// When a load was last good (the load in force, confirmed).
+        public var goodAt: Date?
+        /// Since when the latest loads are refused with `problems`; nil when the latest load was good.
+        public var refusedAt: Date?
     }
 
     let directory: URL
@@ -176,27 +182,46 @@ public final class ManifestSource: Service, Sendable {
 
     private func loadInTurn() async -> Bool {
         let now = clock.now
+        defer { state.withLock { $0.checkedAt = now } }
         let result: ManifestLoader.Result
         do {
             result = try loader.reload(directory: directory, apiDocuments: try await appliedDocuments())
         } catch let error as ManifestErrors {
-            for diagnostic in error.diagnostics {
-                logger.error("manifest error", metadata: ["manifest.error": "\(diagnostic)"])
-            }
-            state.withLock {
-                $0.problems = error.diagnostics.map(\.description)
-                $0.loadedAt = now
-            }
+            refuse(error.diagnostics.map(\.description), now: now)
             return false
         } catch {
-            logger.error("cannot read the API-applied resources", metadata: ["error": "\(error)"])
-            state.withLock {
-                $0.problems = ["cannot read the API-applied resources: \(error)"]
-                $0.loadedAt = now
-            }
+            refuse(["cannot read the API-applied resources: \(error)"], now: now)
             return false
         }
         return await record(result, now: now)
+    }
+
+    /// Reports a refused load: its errors become `problems`, logged in one line unless the latest load was refused
+    /// with the same errors.
+    private func refuse(_ problems: [String], now: Date) {
+        let isNew = state.withLock { status in
+            guard status.problems != problems else { return false }
+            status.problems = problems
+            status.refusedAt = now
+            return true
+        }
+        guard isNew else { return }
+        logger.error(
+            "manifest load refused; the last good load stays in force",
+            metadata: ["manifest.errors": .array(problems.map { .string($0) })])
+    }
+
+    /// Reports a good load, with `current` in force; a refused load before it is cleared, in one log line.
+    private func accept(_ current: LoadedManifests? = nil, now: Date) {
+        let recovered = state.withLock { status in
+            let recovered = status.refusedAt != nil
+            if let current { status.current = current }
+            status.problems = []
+            status.refusedAt = nil
+            status.goodAt = now
+            return recovered
+        }
+        if recovered { logger.info("manifest load accepted again; the refused load is cleared") }
     }
 
     /// The document of a resource applied through the API; nil for one the API does not own.
@@ -307,10 +332,7 @@ public final class ManifestSource: Service, Sendable {
     private func record(_ result: ManifestLoader.Result, now: Date) async -> Bool {
         // Nothing changed since the last good load: a stat of every file, and nothing parsed, spawned or written.
         if !result.changed, current != nil {
-            state.withLock {
-                $0.problems = []
-                $0.loadedAt = now
-            }
+            accept(now: now)
             return true
         }
         let loaded = result.state
@@ -323,11 +345,8 @@ public final class ManifestSource: Service, Sendable {
                 // Only what differs from the last recorded load goes to the store; nothing, when nothing changed.
                 let delta = loaded.records(changedFrom: previous.state)
                 if delta.changed.isEmpty && delta.removed.isEmpty {
-                    state.withLock {
-                        $0.current?.commit = commit
-                        $0.problems = []
-                        $0.loadedAt = now
-                    }
+                    state.withLock { $0.current?.commit = commit }
+                    accept(now: now)
                     return true
                 }
                 revision = try await recordChanges(delta, of: loaded, after: previous)
@@ -346,11 +365,7 @@ public final class ManifestSource: Service, Sendable {
             }
             let next = LoadedManifests(
                 state: loaded, generations: generations, commit: commit, version: revision.version)
-            state.withLock {
-                $0.current = next
-                $0.problems = []
-                $0.loadedAt = now
-            }
+            accept(next, now: now)
             for waiter in loadWaiters.withLock({ waiting in
                 waiting.loaded = true
                 defer { waiting.waiters = [:] }
@@ -373,11 +388,7 @@ public final class ManifestSource: Service, Sendable {
             await queue.add(touched.sorted())
             return true
         } catch {
-            logger.error("cannot record the desired state", metadata: ["error": "\(error)"])
-            state.withLock {
-                $0.problems = ["cannot record the desired state: \(error)"]
-                $0.loadedAt = now
-            }
+            refuse(["cannot record the desired state: \(error)"], now: now)
             return false
         }
     }

@@ -150,34 +150,25 @@ extension Reconciler {
         return try await create(proposal)
     }
 
-    /// Approves the step a proposal awaits, for `approver`, when the rules of its environment allow them (else
-    /// `permission_denied` naming the rule); the store enforces the steps, the plan's completion and who may not.
+    /// Approves the step a proposal awaits, for `approver`, under the approver rules of its environment in the
+    /// manifests in force; `ApprovalDecision.decide` rules, in the store's transaction.
     public func approve(_ id: String, by approver: Approver, step: Deployment.ApprovalStep? = nil) async throws
         -> Deployment
     {
-        try await checkRules(of: id, for: approver, deciding: "approve")
-        return try await store.approve(id, approver: approver.name, step: step)
+        try await store.approve(id, by: approver, rule: try await approverRule(of: id), step: step)
     }
 
-    /// Rejects a proposal at whichever step it is, for `approver`, when the rules of its environment allow them.
+    /// Rejects a proposal at whichever step it is, for `approver`, under the approver rules of its environment.
     public func reject(_ id: String, by approver: Approver, reason: String?) async throws -> Deployment {
-        try await checkRules(of: id, for: approver, deciding: "reject")
-        return try await store.reject(id, actor: approver.name, reason: reason)
+        try await store.reject(id, by: approver, rule: try await approverRule(of: id), reason: reason)
     }
 
-    /// Refuses `approver` when the environment of deployment `id` restricts its approvers and they are not among
-    /// them. The environment is the one of the manifests in force.
-    private func checkRules(of id: String, for approver: Approver, deciding verb: String) async throws {
+    /// Who may decide on deployment `id` (`spec.approvers` of its environment in the manifests in force); nil:
+    /// anyone with the approver role. An instance never changes environment, so this holds through the decision.
+    private func approverRule(of id: String) async throws -> ApproverRule? {
         let deployment = try await store.deployment(id)
         let environmentID = try await store.instance(deployment.instanceID).environment
-        guard let rule = manifests.current?.state.environments[environmentID]?.approvers,
-            !rule.allows(principal: approver.name, holding: approver.roles)
-        else { return }
-        throw ConvergeError(
-            .permissionDenied,
-            "environment \(environmentID) allows only \(rule.summary) to \(verb) its proposals; \(approver.name) is "
-                + "not among them",
-            details: ["rule": "spec.approvers", "environment": .string(environmentID)])
+        return manifests.current?.state.environments[environmentID]?.approvers
     }
 
     /// The context of a request: the manifests must be loaded and the instance known to them or to the store.
@@ -223,17 +214,5 @@ extension Reconciler {
         members["actor"] = .string(actor)
         for (key, value) in extra { members[key] = value == .null ? nil : value }
         return .object(members)
-    }
-}
-
-/// Who decides on a proposal: a principal's name and the roles it holds (its own and every lower one), checked
-/// against an environment's `spec.approvers`.
-public struct Approver: Sendable, Equatable {
-    public var name: String
-    public var roles: Set<String>
-
-    public init(name: String, roles: Set<String>) {
-        self.name = name
-        self.roles = roles
     }
 }

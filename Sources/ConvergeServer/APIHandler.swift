@@ -23,9 +23,9 @@ struct APIHandler: APIProtocol {
     }
 
     func getReadiness(_ input: Operations.GetReadiness.Input) async throws -> Operations.GetReadiness.Output {
-        let (ready, checks) = await server.readiness()
-        let body = Components.Schemas.Readiness(ready: ready, checks: checks.container)
-        return ready ? .ok(.init(body: .json(body))) : .serviceUnavailable(.init(body: .json(body)))
+        let (serving, ready, checks) = await server.readiness()
+        let body = Components.Schemas.Readiness(ready: ready, serving: serving, checks: checks.container)
+        return serving ? .ok(.init(body: .json(body))) : .serviceUnavailable(.init(body: .json(body)))
     }
 
     func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {

@@ -74,27 +74,35 @@ public struct ConvergeServer: Sendable {
         return router
     }
 
-    /// Ready when the store answers and a first good load of the manifests is recorded; the checks show the errors
-    /// of the latest load even while the last good one is in force.
-    func readiness() async -> (ready: Bool, checks: Value) {
+    /// Serving when the store answers and a good load of the manifests is in force: `/readyz` answers 200 then, so a
+    /// refused load (a bad commit) never takes every daemon out of a load balancer while each keeps serving its last
+    /// good load. Ready when serving and the latest load was not refused. The manifests check shows when they were
+    /// last read, the load in force (version, commit, when a load was last good) and, while loads are refused, since
+    /// when and each error.
+    func readiness() async -> (serving: Bool, ready: Bool, checks: Value) {
         var storeCheck: Value = "ok"
-        var ready = true
+        var serving = true
         do {
             try await store.ping()
         } catch {
             storeCheck = .string("unreachable: \(error)")
-            ready = false
+            serving = false
         }
         let status = engine.manifests.status
-        var manifests: [String: Value] = [
-            "loaded": .bool(status.current != nil), "problems": .array(status.problems.map { .string($0) }),
-        ]
+        var manifests: [String: Value] = ["loaded": .bool(status.current != nil)]
         if let current = status.current {
             manifests["version"] = .int(Int(current.version))
             if let commit = current.commit { manifests["commit"] = .string(commit.sha) }
         }
-        if status.current == nil { ready = false }
-        return (ready, ["store": storeCheck, "manifests": .object(manifests)])
+        if let checkedAt = status.checkedAt { manifests["checkedAt"] = .string(checkedAt.formatted(.iso8601)) }
+        if let goodAt = status.goodAt { manifests["loadedAt"] = .string(goodAt.formatted(.iso8601)) }
+        if let refusedAt = status.refusedAt {
+            manifests["refused"] = [
+                "since": .string(refusedAt.formatted(.iso8601)), "errors": .array(status.problems.map { .string($0) }),
+            ]
+        }
+        if status.current == nil { serving = false }
+        return (serving, serving && status.refusedAt == nil, ["store": storeCheck, "manifests": .object(manifests)])
     }
 
     /// The metrics in the Prometheus text format, with the gauges read at scrape time brought up to date.

@@ -114,49 +114,19 @@ extension SQLiteStore {
         }
     }
 
-    public func approve(_ id: String, approver: String, step expected: Deployment.ApprovalStep?) async throws
-        -> Deployment
-    {
+    public func approve(
+        _ id: String, by approver: Approver, rule: ApproverRule?, step expected: Deployment.ApprovalStep?
+    ) async throws -> Deployment {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
-            try transition(from: deployment.status, to: .approved)
-            if deployment.proposedBy == approver {
-                throw ConvergeError(.permissionDenied, "\(approver) proposed deployment \(id) and cannot approve it")
-            }
-            let step = deployment.awaitedApproval ?? .review
-            if let expected, expected != step {
-                throw ConvergeError(
-                    .aborted, "deployment \(id) awaits its \(step.rawValue) approval, not the \(expected.rawValue) one",
-                    details: ["awaiting": .string(step.rawValue)])
-            }
-            if let earlier = deployment.approvals.first(where: { $0.by == approver }) {
-                throw ConvergeError(
-                    .permissionDenied,
-                    "\(approver) gave the \(earlier.step.rawValue) approval of deployment \(id); its \(step.rawValue) "
-                        + "approval needs another approver")
-            }
-            if step == .plan {
-                let planID = deployment.planDeploymentID ?? "?"
-                switch deployment.planOutcome?.status {
-                case .completed?: break
-                case let status? where status.isTerminal:
-                    throw ConvergeError(
-                        .failedPrecondition,
-                        "the plan \(planID) of deployment \(id) is \(status.rawValue); there is no plan to approve: "
-                            + "reject or abort the proposal")
-                case let status:
-                    throw ConvergeError(
-                        .failedPrecondition,
-                        "the plan \(planID) of deployment \(id) has not completed (it is "
-                            + "\(status?.rawValue ?? "missing")); approve the plan once it has")
-                }
-            }
+            let decision = try Self.decide(db, .approve(step: expected), of: deployment, by: approver, rule: rule)
+            guard case .approve(let step, let next) = decision else { throw Self.refusal(decision) }
             try db.run(
                 sql: "INSERT INTO deployment_approvals (deployment_id, step, principal, at) VALUES (?, ?, ?, ?)",
-                arguments: [id, step.rawValue, approver, self.now])
-            guard step == .plan else {
+                arguments: [id, step.rawValue, approver.name, self.now])
+            guard next != .approved else {
                 let approved = try self.move(
-                    db, deployment, to: .approved, actor: approver, set: ["approved_by": approver])
+                    db, deployment, to: .approved, actor: approver.name, set: ["approved_by": approver.name])
                 try self.advanceInstance(db, to: approved)
                 return approved
             }
@@ -171,27 +141,61 @@ extension SQLiteStore {
             }
             let moved = try Self.fetchDeployment(db, id)
             try self.record(
-                db, moved, kind: .status, message: "plan approved by \(approver); awaiting the apply approval")
+                db, moved, kind: .status, message: "plan approved by \(approver.name); awaiting the apply approval")
             try self.audit(
-                db, actor: approver, action: "deployment.planApproved", kind: "Deployment", id: id,
+                db, actor: approver.name, action: "deployment.planApproved", kind: "Deployment", id: id,
                 before: deployment.auditValue, after: moved.auditValue)
             return moved
         }
     }
 
-    public func reject(_ id: String, actor: String, reason: String?) async throws -> Deployment {
+    public func reject(_ id: String, by approver: Approver, rule: ApproverRule?, reason: String?) async throws
+        -> Deployment
+    {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
+            let decision = try Self.decide(db, .reject, of: deployment, by: approver, rule: rule)
+            guard case .reject = decision else { throw Self.refusal(decision) }
             return try self.move(
-                db, deployment, to: .rejected, actor: actor, set: ["error": reason, "finished_at": self.now])
+                db, deployment, to: .rejected, actor: approver.name, because: reason,
+                set: ["error": reason, "finished_at": self.now])
         }
+    }
+
+    /// The approval rules' answer to `request`, with what they need read in the deciding transaction: the
+    /// proposal's environment (copied onto it) and the newest deployment of its instance created after it that is neither REJECTED
+    /// nor ABORTED nor a PLAN (one indexed read).
+    private static func decide(
+        _ db: Database, _ request: ApprovalDecision.Request, of deployment: Deployment, by approver: Approver,
+        rule: ApproverRule?
+    ) throws -> ApprovalDecision {
+        let newer = try String.fetchOne(
+            db,
+            sql: """
+                SELECT id FROM deployments INDEXED BY deployments_history
+                WHERE instance_id = ? AND seq > ? AND status NOT IN ('REJECTED', 'ABORTED') AND action <> 'plan'
+                ORDER BY seq DESC LIMIT 1
+                """,
+            arguments: [deployment.instanceID, deployment.sequence])
+        let environment = try String.fetchOne(
+            db, sql: "SELECT environment FROM deployments WHERE seq = ?", arguments: [deployment.sequence])
+        return ApprovalDecision.decide(
+            request, of: deployment, by: approver, in: environment ?? "", rule: rule, supersededBy: newer)
+    }
+
+    /// The error of a refusal (any other decision here is a bug in the caller's match).
+    private static func refusal(_ decision: ApprovalDecision) -> ConvergeError {
+        guard case .refuse(let error) = decision else {
+            return ConvergeError(.internal, "unexpected approval decision \(decision)")
+        }
+        return error
     }
 
     public func abort(_ id: String, actor: String, reason: String?) async throws -> Deployment {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
             return try self.move(
-                db, deployment, to: .aborted, actor: actor,
+                db, deployment, to: .aborted, actor: actor, because: reason,
                 set: ["error": reason ?? "aborted by \(actor)", "finished_at": self.now, "lease_expires_at": nil])
         }
     }
@@ -282,7 +286,7 @@ extension SQLiteStore {
     public func fail(_ id: String, owner: String, epoch: Int64, error: String) async throws -> Deployment {
         try await transaction { db in
             let deployment = try self.leased(db, id, owner: owner, epoch: epoch)
-            return try self.finish(db, deployment, as: .failed, actor: owner, set: ["error": error])
+            return try self.finish(db, deployment, as: .failed, actor: owner, because: error, set: ["error": error])
         }
     }
 
@@ -363,10 +367,11 @@ extension SQLiteStore {
 
 extension SQLiteStore {
     /// Moves a deployment to `status` if `transition(from:to:)` allows it, with a compare-and-set on its current
-    /// status, and records the change in its event log and the audit log.
+    /// status, and records the change in its event log and the audit log. The event of an ending that is not a
+    /// success (REJECTED, FAILED, ABORTED) names the actor and `reason`, so a deployment's log alone tells why.
     func move(
         _ db: Database, _ deployment: Deployment, to status: Deployment.Status, actor: String,
-        set columns: [String: (any DatabaseValueConvertible)?] = [:]
+        because reason: String? = nil, set columns: [String: (any DatabaseValueConvertible)?] = [:]
     ) throws -> Deployment {
         try transition(from: deployment.status, to: status)
         let assignments = columns.keys.sorted()
@@ -381,7 +386,13 @@ extension SQLiteStore {
             throw ConvergeError(.aborted, "deployment \(deployment.id) changed concurrently; retry")
         }
         let moved = try Self.fetchDeployment(db, deployment.id)
-        try record(db, moved, kind: .status, message: "\(deployment.status.rawValue) -> \(status.rawValue)")
+        var message = "\(deployment.status.rawValue) -> \(status.rawValue)"
+        var data: Value?
+        if [.rejected, .failed, .aborted].contains(status) {
+            message += " by \(actor)" + (reason.map { ": \($0)" } ?? "")
+            data = ["actor": .string(actor), "reason": reason.map(Value.string) ?? .null]
+        }
+        try record(db, moved, kind: .status, message: message, data: data)
         try audit(
             db, actor: actor, action: "deployment.\(status.rawValue.lowercased())", kind: "Deployment",
             id: deployment.id, before: deployment.auditValue, after: moved.auditValue)
@@ -391,12 +402,12 @@ extension SQLiteStore {
     /// Ends a RUNNING deployment and moves its instance's status (and outputs) as `InstanceStatus.after` says.
     func finish(
         _ db: Database, _ deployment: Deployment, as status: Deployment.Status, actor: String,
-        set columns: [String: (any DatabaseValueConvertible)?]
+        because reason: String? = nil, set columns: [String: (any DatabaseValueConvertible)?]
     ) throws -> Deployment {
         var columns = columns
         columns["finished_at"] = now
         columns["lease_expires_at"] = .some(nil)
-        let finished = try move(db, deployment, to: status, actor: actor, set: columns)
+        let finished = try move(db, deployment, to: status, actor: actor, because: reason, set: columns)
         if let instanceStatus = InstanceStatus.after(finished.action, endedWith: status) {
             let outputs: String? =
                 switch (finished.action, status) {

@@ -63,9 +63,10 @@ extension SQLiteStore {
         return ListingQuery(sql: sql + " ORDER BY seq DESC LIMIT ?", arguments: allArguments + [limit])
     }
 
-    /// The audit log entries that match `filter` after sequence `after`, oldest first, at most `limit`; driven by the
-    /// index of the most selective given field: the target id, the actor, the action, the target kind.
-    static func auditListing(_ filter: AuditFilter, after: Int64, limit: Int) -> ListingQuery {
+    /// The audit log entries that match `filter` before sequence `before`, newest first, at most `limit`; driven by
+    /// the index of the most selective given field (the target id, the actor, the action, the target kind), each on
+    /// `(column, seq)`, so the order needs no sort.
+    static func auditListing(_ filter: AuditFilter, before: Int64, limit: Int) -> ListingQuery {
         let index: String? =
             if filter.targetID != nil {
                 "audit_log_by_target"
@@ -90,8 +91,8 @@ extension SQLiteStore {
         }
         let sql =
             "SELECT * FROM audit_log" + (index.map { " INDEXED BY \($0)" } ?? "") + " WHERE "
-            + (conditions + ["seq > ?"]).joined(separator: " AND ") + " ORDER BY seq LIMIT ?"
-        return ListingQuery(sql: sql, arguments: arguments + [after, limit])
+            + (conditions + ["seq < ?"]).joined(separator: " AND ") + " ORDER BY seq DESC LIMIT ?"
+        return ListingQuery(sql: sql, arguments: arguments + [before, limit])
     }
 
     /// The change feed after a sequence, in order.
@@ -137,7 +138,8 @@ extension SQLiteStore {
 
     public func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry> {
         try Self.checkLimit(limit)
-        let query = Self.auditListing(filter, after: try Self.sequence(of: cursor, default: 0), limit: limit + 1)
+        let query = Self.auditListing(
+            filter, before: try Self.sequence(of: cursor, default: Int64.max), limit: limit + 1)
         return try await read { db in
             let rows = try db.fetchRows(sql: query.sql, arguments: query.arguments)
             let items = try rows.prefix(limit).map { row in

@@ -48,12 +48,10 @@ extension SQLiteStore {
                     guard let id = item.deploymentID else { continue }
                     let deployment = try Self.fetchDeployment(db, id)
                     guard [.proposed, .approved, .pending].contains(deployment.status) else { continue }
+                    let reason = "rollout \(running.id) was replaced by rollout \(rollout.id)"
                     _ = try self.move(
-                        db, deployment, to: .aborted, actor: rollout.createdBy,
-                        set: [
-                            "error": "rollout \(running.id) was replaced by rollout \(rollout.id)",
-                            "finished_at": self.now,
-                        ])
+                        db, deployment, to: .aborted, actor: rollout.createdBy, because: reason,
+                        set: ["error": reason, "finished_at": self.now])
                 }
                 running.status = .replaced
                 running.replacedBy = rollout.id

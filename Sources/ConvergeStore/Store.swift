@@ -45,15 +45,17 @@ public protocol Store: Sendable {
     /// untouched). Idempotent: when an open deployment of the instance has the same desired-state hash, that one is
     /// returned with `created == false`.
     func createDeployment(_ request: DeploymentRequest) async throws -> DeploymentCreation
-    /// Approves the step a proposal awaits, recording who and when. A review proposal, or a two-phase one at its
-    /// apply step, moves PROPOSED → APPROVED and the instance's params advance to its snapshot; a two-phase proposal
-    /// at its plan step needs its plan COMPLETED (else `failed_precondition`) and moves on to its apply step, still
-    /// PROPOSED. The proposer approves no step, and nobody approves both steps of one proposal (`permission_denied`).
-    /// With `step`, the approval is for that step only: a proposal that awaits another (someone approved the plan
-    /// meanwhile) is `aborted`, so two approvers deciding at once never give one step's approval to the next.
-    func approve(_ id: String, approver: String, step: Deployment.ApprovalStep?) async throws -> Deployment
-    /// Rejects a proposal: PROPOSED → REJECTED; nothing else changes.
-    func reject(_ id: String, actor: String, reason: String?) async throws -> Deployment
+    /// Approves the step a proposal awaits for `approver`, as `ApprovalDecision.decide` rules under the
+    /// environment's `rule`, recording who and when; the decision and its write are one transaction. A review
+    /// proposal, or a two-phase one at its apply step, moves PROPOSED → APPROVED and the instance's params advance to
+    /// its snapshot; a two-phase proposal at its plan step moves on to its apply step, still PROPOSED. With `step`,
+    /// the approval is for that step only, so two approvers deciding at once never give one step's approval to the
+    /// next.
+    func approve(_ id: String, by approver: Approver, rule: ApproverRule?, step: Deployment.ApprovalStep?)
+        async throws -> Deployment
+    /// Rejects a proposal for `approver`, as `ApprovalDecision.decide` rules: PROPOSED → REJECTED; nothing else
+    /// changes.
+    func reject(_ id: String, by approver: Approver, rule: ApproverRule?, reason: String?) async throws -> Deployment
     /// Aborts a proposed, queued or running deployment; work already done is not undone.
     func abort(_ id: String, actor: String, reason: String?) async throws -> Deployment
 
@@ -109,7 +111,7 @@ public protocol Store: Sendable {
     /// The sequence of the newest deployment change; 0 when there is none. Where a watcher that has just listed
     /// starts from.
     func latestDeploymentChange() async throws -> Int64
-    /// The audit log entries that match `filter`, oldest first, by cursor.
+    /// The audit log entries that match `filter`, newest first (like deployments), by cursor.
     func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry>
 
     /// Recorded instances by id, of one environment or all, by cursor; with `drifted`, only those whose `Drifted`
@@ -177,9 +179,17 @@ extension Store {
         try await instances(environment: environment, drifted: nil, after: cursor, limit: limit)
     }
 
-    /// Approves whichever step deployment `id` awaits.
-    public func approve(_ id: String, approver: String) async throws -> Deployment {
-        try await approve(id, approver: approver, step: nil)
+    /// Approves whichever step deployment `id` awaits, for a principal with the approver role, in an environment
+    /// without approver rules.
+    public func approve(_ id: String, approver: String, step: Deployment.ApprovalStep? = nil) async throws
+        -> Deployment
+    {
+        try await approve(id, by: Approver(name: approver, roles: [Approver.approverRole]), rule: nil, step: step)
+    }
+
+    /// Rejects deployment `id`, for a principal with the approver role, in an environment without approver rules.
+    public func reject(_ id: String, actor: String, reason: String?) async throws -> Deployment {
+        try await reject(id, by: Approver(name: actor, roles: [Approver.approverRole]), rule: nil, reason: reason)
     }
 }
 

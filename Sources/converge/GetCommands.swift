@@ -112,7 +112,7 @@ struct Describe: AsyncParsableCommand {
 
 /// `converge audit`: who changed what, when, filtered.
 struct Audit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The audit log of every mutation, oldest first.")
+    static let configuration = CommandConfiguration(abstract: "The audit log of every mutation, newest first.")
 
     @Option(help: "Entries by this principal.") var actor: String?
     @Option(help: "Entries of this action, such as deployment.approved.") var action: String?
@@ -163,7 +163,9 @@ struct Sync: AsyncParsableCommand {
 /// `converge status`: whether the daemon is alive and ready, and why not.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Whether the daemon answers and is ready (store reachable, manifests loaded), and its checks.")
+        abstract:
+            "Whether the daemon answers and is ready (store reachable, manifests loaded, none refused), and its checks; "
+            + "exit 1 while not ready.")
 
     @OptionGroup var options: ClientOptions
 
@@ -180,7 +182,7 @@ struct Status: AsyncParsableCommand {
                 throw APIFailure(
                     code: "internal", message: "readiness answered \(status)", details: nil, status: status)
             }
-            try options.print(readiness, table: nil)
+            try print(readiness)
             if !readiness.ready { throw ExitCode.failure }
         }
     }

@@ -158,15 +158,16 @@ import Testing
         try daemon.write(broken)
         #expect(try await daemon.sync() == 202)
         var readiness: [String: Any] = [:]
+        func refused() -> [String: Any]? {
+            ((readiness["checks"] as? [String: Any])?["manifests"] as? [String: Any])?["refused"] as? [String: Any]
+        }
         try await eventually("readyz shows the error") {
             readiness = try await daemon.get("/readyz").body
-            let problems = ((readiness["checks"] as? [String: Any])?["manifests"] as? [String: Any])?["problems"]
-            return (problems as? [String])?.isEmpty == false
+            return refused() != nil
         }
-        let problems =
-            ((readiness["checks"] as? [String: Any])?["manifests"] as? [String: Any])?["problems"] as? [String]
-        #expect(problems == [#"a.yaml:8:3: spec.surprise: unknown field "surprise""#])
-        #expect(readiness["ready"] as? Bool == true)
+        #expect(refused()?["errors"] as? [String] == [#"a.yaml:8:3: spec.surprise: unknown field "surprise""#])
+        #expect(readiness["serving"] as? Bool == true)
+        #expect(readiness["ready"] as? Bool == false)
         #expect(try await history(daemon, "a").count == 1)
         #expect(
             try await daemon.store().desiredState().resources.contains { $0.resource.spec["params"] == ["size": 1] })

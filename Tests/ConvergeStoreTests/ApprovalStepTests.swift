@@ -78,7 +78,7 @@ import Testing
         #expect(approved.approvals.map(\.by) == ["bob", "carol"])
         #expect(try await store.instance("shop-dev-db").params == ["size": 50])
         let audit = try await store.auditLog(AuditFilter(targetID: proposal.id), after: nil, limit: 10).items
-        #expect(audit.map(\.action) == ["deployment.create", "deployment.planApproved", "deployment.approved"])
+        #expect(audit.map(\.action) == ["deployment.approved", "deployment.planApproved", "deployment.create"])
     }
 
     /// Two approvers who both mean the plan step: the second is refused, not counted as the apply approval.
@@ -86,11 +86,11 @@ import Testing
         let fixture = try await StoreFixture()
         let proposal = try await propose(fixture, after: try await plan(fixture))
         let early = await convergeError { try await fixture.store.approve(proposal.id, approver: "bob", step: .apply) }
-        #expect(early?.code == .aborted)
+        #expect(early?.code == .failedPrecondition)
         #expect(early?.message == "deployment \(proposal.id) awaits its plan approval, not the apply one")
         #expect(try await fixture.store.approve(proposal.id, approver: "bob", step: .plan).awaitedApproval == .apply)
         let late = await convergeError { try await fixture.store.approve(proposal.id, approver: "carol", step: .plan) }
-        #expect(late?.code == .aborted)
+        #expect(late?.code == .failedPrecondition)
         #expect(try await fixture.store.deployment(proposal.id).approvals.map(\.by) == ["bob"])
     }
 

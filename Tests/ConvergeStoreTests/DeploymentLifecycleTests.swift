@@ -89,13 +89,13 @@ import Testing
         let fixture = try await StoreFixture(instances: ["shop-dev-a", "shop-dev-b", "shop-dev-c"])
         let store = fixture.store
         let proposal = try await fixture.create(["v": 1], on: "shop-dev-a", mode: .proposal).deployment
-        let a2 = try await fixture.create(["v": 2], on: "shop-dev-a").deployment
         let b1 = try await fixture.create(["v": 1], on: "shop-dev-b").deployment
+        _ = try await store.approve(proposal.id, approver: "bob")
+        let a2 = try await fixture.create(["v": 2], on: "shop-dev-a").deployment
         let b2 = try await fixture.create(["v": 2], on: "shop-dev-b").deployment
         let c1 = try await fixture.create(["v": 1], on: "shop-dev-c").deployment
-        _ = try await store.approve(proposal.id, approver: "bob")
 
-        // a's approved proposal was created first, so it runs first: approval gives no priority, creation order does.
+        // a's approved proposal was created before b1, so it runs before it: creation order decides, not approval.
         let first = try await store.claimNextDeployments(owner: "w1", leaseDuration: 30, limit: 2)
         #expect(first.map(\.id) == [proposal.id, b1.id])
         #expect(first.allSatisfy { $0.status == .running && $0.attempt == 1 })

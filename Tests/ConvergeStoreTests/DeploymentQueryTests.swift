@@ -227,7 +227,7 @@ import Testing
         }
     }
 
-    @Test func auditLog_filtersByActorActionAndTargetOldestFirst() async throws {
+    @Test func auditLog_filtersByActorActionAndTargetNewestFirst() async throws {
         let fixture = try await Self.fixture()
         let store = fixture.store
         let first = try await fixture.create(["v": 1], mode: .proposal, actor: "alice").deployment
@@ -240,17 +240,17 @@ import Testing
         }
         #expect(
             try await entries(AuditFilter()) == [
-                "sync desiredState.replace", "alice deployment.create", "bob deployment.create",
-                "bob deployment.approved", "alice deployment.aborted",
+                "alice deployment.aborted", "bob deployment.approved", "bob deployment.create",
+                "alice deployment.create", "sync desiredState.replace",
             ])
-        #expect(try await entries(AuditFilter(actor: "bob")) == ["bob deployment.create", "bob deployment.approved"])
+        #expect(try await entries(AuditFilter(actor: "bob")) == ["bob deployment.approved", "bob deployment.create"])
         #expect(
             try await entries(AuditFilter(action: "deployment.create"))
-                == ["alice deployment.create", "bob deployment.create"])
+                == ["bob deployment.create", "alice deployment.create"])
         #expect(try await entries(AuditFilter(targetKind: "DesiredState")) == ["sync desiredState.replace"])
         #expect(
             try await entries(AuditFilter(targetID: first.id)) == [
-                "alice deployment.create", "bob deployment.approved",
+                "bob deployment.approved", "alice deployment.create",
             ])
         #expect(
             try await entries(AuditFilter(actor: "alice", targetKind: "Deployment", targetID: second.id))
@@ -258,9 +258,9 @@ import Testing
         #expect(try await entries(AuditFilter(actor: "alice", action: "deployment.approved")) == [])
 
         let page = try await store.auditLog(AuditFilter(targetKind: "Deployment"), after: nil, limit: 3)
-        #expect(page.items.map(\.targetID) == [first.id, second.id, first.id])
+        #expect(page.items.map(\.targetID) == [second.id, first.id, second.id])
         let rest = try await store.auditLog(AuditFilter(targetKind: "Deployment"), after: page.nextCursor, limit: 3)
-        #expect(rest.items.map(\.targetID) == [second.id])
+        #expect(rest.items.map(\.targetID) == [first.id])
         #expect(rest.nextCursor == nil)
     }
 

@@ -94,7 +94,7 @@ import Testing
                 return ("list \(filter)", query.sql, query.arguments)
             }
             + audits.map { filter -> Query in
-                let query = SQLiteStore.auditListing(filter, after: 10, limit: 50)
+                let query = SQLiteStore.auditListing(filter, before: 10, limit: 50)
                 return ("audit \(filter)", query.sql, query.arguments)
             }
         for query in queries {
@@ -133,6 +133,6 @@ import Testing
         #expect(try await store.latestDeploymentChange() == 100_000 + 666)
         #expect(
             try await store.auditLog(AuditFilter(targetID: "d7"), after: nil, limit: 3).items.map(\.sequence)
-                == [8, 50_008])
+                == [50_008, 8])
     }
 }

@@ -108,8 +108,8 @@ import Testing
         let created = try await fixture.create(["size": 20], mode: .proposal, actor: "alice").deployment
         _ = try await store.approve(created.id, approver: "bob")
         let page = try await store.auditLog(AuditFilter(), after: nil, limit: 100)
-        #expect(page.items.map(\.action) == ["desiredState.replace", "deployment.create", "deployment.approved"])
-        let approval = page.items[2]
+        #expect(page.items.map(\.action) == ["deployment.approved", "deployment.create", "desiredState.replace"])
+        let approval = page.items[0]
         #expect(approval.actor == "bob")
         #expect(approval.targetID == created.id)
         #expect(approval.before?["status"] == "PROPOSED")
@@ -118,6 +118,9 @@ import Testing
         let second = try await store.auditLog(AuditFilter(), after: String(page.items[0].sequence), limit: 1)
         #expect(second.items.map(\.action) == ["deployment.create"])
         #expect(second.nextCursor == String(page.items[1].sequence))
+        let last = try await store.auditLog(AuditFilter(), after: second.nextCursor, limit: 1)
+        #expect(last.items.map(\.action) == ["desiredState.replace"])
+        #expect(last.nextCursor == nil)
     }
 
     @Test func listing_refusesBadLimitsAndCursors() async throws {

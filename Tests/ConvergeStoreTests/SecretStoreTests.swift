@@ -62,7 +62,7 @@ import Testing
         try await store.setSecret(instanceID: "shop-dev-db", name: "PASSWORD", sealed: sealed, actor: "dora")
         try await store.deleteSecret(instanceID: "shop-dev-db", name: "PASSWORD", actor: "erin")
         let entries = try await store.auditLog(AuditFilter(targetID: "shop-dev-db"), after: nil, limit: 50).items
-        let secretEntries = entries.filter { $0.action.hasPrefix("secret.") }
+        let secretEntries = entries.filter { $0.action.hasPrefix("secret.") }.reversed().map(\.self)
         #expect(secretEntries.map(\.action) == ["secret.set", "secret.delete"])
         #expect(secretEntries.map(\.actor) == ["dora", "erin"])
         #expect(secretEntries.map(\.targetKind) == ["Instance", "Instance"])

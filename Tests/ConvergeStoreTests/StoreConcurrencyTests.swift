@@ -111,7 +111,7 @@ import Testing
             }
             let parts = event.message.components(separatedBy: " -> ")
             let from = try #require(Deployment.Status(rawValue: parts[0]))
-            let to = try #require(Deployment.Status(rawValue: parts[1]))
+            let to = try #require(Deployment.Status(rawValue: String(parts[1].prefix { $0 != " " })))
             #expect(from == status, "\(deployment.id): \(event.message) after \(String(describing: status))")
             #expect((try? transition(from: from, to: to)) != nil)
             status = to
