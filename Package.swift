@@ -28,6 +28,8 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        // Extended attributes (libc's sys/xattr.h, which Glibc does not export): who holds a database's lock.
+        .systemLibrary(name: "CXattr"),
         .systemLibrary(
             name: "CCurl",
             pkgConfig: "libcurl",
@@ -44,6 +46,7 @@ let package = Package(
         .target(
             name: "ConvergeStore",
             dependencies: [
+                "CXattr",
                 "ConvergeCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -173,7 +176,7 @@ let package = Package(
             name: "ConvergeCLITests",
             dependencies: [
                 "converge", "ConvergeStore", "ConvergeProvisioners", "ConvergeTestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ]

@@ -77,8 +77,7 @@ struct DeploymentRunner: Sendable {
             let outcome = try await provisioner.provision(job) { [store] events in
                 try? await store.appendEvents(events.map(redactor.redact), to: id)
             }
-            if case .failed(let error) = outcome, !Task.isCancelled { return .failed(redactor.redact(error)) }
-            return Task.isCancelled ? nil : outcome
+            return Task.isCancelled ? nil : redactor.redact(outcome)
         } catch {
             if error is CancellationError || Task.isCancelled { return nil }
             return .failed(redactor.redact("provisioner error: \(error)"))
@@ -108,7 +107,10 @@ struct DeploymentRunner: Sendable {
     /// Records how a provisioner call ended, as the holder of `lease`; returns whether the deployment ended (an
     /// accepted call stays RUNNING until its callbacks end it, and a lost lease records nothing).
     @discardableResult
-    func record(_ outcome: ProvisionOutcome, of deployment: Deployment, lease: Deployment.Lease) async -> Bool {
+    func record(_ unredacted: ProvisionOutcome, of deployment: Deployment, lease: Deployment.Lease) async -> Bool {
+        // Whatever path the outcome came by (an answer, a callback, an exec line, a cloud driver), the store never
+        // sees a secret value in its outputs, plan result or error.
+        let outcome = await redactor(for: deployment.instanceID).redact(unredacted)
         let metadata: Logger.Metadata = [
             "deployment.id": "\(deployment.id)", "instance.id": "\(deployment.instanceID)",
             "lease.epoch": "\(lease.epoch)",
@@ -122,8 +124,7 @@ struct DeploymentRunner: Sendable {
                         planResult: planResult)
                 }
                 logger.info("deployment completed", metadata: metadata)
-            case .failed(let unredacted):
-                let error = await redactor(for: deployment.instanceID).redact(unredacted)
+            case .failed(let error):
                 Counter(label: "converge_provisioner_errors_total", dimensions: [("kind", Self.kind(of: error))])
                     .increment()
                 _ = try await retryingBusy {

@@ -1,7 +1,8 @@
 import ConvergeCore
 
 /// Replaces every occurrence of an instance's secret values with `[redacted]`, in what the daemon records and logs of
-/// a deployment (provisioner log lines, phases, errors).
+/// a deployment (provisioner log lines, phases, errors, outputs, plan results): as is, and in every encoding
+/// `EncodedSecret` knows (JSON-escaped, URL-encoded, base64).
 ///
 /// Matching is on UTF-8 bytes, longest value first, so a value that contains another is replaced whole and no
 /// Unicode normalisation lets a value through.
@@ -10,13 +11,14 @@ public struct SecretRedactor: Sendable {
     public static let placeholder = "[redacted]"
 
     /// The values, non-empty, distinct, longest first.
-    private let values: [[UInt8]]
+    private let values: [EncodedSecret]
     /// Whether every non-empty text is replaced whole: what is recorded when the values cannot be read.
     private let redactsEverything: Bool
 
     /// A redactor of `values`; empty ones are ignored.
     public init(_ values: some Sequence<String>) {
-        self.values = Set(values.filter { !$0.isEmpty }).map { Array($0.utf8) }.sorted { $0.count > $1.count }
+        self.values = Set(values.filter { !$0.isEmpty }).sorted { $0.utf8.count > $1.utf8.count }.map(
+            EncodedSecret.init)
         redactsEverything = false
     }
 
@@ -37,8 +39,8 @@ public struct SecretRedactor: Sendable {
         guard !values.isEmpty else { return text }
         var bytes = Array(text.utf8)
         var changed = false
-        for value in values where value.count <= bytes.count {
-            if let replaced = Self.replacing(value, in: bytes) {
+        for value in values {
+            if let replaced = value.replacingMatches(in: bytes, with: Array(Self.placeholder.utf8)) {
                 bytes = replaced
                 changed = true
             }
@@ -68,22 +70,16 @@ public struct SecretRedactor: Sendable {
         return DeploymentEventDraft(kind: event.kind, message: redact(event.message), data: event.data.map(redact))
     }
 
-    /// `bytes` with every occurrence of `value` replaced by the placeholder; nil when there is none.
-    private static func replacing(_ value: [UInt8], in bytes: [UInt8]) -> [UInt8]? {
-        var result: [UInt8] = []
-        var index = 0
-        var found = false
-        let last = bytes.count - value.count
-        while index < bytes.count {
-            if index <= last && bytes[index] == value[0] && bytes[index..<index + value.count].elementsEqual(value) {
-                result.append(contentsOf: placeholder.utf8)
-                index += value.count
-                found = true
-            } else {
-                result.append(bytes[index])
-                index += 1
-            }
+    /// `outcome` with its outputs, plan result and error redacted.
+    public func redact(_ outcome: ProvisionOutcome) -> ProvisionOutcome {
+        guard !isEmpty else { return outcome }
+        switch outcome {
+        case .completed(let outputs, let planResult):
+            return .completed(outputs: redact(outputs), planResult: planResult.map(redact))
+        case .failed(let error):
+            return .failed(redact(error))
+        case .accepted:
+            return outcome
         }
-        return found ? result : nil
     }
 }

@@ -135,8 +135,8 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        // One daemon per SQLite file: a second would run a concurrency limit of its own on the same deployments.
-        // The lock is held until the process exits.
+        // One daemon per SQLite file, however it is named: a second would run a concurrency limit of its own on the
+        // same deployments. The lock is held until the process exits; it is taken before SQLite opens the file.
         _ = try DaemonLock(databasePath: path, holder: DaemonLock.processDescription)
         let store = try SQLiteStore(path: path, logger: logger)
         let manifestsURL = URL(fileURLWithPath: settings.manifests, isDirectory: true).standardizedFileURL

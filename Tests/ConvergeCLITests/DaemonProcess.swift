@@ -279,9 +279,10 @@ extension DaemonProcess {
         logText.split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")
     }
 
-    /// Runs a second `converge serve` on this daemon's manifests and database, listening on another port, for at
-    /// most `timeout`: its exit status (nil if it was still running and had to be killed) and its stderr.
-    func runSecondDaemon(timeout: Duration) async throws -> (status: Int32?, stderr: String) {
+    /// Runs a second `converge serve` on this daemon's manifests and database (or `database`, another name of it),
+    /// listening on another port, for at most `timeout`: its exit status (nil if it was still running and had to be
+    /// killed) and its stderr.
+    func runSecondDaemon(database: String? = nil, timeout: Duration) async throws -> (status: Int32?, stderr: String) {
         let stderrURL = directory.appendingPathComponent("second-daemon-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         let stderr = try FileHandle(forWritingTo: stderrURL)
@@ -291,7 +292,7 @@ extension DaemonProcess {
         let poll = arguments.contains("--poll-seconds") ? [] : ["--poll-seconds", "1"]
         second.arguments =
             [
-                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen",
+                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database ?? self.database)", "--listen",
                 "127.0.0.1:\(try Self.freePort())", "--secrets-key-file", secretsKeyFile,
             ] + poll + arguments
         second.standardOutput = FileHandle.nullDevice
