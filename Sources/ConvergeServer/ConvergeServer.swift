@@ -109,11 +109,11 @@ public struct ConvergeServer: Sendable {
         return metrics.emitToBuffer()
     }
 
-    /// Refuses `token` unless it is the callback token of one of deployment `id`'s attempts (the body, read later,
-    /// says which one, and `DeploymentCallbacks` holds it to that). An unknown deployment is refused the same way,
-    /// so the answer tells a caller without a token nothing.
+    /// Refuses `token` as `unauthenticated` unless it is the callback token of one of deployment `id`'s attempts
+    /// (the body, read later, says which one, and `DeploymentCallbacks` holds it to that). An unknown deployment is
+    /// refused the same way, so the answer tells a caller without a token nothing.
     func authenticateCallback(token: String, deploymentID id: String) async throws {
-        let refusal = APIError(.permissionDenied, "the callback token is not valid for deployment \(id)")
+        let refusal = APIError(.unauthenticated, "the callback token is not valid for deployment \(id)")
         let deployment: Deployment
         do {
             deployment = try await store.deployment(id)
