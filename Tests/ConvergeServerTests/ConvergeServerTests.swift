@@ -30,7 +30,7 @@ final class ServerFixture: Sendable {
     let deploymentID: String
     let token: String
 
-    init(gitWebhookSecret: [UInt8]? = nil) async throws {
+    init(gitWebhookSecret: [UInt8]? = nil, settings: ConvergeServer.Settings = ServerFixture.settings) async throws {
         let manifests = directory.appendingPathComponent("manifests")
         try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
         let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -45,7 +45,7 @@ final class ServerFixture: Sendable {
         tokens = TokensFile(path: directory.appendingPathComponent("tokens.json").path)
         server = ConvergeServer(
             engine: engine, store: store, metrics: .init(), gitWebhookSecret: gitWebhookSecret, tokens: tokens,
-            logger: quiet)
+            settings: settings, logger: quiet)
         let instance = DesiredResource(
             kind: .instance, id: "shop-dev-db",
             spec: ["id": "shop-dev-db", "environment": "shop-dev", "bundle": "database", "params": [:]], source: nil)
@@ -60,6 +60,10 @@ final class ServerFixture: Sendable {
         token = CallbackToken(key: try await store.secret(named: "callback-token-key")).token(
             deploymentID: deploymentID, attempt: 1)
     }
+
+    /// The daemon's defaults: no exec command allowed through the API.
+    static let settings = ConvergeServer.Settings(
+        allowedExecCommands: [], requestTimeout: .seconds(30), maxConnections: 512)
 
     deinit {
         try? FileManager.default.removeItem(at: directory)
