@@ -118,7 +118,7 @@ func body(_ text: String) -> ByteBuffer {
 
             let health = try await client.execute(uri: "/healthz", method: .post)
             #expect(health.status == .methodNotAllowed)
-            #expect(health.headers[.allow] == "GET")
+            #expect(health.headers[.allow] == "GET, HEAD")
         }
     }
 

@@ -64,6 +64,9 @@ import Testing
         "getHealth": open(200),
         "getReadiness": open(200),
         "getMetrics": open(200),
+        "headHealth": open(200),
+        "headReadiness": open(200),
+        "headMetrics": open(200),
         // Without a signature or with a wrong one the hint is refused; its payload is never parsed, so any bytes do.
         "receiveGitPush": Row(
             noToken: .unauthenticated, badToken: .unauthenticated, malformedBody: .success(202)),
