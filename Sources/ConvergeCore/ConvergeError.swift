@@ -13,6 +13,8 @@ public struct ConvergeError: Error, Equatable, Sendable, CustomStringConvertible
         case unauthenticated
         case resourceExhausted = "resource_exhausted"
         case `internal`
+        /// A known path asked with a method it does not serve (405, with `Allow`).
+        case methodNotAllowed = "method_not_allowed"
     }
 
     public var code: Code

@@ -73,7 +73,13 @@ struct JSONParser {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
-            members[key] = try parseValue()
+            let value: Value
+            do {
+                value = try parseValue()
+            } catch  where error.details?["duplicateKey"] != nil {
+                throw Self.duplicate(under: key, error)
+            }
+            guard members.updateValue(value, forKey: key) == nil else { throw Self.duplicate(key, at: key) }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of text") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -88,6 +94,21 @@ struct JSONParser {
         }
     }
 
+    /// A duplicate key's error with its path led by `step`: a key (`spec` then `exec.command` is
+    /// `spec.exec.command`) or an array position (`[2]`).
+    static func duplicate(_ key: String, at path: String) -> ConvergeError {
+        ConvergeError(
+            .invalidArgument, "duplicate key \"\(key)\" at \(path)",
+            details: ["duplicateKey": .string(key), "path": .string(path)])
+    }
+
+    private static func duplicate(under step: String, _ error: ConvergeError) -> ConvergeError {
+        let inner = error.details?["path"]?.stringValue ?? ""
+        return duplicate(
+            error.details?["duplicateKey"]?.stringValue ?? "",
+            at: inner.hasPrefix("[") ? step + inner : step + "." + inner)
+    }
+
     private mutating func parseArray() throws(ConvergeError) -> Value {
         try nest()
         index += 1
@@ -99,7 +120,11 @@ struct JSONParser {
             return .array(elements)
         }
         while true {
-            elements.append(try parseValue())
+            do {
+                elements.append(try parseValue())
+            } catch  where error.details?["duplicateKey"] != nil {
+                throw Self.duplicate(under: "[\(elements.count)]", error)
+            }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of text") }
             if bytes[index] == UInt8(ascii: ",") {

@@ -13,6 +13,11 @@ extension Reconciler {
     public func requestDeployment(
         of id: String, action: Deployment.Action, mode requested: DeploymentRequest.Mode?, actor: String
     ) async throws -> DeploymentCreation {
+        if action == .plan, requested == .proposal {
+            throw ConvergeError(
+                .invalidArgument, "mode: a plan runs directly; only provision and decommission can be proposed",
+                details: ["field": "mode"])
+        }
         let context = try await requestContext(of: id)
         var snapshot: DeploymentSnapshot
         switch (action, context.desired) {

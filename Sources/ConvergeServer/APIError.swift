@@ -6,10 +6,9 @@ import Hummingbird
 extension ConvergeError.Code {
     /// The HTTP status of each API error code: the one place they are mapped.
     ///
-    /// Two responses depart from it, each built here by its own `APIError` constructor so that no handler picks a
-    /// status: a known path asked with a method it does not serve is `invalid_argument` with 405 and an `Allow`
-    /// header (`APIError.methodNotAllowed`), and a request body over the limit is `resource_exhausted` with 413
-    /// (`APIError.bodyTooLarge`); 429 stays for being asked too often.
+    /// One response departs from it, built here by its own `APIError` constructor so that no handler picks a
+    /// status: a request body over the limit is `resource_exhausted` with 413 (`APIError.bodyTooLarge`); 429 stays
+    /// for being asked too often.
     public var httpStatus: HTTPResponse.Status {
         switch self {
         case .invalidArgument: .badRequest
@@ -21,6 +20,7 @@ extension ConvergeError.Code {
         case .unauthenticated: .unauthorized
         case .resourceExhausted: .tooManyRequests
         case .internal: .internalServerError
+        case .methodNotAllowed: .methodNotAllowed
         }
     }
 
@@ -61,14 +61,14 @@ struct APIError: HTTPResponseError {
         APIError(.notFound, "no route for \(method.rawValue) \(path)")
     }
 
-    /// 405 with `Allow` for a known path asked with another method.
+    /// 405 `method_not_allowed` with `Allow` for a known path asked with another method.
     static func methodNotAllowed(_ method: HTTPRequest.Method, _ path: String, allowed: [HTTPRequest.Method])
         -> APIError
     {
         let names = allowed.map(\.rawValue)
         return APIError(
             ConvergeError(
-                .invalidArgument,
+                .methodNotAllowed,
                 "\(method.rawValue) is not allowed on \(path); expected \(names.joined(separator: " or "))",
                 details: ["allowedMethods": .array(names.map { .string($0) })]),
             status: .methodNotAllowed, headers: [.allow: names.joined(separator: ", ")])

@@ -1,4 +1,6 @@
+import ConvergeAPI
 import ConvergeCore
+import ConvergeManifests
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -30,6 +32,17 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case let error as ServerError:
             // An operation of the document failed: in a middleware, while decoding the request, or in the handler.
             switch error.underlyingError {
+            case is DecodingError
+            where error.requestMetadata.pathParameters["kind"].map {
+                Components.Schemas.ResourceKind(rawValue: String($0)) == nil
+            } == true:
+                let kind = String(error.requestMetadata.pathParameters["kind"] ?? "")
+                let kinds = Components.Schemas.ResourceKind.allCases.map(\.rawValue)
+                return APIError(
+                    .notFound,
+                    "unknown kind \(kind)" + didYouMean(kind, among: kinds)
+                        + " (kinds: \(kinds.joined(separator: ", ")))",
+                    details: ["kind": .string(kind)])
             case let decoding as DecodingError:
                 return APIError(RequestDecoding.error(for: decoding))
             case let underlying as APIError:

@@ -11,6 +11,7 @@ extension APIHandler {
         }
         let key = ResourceKey(ResourceKind(input.path.kind), input.path.id)
         let principal = try Self.principal(allowedToWrite: key)
+        if key.kind == .provisioner { try checkExecCommand(of: .object(document), id: key.id) }
         var expected: Int64?
         if case .object(var metadata)? = document["metadata"],
             let version = metadata.removeValue(forKey: "resourceVersion")
@@ -53,6 +54,20 @@ extension APIHandler {
                 "\(principal.name) has the role \(principal.role.rawValue); declaring a Provisioner needs admin")
         }
         return principal
+    }
+
+    /// Refuses an exec provisioner whose command is not on the daemon's `--allow-exec-command` list: through the API
+    /// an admin token would otherwise run any command on the daemon's host. A document without `spec.exec` is left to
+    /// the manifest checks.
+    func checkExecCommand(of document: Value, id: String) throws {
+        guard case .object(let exec)? = document["spec"]?["exec"] else { return }
+        let program = exec["command"]?.arrayValue?.first?.stringValue ?? ""
+        guard !server.settings.allowedExecCommands.contains(program) else { return }
+        throw ConvergeError(
+            .permissionDenied,
+            "provisioner \(id): the exec command \"\(program)\" is not allowed through the API (the daemon allows "
+                + "those given with converge serve --allow-exec-command); declare the provisioner in the manifests",
+            details: ["setting": "allowExecCommand", "command": .string(program)])
     }
 
     static func resourceVersion(_ text: String) throws -> Int64 {

@@ -32,6 +32,18 @@ struct APIHandler: APIProtocol {
         .ok(.init(body: .plainText(HTTPBody(await server.prometheusText()))))
     }
 
+    func headHealth(_ input: Operations.HeadHealth.Input) async throws -> Operations.HeadHealth.Output {
+        .ok(.init())
+    }
+
+    func headReadiness(_ input: Operations.HeadReadiness.Input) async throws -> Operations.HeadReadiness.Output {
+        await server.readiness().ready ? .ok(.init()) : .serviceUnavailable(.init())
+    }
+
+    func headMetrics(_ input: Operations.HeadMetrics.Input) async throws -> Operations.HeadMetrics.Output {
+        .ok(.init())
+    }
+
     func requestSync(_ input: Operations.RequestSync.Input) async throws -> Operations.RequestSync.Output {
         engine.manifests.requestSync()
         return .accepted(.init(body: .json(.init(status: "sync requested"))))

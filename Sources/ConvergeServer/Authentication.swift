@@ -21,6 +21,9 @@ enum Access: Equatable, Sendable {
         Operations.GetHealth.id: .open,
         Operations.GetReadiness.id: .open,
         Operations.GetMetrics.id: .open,
+        Operations.HeadHealth.id: .open,
+        Operations.HeadReadiness.id: .open,
+        Operations.HeadMetrics.id: .open,
         Operations.ReportDeploymentEvent.id: .callbackToken,
         Operations.ReceiveGitPush.id: .gitSignature,
         Operations.GetPrincipal.id: .role(.viewer),
@@ -95,13 +98,13 @@ struct AuthenticationMiddleware: ServerMiddleware {
         }
         switch access {
         case .open, .gitSignature:
-            return try await next(request, try await capped(body), metadata)
+            return try await next(request, try await capped(body, json: false), metadata)
         case .callbackToken:
             guard let token = Self.bearer(request) else {
                 throw ConvergeError(.unauthenticated, "a callback needs Authorization: Bearer <token>")
             }
             try await authenticateCallback(token, String(metadata.pathParameters["id"] ?? ""))
-            let body = try await capped(body)
+            let body = try await capped(body, json: true)
             return try await RequestPrincipal.$callbackToken.withValue(token) {
                 try await next(request, body, metadata)
             }
@@ -119,7 +122,7 @@ struct AuthenticationMiddleware: ServerMiddleware {
                     "\(principal.name) has the role \(principal.role.rawValue); \(operationID) needs \(needed.rawValue)"
                 )
             }
-            let body = try await capped(body)
+            let body = try await capped(body, json: true)
             return try await RequestPrincipal.$current.withValue(principal) {
                 try await next(request, body, metadata)
             }
@@ -133,19 +136,29 @@ struct AuthenticationMiddleware: ServerMiddleware {
         return token.isEmpty ? nil : token
     }
 
-    /// The body read whole, refused with 413 past `maxBodyBytes` (at once when `Content-Length` says so); nil when
-    /// empty.
-    func capped(_ body: HTTPBody?) async throws -> HTTPBody? {
+    /// The body read whole, refused with 413 past `maxBodyBytes` (at once when `Content-Length` says so), and for a
+    /// `json` one with duplicate keys; nil when empty.
+    func capped(_ body: HTTPBody?, json: Bool) async throws -> HTTPBody? {
         guard let body else { return nil }
         if case .known(let length) = body.length, length > maxBodyBytes {
             throw APIError.bodyTooLarge(limit: maxBodyBytes)
         }
+        // An empty body is no body: an operation whose body is optional then gets none, not an empty document.
+        let bytes: ArraySlice<UInt8>
         do {
-            // An empty body is no body: an operation whose body is optional then gets none, not an empty document.
-            let bytes = try await ArraySlice<UInt8>(collecting: body, upTo: maxBodyBytes)
-            return bytes.isEmpty ? nil : HTTPBody(bytes)
+            bytes = try await ArraySlice<UInt8>(collecting: body, upTo: maxBodyBytes)
         } catch {
             throw APIError.bodyTooLarge(limit: maxBodyBytes)
         }
+        // Duplicate keys in a JSON body are refused, as in YAML manifests; any other fault is left to the
+        // operation's decoder.
+        if json {
+            do {
+                _ = try Value(json: String(decoding: bytes, as: UTF8.self))
+            } catch let error as ConvergeError where error.details?["duplicateKey"] != nil {
+                throw ConvergeError(.invalidArgument, "body: " + error.message, details: error.details)
+            } catch {}
+        }
+        return bytes.isEmpty ? nil : HTTPBody(bytes)
     }
 }

@@ -24,28 +24,37 @@ public struct ConvergeServer: Sendable {
     let gitWebhookSecret: [UInt8]?
     /// The bearer tokens of the API.
     let tokens: TokensFile
+    let settings: Settings
     let logger: Logger
 
     public init(
         engine: Engine, store: any Store, metrics: PrometheusCollectorRegistry, gitWebhookSecret: [UInt8]?,
-        tokens: TokensFile, logger: Logger
+        tokens: TokensFile, settings: Settings, logger: Logger
     ) {
         self.engine = engine
         self.store = store
         self.metrics = metrics
         self.gitWebhookSecret = gitWebhookSecret
         self.tokens = tokens
+        self.settings = settings
         self.logger = logger
     }
 
-    /// The application listening on `host:port`, a service for the daemon's `ServiceGroup`.
+    /// The application listening on `host:port`, a service for the daemon's `ServiceGroup`: at most
+    /// `settings.maxConnections` connections at once, each closed when a request takes longer than
+    /// `settings.requestTimeout` to arrive.
     public func application(
         host: String, port: Int, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     )
         -> some ApplicationProtocol
     {
-        Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "converge"),
+        let timeout = settings.requestTimeout
+        return Application(
+            router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(timeout: timeout)])),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: "converge",
+                availableConnectionsDelegate: .maximum(settings.maxConnections, logger: logger)),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 
@@ -117,11 +126,11 @@ public struct ConvergeServer: Sendable {
         return metrics.emitToBuffer()
     }
 
-    /// Refuses `token` unless it is the callback token of one of deployment `id`'s attempts (the body, read later,
-    /// says which one, and `DeploymentCallbacks` holds it to that). An unknown deployment is refused the same way,
-    /// so the answer tells a caller without a token nothing.
+    /// Refuses `token` as `unauthenticated` unless it is the callback token of one of deployment `id`'s attempts
+    /// (the body, read later, says which one, and `DeploymentCallbacks` holds it to that). An unknown deployment is
+    /// refused the same way, so the answer tells a caller without a token nothing.
     func authenticateCallback(token: String, deploymentID id: String) async throws {
-        let refusal = APIError(.permissionDenied, "the callback token is not valid for deployment \(id)")
+        let refusal = APIError(.unauthenticated, "the callback token is not valid for deployment \(id)")
         let deployment: Deployment
         do {
             deployment = try await store.deployment(id)

@@ -82,6 +82,23 @@ struct Serve: AsyncParsableCommand {
         help: "The key instance secrets are sealed under, made by converge init-key (default converge.key).")
     var secretsKeyFile: String?
     @Option(
+        name: .customLong("allow-exec-command"),
+        help: ArgumentHelp(
+            "A command (argv[0], exactly) an exec provisioner applied through the API may run; repeatable (default: "
+                + "none, exec provisioners come only from the manifests).", valueName: "COMMAND"))
+    var allowExecCommand: [String] = []
+    @Option(
+        name: .customLong("request-timeout-seconds"),
+        help: """
+            Seconds a client has to send a whole request before its connection is closed, \
+            \(Serve.range("requestTimeoutSeconds")) (default 30).
+            """)
+    var requestTimeoutSeconds: String?
+    @Option(
+        name: .customLong("max-connections"),
+        help: "HTTP connections open at once; more wait, \(Serve.range("maxConnections")) (default 512).")
+    var maxConnections: String?
+    @Option(
         name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
 
@@ -104,7 +121,8 @@ struct Serve: AsyncParsableCommand {
             "shutdownGraceSeconds": shutdownGraceSeconds, "callbackURL": callbackURL,
             "allowedProvisionerURLs": allowedProvisionerURLs, "gitWebhookSecretEnv": gitWebhookSecretEnv,
             "avatarURLTemplate": avatarURLTemplate, "tokensFile": tokensFile, "secretsKeyFile": secretsKeyFile,
-            "logLevel": logLevel,
+            "logLevel": logLevel, "requestTimeoutSeconds": requestTimeoutSeconds, "maxConnections": maxConnections,
+            "allowExecCommand": allowExecCommand.isEmpty ? nil : allowExecCommand.joined(separator: ","),
         ]
         try settings.apply(flags.compactMapValues { $0 }, from: .commandLine)
         try settings.checkResolved(environment: environment)
@@ -163,7 +181,7 @@ struct Serve: AsyncParsableCommand {
         let gitSecret = settings.gitWebhookSecretEnv.flatMap { environment[$0] }.map { Array($0.utf8) }
         let server = ConvergeServer(
             engine: engine, store: store, metrics: registry, gitWebhookSecret: gitSecret,
-            tokens: TokensFile(path: settings.tokensFile), logger: logger)
+            tokens: TokensFile(path: settings.tokensFile), settings: settings.serverSettings, logger: logger)
         let application = server.application(host: settings.listenHost, port: settings.listenPort) { port in
             logger.info("listening", metadata: ["http.address": "\(settings.listenHost):\(port)"])
         }

@@ -2,6 +2,7 @@ import ConvergeCore
 import ConvergeEngine
 import ConvergeManifests
 import ConvergeProvisioners
+import ConvergeServer
 import Foundation
 
 /// Everything `converge serve` needs, resolved from flags, then `CONVERGE_*` variables, then the config file,
@@ -31,6 +32,12 @@ struct ServeSettings: Equatable {
     /// The key instance secrets are sealed under (`converge init-key`); the daemon refuses to start without it.
     var secretsKeyFile = "converge.key"
     var logLevel = "info"
+    /// The commands (argv[0]) an exec provisioner applied through the API may run; none by default.
+    var allowExecCommand: [String] = []
+    /// Seconds a client has to send a whole request (head and body) before its connection is closed.
+    var requestTimeoutSeconds = 30
+    /// HTTP connections open at once.
+    var maxConnections = 512
     /// The layer each setting's value came from; a setting left at its default has none.
     var origins: [String: Origin] = [:]
 
@@ -84,6 +91,8 @@ struct ServeSettings: Equatable {
         "pollSeconds": IntegerSetting(field: \.pollSeconds, range: 1...86400),
         "resyncSeconds": IntegerSetting(field: \.resyncSeconds, range: 10...86400),
         "shutdownGraceSeconds": IntegerSetting(field: \.shutdownGraceSeconds, range: 1...3600),
+        "requestTimeoutSeconds": IntegerSetting(field: \.requestTimeoutSeconds, range: 1...3600),
+        "maxConnections": IntegerSetting(field: \.maxConnections, range: 1...100_000),
     ]
 
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -92,7 +101,8 @@ struct ServeSettings: Equatable {
     static let names = [
         "manifests", "db", "listen", "maxConcurrentDeployments", "workers", "reconcileRate", "leaseSeconds",
         "pollSeconds", "resyncSeconds", "shutdownGraceSeconds", "callbackURL", "allowedProvisionerURLs",
-        "gitWebhookSecretEnv", "avatarURLTemplate", "tokensFile", "secretsKeyFile", "logLevel",
+        "gitWebhookSecretEnv", "avatarURLTemplate", "tokensFile", "secretsKeyFile", "logLevel", "allowExecCommand",
+        "requestTimeoutSeconds", "maxConnections",
     ]
 
     /// The words of `name`: `allowedProvisionerURLs` is allowed, provisioner, urls; `avatarURLTemplate` is avatar,
@@ -176,6 +186,12 @@ struct ServeSettings: Equatable {
                 throw invalid("a comma-separated list of http or https URL prefixes")
             }
             allowedProvisionerURLs = prefixes
+        case "allowExecCommand":
+            let commands = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard commands.allSatisfy({ !$0.isEmpty && $0.trimmingCharacters(in: .whitespaces) == $0 }) else {
+                throw invalid("a command as the provisioner's command names it (its first word), without spaces around")
+            }
+            allowExecCommand = commands
         case "gitWebhookSecretEnv":
             guard Self.isVariableName(text) else { throw invalid("the name of an environment variable") }
             gitWebhookSecretEnv = text
@@ -271,11 +287,11 @@ struct ServeSettings: Equatable {
             switch entry.value.kind {
             case .scalar(let value):
                 values[entry.key] = value.stringValue ?? value.canonicalJSON
-            case .sequence(let items) where entry.key == "allowedProvisionerURLs":
+            case .sequence(let items) where entry.key == "allowedProvisionerURLs" || entry.key == "allowExecCommand":
                 values[entry.key] = try items.map { item in
                     guard let value = item.scalar else {
                         throw ConvergeError(
-                            .invalidArgument, "\(entry.keyLocation): \(entry.key): expected a list of URL prefixes")
+                            .invalidArgument, "\(entry.keyLocation): \(entry.key): expected a list of single values")
                     }
                     return value.stringValue ?? value.canonicalJSON
                 }.joined(separator: ",")
@@ -324,6 +340,13 @@ struct ServeSettings: Equatable {
         var settings = AWSClient.Settings()
         settings.allowedURLPrefixes = allowedProvisionerURLs
         return settings
+    }
+
+    /// The HTTP server's allowances and limits.
+    var serverSettings: ConvergeServer.Settings {
+        ConvergeServer.Settings(
+            allowedExecCommands: Set(allowExecCommand), requestTimeout: .seconds(requestTimeoutSeconds),
+            maxConnections: maxConnections)
     }
 
     /// The SQLite path of `database`; other engines are refused with a clear error.

@@ -30,8 +30,10 @@ import Testing
         "copyInstance": [["instance", "copy"]],
     ]
     /// Operations that are not for people: Prometheus scrapes the metrics, provisioners report through callbacks,
-    /// git hosts push.
-    static let notForPeople: Set<String> = ["getMetrics", "reportDeploymentEvent", "receiveGitPush"]
+    /// git hosts push, probes send HEAD.
+    static let notForPeople: Set<String> = [
+        "getMetrics", "reportDeploymentEvent", "receiveGitPush", "headHealth", "headReadiness", "headMetrics",
+    ]
 
     static var operationIDs: Set<String> {
         let url = ConvergeBinary.repository.appendingPathComponent("Sources/ConvergeAPI/openapi.yaml")

@@ -129,7 +129,7 @@ import Testing
         }
         #expect(
             try await report(
-                #"{"type": "completed", "attempt": 1}"#, token: String(repeating: "0", count: 64), to: path) == 403)
+                #"{"type": "completed", "attempt": 1}"#, token: String(repeating: "0", count: 64), to: path) == 401)
         #expect(try await report(#"{"type": "bogus", "attempt": 1}"#, token: token, to: path) == 400)
         #expect(
             try await report(#"{"type": "log", "attempt": 1, "message": "applying"}"#, token: token, to: path) == 204)

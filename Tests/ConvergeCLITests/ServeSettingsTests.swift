@@ -94,6 +94,7 @@ private func runServeBlocking(_ arguments: [String], environment: [String: Strin
             case "logLevel": "debug"
             case "tokensFile": "t.tokens"
             case "secretsKeyFile": "k.key"
+            case "allowExecCommand": "/usr/bin/tofu"
             default: "\(ServeSettings.integers[name]!.range.upperBound)"
             }
         let manifests = name == "manifests" ? [] : ["--manifests", directory.manifests]

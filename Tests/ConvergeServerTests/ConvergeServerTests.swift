@@ -30,20 +30,22 @@ final class ServerFixture: Sendable {
     let deploymentID: String
     let token: String
 
-    init(gitWebhookSecret: [UInt8]? = nil) async throws {
+    init(gitWebhookSecret: [UInt8]? = nil, settings: ConvergeServer.Settings = ServerFixture.settings) async throws {
         let manifests = directory.appendingPathComponent("manifests")
         try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
         let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         store = try SQLiteStore(path: directory.appendingPathComponent("c.sqlite").path, logger: quiet)
         var configuration = EngineConfiguration(manifests: manifests)
         configuration.callbackBaseURL = "http://127.0.0.1:1"
+        // The daemon refuses to start without a secrets key, so the router always has one.
+        configuration.secretBox = try SecretBox(key: SecretBox.newKey())
         engine = try await Engine(
             configuration: configuration, store: store, clock: SystemClock(),
             makeProvisioner: { _ in UnusedProvisioner() }, logger: quiet)
         tokens = TokensFile(path: directory.appendingPathComponent("tokens.json").path)
         server = ConvergeServer(
             engine: engine, store: store, metrics: .init(), gitWebhookSecret: gitWebhookSecret, tokens: tokens,
-            logger: quiet)
+            settings: settings, logger: quiet)
         let instance = DesiredResource(
             kind: .instance, id: "shop-dev-db",
             spec: ["id": "shop-dev-db", "environment": "shop-dev", "bundle": "database", "params": [:]], source: nil)
@@ -58,6 +60,10 @@ final class ServerFixture: Sendable {
         token = CallbackToken(key: try await store.secret(named: "callback-token-key")).token(
             deploymentID: deploymentID, attempt: 1)
     }
+
+    /// The daemon's defaults: no exec command allowed through the API.
+    static let settings = ConvergeServer.Settings(
+        allowedExecCommands: [], requestTimeout: .seconds(30), maxConnections: 512)
 
     deinit {
         try? FileManager.default.removeItem(at: directory)
@@ -102,7 +108,7 @@ func body(_ text: String) -> ByteBuffer {
             #expect(sync.status == .methodNotAllowed)
             #expect(sync.headers[.allow] == "POST")
             let object = try json(sync)
-            #expect(object["code"] as? String == "invalid_argument")
+            #expect(object["code"] as? String == "method_not_allowed")
             #expect(object["message"] as? String == "GET is not allowed on /v1/sync; expected POST")
             #expect((object["details"] as? [String: Any])?["allowedMethods"] as? [String] == ["POST"])
 
@@ -112,7 +118,7 @@ func body(_ text: String) -> ByteBuffer {
 
             let health = try await client.execute(uri: "/healthz", method: .post)
             #expect(health.status == .methodNotAllowed)
-            #expect(health.headers[.allow] == "GET")
+            #expect(health.headers[.allow] == "GET, HEAD")
         }
     }
 
@@ -146,7 +152,7 @@ func body(_ text: String) -> ByteBuffer {
         }
     }
 
-    @Test func callbackWithAWrongToken_is403BeforeItsBodyIsReadOrParsed() async throws {
+    @Test func callbackWithAWrongToken_is401BeforeItsBodyIsReadOrParsed() async throws {
         let fixture = try await ServerFixture()
         let wrong: HTTPFields = [.authorization: "Bearer \(String(repeating: "0", count: 64))"]
         try await fixture.withClient { client in
@@ -156,9 +162,9 @@ func body(_ text: String) -> ByteBuffer {
                 uri: fixture.eventsPath, method: .post, headers: wrong,
                 body: ByteBuffer(repeating: UInt8(ascii: "x"), count: ConvergeServer.maxBodyBytes + 1))
             for response in [unparsable, oversized] {
-                #expect(response.status == .forbidden)
+                #expect(response.status == .unauthorized)
                 let object = try json(response)
-                #expect(object["code"] as? String == "permission_denied")
+                #expect(object["code"] as? String == "unauthenticated")
                 #expect(
                     object["message"] as? String
                         == "the callback token is not valid for deployment \(fixture.deploymentID)")
@@ -172,7 +178,7 @@ func body(_ text: String) -> ByteBuffer {
             let response = try await client.execute(
                 uri: "/v1/deployments/nope/events", method: .post,
                 headers: [.authorization: "Bearer \(fixture.token)"], body: body("not json"))
-            #expect(response.status == .forbidden)
+            #expect(response.status == .unauthorized)
             #expect(try json(response)["message"] as? String == "the callback token is not valid for deployment nope")
         }
     }
@@ -243,7 +249,7 @@ func body(_ text: String) -> ByteBuffer {
             let response = try await client.execute(
                 uri: fixture.eventsPath, method: .post, headers: [.authorization: "Bearer \(second)"],
                 body: body(#"{"type": "log", "attempt": 2}"#))
-            #expect(response.status == .forbidden)
+            #expect(response.status == .unauthorized)
         }
     }
 
@@ -261,17 +267,17 @@ func body(_ text: String) -> ByteBuffer {
         }
     }
 
-    @Test func statusOfEachCode_withTheTwoDocumentedExceptions() {
+    @Test func statusOfEachCode_withTheOneDocumentedException() {
         let statuses = Dictionary(
             uniqueKeysWithValues: ConvergeError.Code.allCases.map { ($0.rawValue, $0.httpStatus.code) })
         #expect(
             statuses == [
                 "invalid_argument": 400, "not_found": 404, "already_exists": 409, "failed_precondition": 412,
                 "aborted": 409, "permission_denied": 403, "unauthenticated": 401, "resource_exhausted": 429,
-                "internal": 500,
+                "internal": 500, "method_not_allowed": 405,
             ])
         #expect(APIError.methodNotAllowed(.get, "/x", allowed: [.post]).status == .methodNotAllowed)
-        #expect(APIError.methodNotAllowed(.get, "/x", allowed: [.post]).error.code == .invalidArgument)
+        #expect(APIError.methodNotAllowed(.get, "/x", allowed: [.post]).error.code == .methodNotAllowed)
         #expect(APIError.bodyTooLarge(limit: 1).status == .contentTooLarge)
         #expect(APIError.bodyTooLarge(limit: 1).error.code == .resourceExhausted)
         #expect(ConvergeError.Code(status: .contentTooLarge) == .resourceExhausted)
