@@ -61,7 +61,7 @@ struct PreviewCommand: AsyncParsableCommand {
                 } else {
                     applied = try output.ok.body.json
                 }
-                if options.output == .table {
+                if options.output.isTable {
                     print(
                         "preview/\(id) \(applied.created == true ? "created" : "converged") from \(preview.baseEnvironment)"
                     )
@@ -163,7 +163,7 @@ private func resolve(_ text: String, client: ConvergeClient) async throws -> Str
 /// A preview: in a table, a line per instance with its outputs' endpoints; as JSON or YAML, the whole object (what
 /// CI reads for a pull-request comment).
 private func printPreview(_ preview: Components.Schemas.Preview, options: ClientOptions) throws {
-    if options.output == .table, let expiry = preview.expiresAt {
+    if options.output.isTable, let expiry = preview.expiresAt {
         print("preview/\(preview.environment) expires at \(expiry.formatted(.iso8601))")
     }
     try options.print(preview, table: Tables.previewInstances)
