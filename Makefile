@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEBIAN_PACKAGES := pkg-config libyaml-dev libcurl4-openssl-dev libsqlite3-dev
 SWIFT_FORMAT := swift format
 
-.PHONY: deps moto build lint format test validate schemas demo bench
+.PHONY: deps moto build install lint format test validate schemas demo bench
 
 ## deps: install the Debian packages the build needs, and python3 for the example provisioner the tests and
 ## the demo run (as root with apt-get; otherwise print the command).
@@ -61,19 +61,44 @@ test: deps lint moto
 validate: build
 	swift run converge validate examples/gitops
 
-## demo: the daemon on examples/gitops with SQLite and the example provisioner, after printing a new admin token
-## for the CLI (and creating the secrets key .demo/converge.key once); Ctrl-C stops both.
-DEMO_DIR := .demo
+## install: build converge in release (the configuration to run a daemon with) and install it as
+## $(PREFIX)/bin/converge (default /usr/local; `make install PREFIX=~/.local` needs no root); DESTDIR is honoured.
+PREFIX ?= /usr/local
+install: deps
+	swift build -c release --product converge
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 .build/release/converge $(DESTDIR)$(PREFIX)/bin/converge
+
+## demo: the daemon on a copy of examples/gitops (in $(DEMO_DIR)/manifests, its webhook moved to PROVISIONER_PORT)
+## with SQLite, after the example provisioner answers on PROVISIONER_PORT, printing a new admin token for the CLI
+## first (and creating the secrets key $(DEMO_DIR)/converge.key once); Ctrl-C stops both.
+## `make demo PORT=9787 PROVISIONER_PORT=9790` moves both; PROVISIONER_DELAY is the provisioner's seconds per apply.
+DEMO_DIR ?= .demo
+PORT ?= 8787
+PROVISIONER_PORT ?= 8790
+PROVISIONER_DELAY ?= 2
+CONVERGE ?= .build/debug/converge
 demo: build
 	@mkdir -p $(DEMO_DIR)
-	@test -f $(DEMO_DIR)/converge.key || .build/debug/converge init-key --secrets-key-file $(DEMO_DIR)/converge.key
-	@echo "export CONVERGE_TOKEN=$$(.build/debug/converge token create --name demo-$$(date +%s) --role admin \
+	@test -f $(DEMO_DIR)/converge.key || $(CONVERGE) init-key --secrets-key-file $(DEMO_DIR)/converge.key
+	@rm -rf $(DEMO_DIR)/manifests && cp -R examples/gitops $(DEMO_DIR)/manifests && \
+	sed -i -e 's|127.0.0.1:8790|127.0.0.1:$(PROVISIONER_PORT)|' \
+	  -e 's|\.\./provisioners/provisioner\.py|$(CURDIR)/examples/provisioners/provisioner.py|' \
+	  $(DEMO_DIR)/manifests/provisioners.yaml
+	@echo "export CONVERGE_TOKEN=$$($(CONVERGE) token create --name demo-$$(date +%s) --role admin \
 	  --tokens-file $(DEMO_DIR)/converge.tokens)   # for the CLI, from another terminal"
-	@export CONVERGE_EXAMPLE_WEBHOOK_SECRET=demo-secret CONVERGE_EXAMPLE_STATE_DIR=$(CURDIR)/$(DEMO_DIR)/state; \
-	python3 examples/provisioners/provisioner.py serve --port 8790 --delay 2 & provisioner=$$!; \
+	@export CONVERGE_EXAMPLE_WEBHOOK_SECRET=demo-secret CONVERGE_EXAMPLE_STATE_DIR=$(abspath $(DEMO_DIR))/state; \
+	python3 examples/provisioners/provisioner.py serve --port $(PROVISIONER_PORT) --delay $(PROVISIONER_DELAY) & \
+	provisioner=$$!; \
 	trap 'kill $$provisioner 2>/dev/null' EXIT INT TERM; \
-	.build/debug/converge serve --manifests examples/gitops --db sqlite:$(DEMO_DIR)/converge.sqlite \
-	  --listen 127.0.0.1:8787 --poll-seconds 5 --tokens-file $(DEMO_DIR)/converge.tokens \
+	for attempt in $$(seq 100); do \
+	  (exec 3<>/dev/tcp/127.0.0.1/$(PROVISIONER_PORT)) 2>/dev/null && break; \
+	  kill -0 $$provisioner 2>/dev/null && [ $$attempt -lt 100 ] || \
+	    { echo "the example provisioner does not answer on port $(PROVISIONER_PORT)"; exit 1; }; \
+	  sleep 0.1; \
+	done; \
+	$(CONVERGE) serve --manifests $(DEMO_DIR)/manifests --db sqlite:$(DEMO_DIR)/converge.sqlite \
+	  --listen 127.0.0.1:$(PORT) --poll-seconds 5 --tokens-file $(DEMO_DIR)/converge.tokens \
 	  --secrets-key-file $(DEMO_DIR)/converge.key
 
 ## schemas: regenerate manifests/schemas/ from the kinds' Swift description (a test fails when they differ).

@@ -1,11 +1,17 @@
 import ConvergeCore
 import ConvergeManifests
 
-/// How a command prints what the API returned: a table (or a detail view) for people, JSON or YAML for scripts.
+/// How a command prints what the API returned: a table (or a detail view) for people, `wide` with more columns,
+/// `name` as `kind/id` lines for scripts (`converge approve $(converge get deployments -o name …)`), JSON or YAML.
 public enum OutputFormat: String, CaseIterable, Sendable {
     case table
+    case wide
+    case name
     case json
     case yaml
+
+    /// Whether the output is for people: a table, narrow or wide.
+    public var isTable: Bool { self == .table || self == .wide }
 }
 
 /// The columns a list is shown with as a table, and what to print when the list is empty.
@@ -45,13 +51,35 @@ public struct Table: Sendable {
 
     /// The columns, in the order they are printed.
     public var columns: [Column]
+    /// The columns `-o wide` adds after `columns`.
+    public var wideColumns: [Column]
     /// The line printed instead of a table when there are no rows, named by the caller: `no deployments`.
     public var emptyMessage: String
+    /// The kind `-o name` prints before each row's id (`deployment` → `deployment/d01…`); nil: the row's own
+    /// `kind`, lower-cased.
+    public var kind: String?
 
-    /// A table of `columns` that prints `emptyMessage` for an empty list.
-    public init(columns: [Column], emptyMessage: String) {
+    /// A table of `columns` (and `wideColumns` with `-o wide`) of rows of `kind`, printing `emptyMessage` for an
+    /// empty list.
+    public init(columns: [Column], wideColumns: [Column] = [], emptyMessage: String, kind: String? = nil) {
         self.columns = columns
+        self.wideColumns = wideColumns
         self.emptyMessage = emptyMessage
+        self.kind = kind
+    }
+
+    /// The table `-o wide` prints: every column, the wide ones last.
+    var wide: Table {
+        Table(columns: columns + wideColumns, emptyMessage: emptyMessage, kind: kind)
+    }
+
+    /// `-o name`: a `kind/id` line per row; nothing for no rows.
+    func names(_ rows: [Value]) -> String {
+        rows.map { row in
+            let id = row["id"].flatMap(Table.cellText) ?? Table.missing
+            guard let kind = kind ?? row["kind"]?.stringValue?.lowercased() else { return id + "\n" }
+            return "\(kind)/\(id)\n"
+        }.joined()
     }
 
     /// The mark shown for a missing or empty value.
@@ -146,20 +174,25 @@ extension Value {
 ///
 /// `value` is what the API returned: one object, or a page `{"items": [...], "nextCursor": ...}`. JSON and YAML
 /// print it whole (JSON indented by two spaces, keys sorted, so the same value always prints the same bytes).
-/// `.table` prints the page's items (or the one object as a row) with `table`'s columns; without a table it
-/// prints the detail view of `describe`: `key: value` lines, keys sorted and their values aligned, nested objects
-/// indented by two spaces, lists of scalars joined by commas, other lists as `- ` items, missing values as `-`.
+/// `.table` prints the page's items (or the one object as a row) with `table`'s columns, `.wide` with its wide
+/// columns too; without a table both print the detail view of `describe`: `key: value` lines, keys sorted and their
+/// values aligned, nested objects indented by two spaces, lists of scalars joined by commas, other lists as `- `
+/// items, missing values as `-`. `.name` prints a `kind/id` line per item (the bare id without a table).
 public func render(_ value: Value, as format: OutputFormat, table: Table?) -> String {
+    let rows: [Value] =
+        if case .array(let items)? = value["items"] { items } else if case .array(let items) = value { items } else {
+            [value]
+        }
     switch format {
     case .json:
         return value.prettyJSON + "\n"
     case .yaml:
         return YAMLEmitter().emit(value)
-    case .table:
+    case .name:
+        return (table ?? Table(columns: [], emptyMessage: "")).names(rows)
+    case .table, .wide:
         guard let table else { return DetailView.render(value) }
-        if case .array(let items)? = value["items"] { return table.render(items) }
-        if case .array(let items) = value { return table.render(items) }
-        return table.render([value])
+        return (format == .wide ? table.wide : table).render(rows)
     }
 }
 

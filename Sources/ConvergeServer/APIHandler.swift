@@ -89,7 +89,8 @@ struct APIHandler: APIProtocol {
 
     func listInstances(_ input: Operations.ListInstances.Input) async throws -> Operations.ListInstances.Output {
         let page = try await store.instances(
-            environment: input.query.environment, drifted: input.query.drifted, after: input.query.cursor,
+            environment: try await environmentID(input.query.environment), drifted: input.query.drifted,
+            after: input.query.cursor,
             limit: input.query.limit ?? 50)
         return .ok(
             .init(
@@ -140,7 +141,7 @@ struct APIHandler: APIProtocol {
                 })
         }
         let filter = DeploymentFilter(
-            instanceID: query.instance, environment: query.environment, statuses: statuses,
+            instanceID: query.instance, environment: try await environmentID(query.environment), statuses: statuses,
             action: query.action.map(Deployment.Action.init), actor: query.actor)
         let page = try await store.listDeployments(filter, after: query.cursor, limit: query.limit ?? 50)
         return .ok(

@@ -15,7 +15,7 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "The bearer token (default: $CONVERGE_TOKEN or the config file; prefer those to this flag).")
     var token: String?
 
-    @Option(name: [.short, .long], help: "Output: table, json or yaml.")
+    @Option(name: [.short, .long], help: "Output: table, wide (more columns), name (kind/id lines), json or yaml.")
     var output: OutputFormat = .table
 
     func client() throws -> ConvergeClient {
@@ -26,6 +26,12 @@ struct ClientOptions: ParsableArguments {
     func print(_ value: some Encodable, table: Table?) throws {
         FileHandle.standardOutput.write(Data(render(try ConvergeClient.value(value), as: output, table: table).utf8))
     }
+}
+
+/// An object's id as typed: the id, or `kind/id` as `-o name` prints it (`deployment/d01…`).
+func objectID(_ text: String) -> String {
+    guard let slash = text.lastIndex(of: "/"), ObjectKind(argument: String(text[..<slash])) != nil else { return text }
+    return String(text[text.index(after: slash)...])
 }
 
 /// What `--wait` takes.
@@ -91,7 +97,7 @@ enum Tables {
             .init("id", path: "id"), .init("instance", path: "instance"), .init("action", path: "action"),
             .init("status", path: "status"), .init("awaiting", path: "awaiting"),
             .init("created by", path: "createdBy"), .init("created", path: "createdAt"), .init("error", path: "error"),
-        ], emptyMessage: "no deployments")
+        ], emptyMessage: "no deployments", kind: "deployment")
     static let instances = Table(
         columns: [
             .init("id", path: "id"), .init("environment", path: "environment"), .init("bundle", path: "bundle"),
@@ -101,7 +107,7 @@ enum Tables {
                     $0["status"] == true ? "True" : "False"
                 }
             },
-        ], emptyMessage: "no instances")
+        ], emptyMessage: "no instances", kind: "instance")
     static let resources = Table(
         columns: [
             .init("kind", path: "kind"), .init("id", path: "id"), .init("owner", path: "owner"),

@@ -50,7 +50,7 @@ struct Plan: AsyncParsableCommand {
         abstract: "Plan an instance's desired state, or a proposal's snapshot, without applying it.")
 
     @Argument(help: "The instance (or give --proposal).") var instance: String?
-    @Option(help: "A PROPOSED deployment to plan.") var proposal: String?
+    @Option(help: "A PROPOSED deployment to plan.", transform: objectID) var proposal: String?
     @OptionGroup var wait: WaitOptions
     @OptionGroup var options: ClientOptions
 
@@ -81,7 +81,7 @@ struct Approve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Approve a proposal; it enters the queue. The proposer cannot approve their own.")
 
-    @Argument(help: "The PROPOSED deployment.") var deployment: String
+    @Argument(help: "The PROPOSED deployment.", transform: objectID) var deployment: String
     @Option(help: "Approve only this step (review, plan or apply); refused when the proposal awaits another.")
     var step: Components.Schemas.Decision.StepPayload?
     @OptionGroup var wait: WaitOptions
@@ -102,7 +102,7 @@ struct Approve: AsyncParsableCommand {
 struct Reject: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Reject a proposal.")
 
-    @Argument(help: "The PROPOSED deployment.") var deployment: String
+    @Argument(help: "The PROPOSED deployment.", transform: objectID) var deployment: String
     @Option(help: "Why, for the audit log.") var reason: String?
     @OptionGroup var options: ClientOptions
 
@@ -121,7 +121,7 @@ struct Abort: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Abort a proposed, queued or running deployment; work already done is not undone.")
 
-    @Argument(help: "The deployment.") var deployment: String
+    @Argument(help: "The deployment.", transform: objectID) var deployment: String
     @Option(help: "Why, for the audit log.") var reason: String?
     @OptionGroup var options: ClientOptions
 
@@ -141,7 +141,7 @@ struct Rollback: AsyncParsableCommand {
         abstract: "Deploy an earlier COMPLETED provision of an instance again (its params, connections, version).")
 
     @Argument(help: "The instance.") var instance: String
-    @Option(help: "The COMPLETED provision deployment to go back to.") var to: String
+    @Option(help: "The COMPLETED provision deployment to go back to.", transform: objectID) var to: String
     @OptionGroup var wait: WaitOptions
     @OptionGroup var options: ClientOptions
 
@@ -180,8 +180,7 @@ struct Compare: AsyncParsableCommand {
                 items.count == 3
                 ? try await api.compareEnvironments(query: .init(from: items[1], to: items[2])).ok.body.json
                 : try await api.compareDeployments(query: .init(from: items[0], to: items[1])).ok.body.json
-            let output = options.output
-            if output == .table {
+            if options.output.isTable {
                 try options.print(["items": comparison.changes], table: Tables.changes)
             } else {
                 try options.print(comparison, table: nil)
@@ -195,7 +194,7 @@ struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A deployment's log and status changes; -f follows them until it is terminal.")
 
-    @Argument(help: "The deployment.") var deployment: String
+    @Argument(help: "The deployment.", transform: objectID) var deployment: String
     @Flag(name: [.short, .long], help: "Follow until the deployment is terminal.") var follow = false
     @OptionGroup var options: ClientOptions
 
@@ -223,9 +222,9 @@ struct Logs: AsyncParsableCommand {
     /// One event: a progress line for people, one JSON (or YAML) document per event for scripts.
     func printEvent(_ event: Components.Schemas.DeploymentEvent) throws {
         switch options.output {
-        case .table: print(DeploymentProgress.line(event))
+        case .table, .wide: print(DeploymentProgress.line(event))
         case .json: print(try ConvergeClient.value(event).canonicalJSON)
-        case .yaml: try options.print(event, table: nil)
+        case .yaml, .name: try options.print(event, table: nil)
         }
     }
 }

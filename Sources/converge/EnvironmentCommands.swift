@@ -73,7 +73,7 @@ struct Env: AsyncParsableCommand {
                 } else {
                     fork = try output.ok.body.json
                 }
-                if options.output == .table {
+                if options.output.isTable {
                     print(
                         "environment/\(fork.environment) forked from \(fork.parent): \(fork.instances.count) instances")
                     for type in fork.skippedDefaults {
@@ -105,7 +105,7 @@ struct InstanceCommand: AsyncParsableCommand {
         func run() async throws {
             try await withDaemon {
                 let record = try await options.client().api.orphanInstance(path: .init(id: instance)).ok.body.json
-                if options.output == .table {
+                if options.output.isTable {
                     print("instance/\(record.id) orphaned: no longer managed; nothing was decommissioned")
                 } else {
                     try options.print(record, table: nil)

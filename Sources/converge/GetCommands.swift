@@ -24,7 +24,7 @@ struct Get: AsyncParsableCommand {
         discussion: "Kinds: \(ObjectKind.allCases.map(\.rawValue).joined(separator: ", ")) (singular works too).")
 
     @Argument(help: "The kind.") var kind: ObjectKind
-    @Argument(help: "One object's id.") var id: String?
+    @Argument(help: "One object's id.", transform: objectID) var id: String?
     @Option(help: "Deployments of this instance.") var instance: String?
     @Option(help: "Deployments or instances of this environment.") var environment: String?
     @Option(help: "Deployments in this status, or several separated by commas.") var status: String?
@@ -91,7 +91,7 @@ struct Describe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show every field of one object.")
 
     @Argument(help: "The kind.") var kind: ObjectKind
-    @Argument(help: "The object's id.") var id: String
+    @Argument(help: "The object's id.", transform: objectID) var id: String
     @OptionGroup var options: ClientOptions
 
     func run() async throws {

@@ -44,7 +44,7 @@ extension InstanceCommand {
                             overrides: .init(additionalProperties: params.objectValue?.mapValues(\.container) ?? [:]),
                             copySecrets: copySecrets))
                 ).ok.body.json
-                guard options.output == .table else { return try options.print(copy, table: nil) }
+                guard options.output.isTable else { return try options.print(copy, table: nil) }
                 print(
                     "instance/\(copy.destination) copied from \(copy.source): "
                         + (copy.changed ? "configured" : "unchanged"))

@@ -11,9 +11,12 @@ struct PreviewCommand: AsyncParsableCommand {
         commandName: "preview",
         abstract: "Stand up, show or destroy a preview environment from a preview file.",
         discussion: """
-            converge preview pr42 -f preview.yaml --follow    fork the base, pin defaults, apply overrides, deploy
-            converge preview show pr42                        the preview's instances and outputs
-            converge preview destroy pr42 --follow            decommission it and delete its environment
+            converge preview ecomm-pr42 -f preview.yaml --follow    fork the base, pin defaults, apply overrides, deploy
+            converge preview show ecomm-pr42                        the preview's instances and outputs
+            converge preview destroy ecomm-pr42 --follow            decommission it and delete its environment
+
+            A preview is named by its environment's id, <project>-<name>, as `get previews` lists it; the name
+            alone (pr42) is accepted too.
             """,
         subcommands: [Up.self, Show.self, Destroy.self], defaultSubcommand: Up.self)
 
@@ -28,7 +31,8 @@ struct PreviewCommand: AsyncParsableCommand {
                 deployed, 3 when the rollout failed, 4 when it was replaced, 6 at the timeout.
                 """)
 
-        @Argument(help: "The preview's name in the project, one segment, such as pr42.") var name: String
+        @Argument(help: "The preview: its environment id (ecomm-pr42), or its name in the file's project (pr42).")
+        var previewID: String
         @Option(name: [.short, .customLong("file")], help: "The preview file (YAML).") var file: String
         @OptionGroup var follow: FollowOptions
         @OptionGroup var options: ClientOptions
@@ -46,8 +50,12 @@ struct PreviewCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(line: "converge: cannot read \(file): \(error.localizedDescription)")
                 throw ExitCode(2)
             }
+            let prefix = preview.project + "-"
+            let name = previewID.hasPrefix(prefix) ? String(previewID.dropFirst(prefix.count)) : previewID
             if let problem = Identifier.problem(withSegment: name) {
-                FileHandle.standardError.write(line: "converge: preview name \"\(name)\": \(problem)")
+                FileHandle.standardError.write(
+                    line: "converge: preview \"\(previewID)\": expected \(prefix)NAME or NAME (the file's project is "
+                        + "\(preview.project)): \(problem)")
                 throw ExitCode(2)
             }
             try await withDaemon {
@@ -61,10 +69,9 @@ struct PreviewCommand: AsyncParsableCommand {
                 } else {
                     applied = try output.ok.body.json
                 }
-                if options.output == .table {
-                    print(
-                        "preview/\(id) \(applied.created == true ? "created" : "converged") from \(preview.baseEnvironment)"
-                    )
+                if options.output.isTable {
+                    let outcome = applied.created == true ? "created" : "converged"
+                    FileHandle.standardOutput.write(line: "preview/\(id) \(outcome) from \(preview.baseEnvironment)")
                 }
                 var outcome = WaitOutcome.completed
                 if follow.follow, let rollout = applied.rollout {
@@ -112,7 +119,8 @@ struct PreviewCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a preview: its instances, their status and outputs, its rollout and expiry.")
 
-        @Argument(help: "The preview: its environment id (ecomm-pr42) or its name (pr42).") var preview: String
+        @Argument(help: "The preview: its environment id (ecomm-pr42) or its name (pr42).", transform: objectID)
+        var preview: String
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
@@ -129,7 +137,8 @@ struct PreviewCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Destroy a preview: decommission its instances, downstream first, then delete its environment.")
 
-        @Argument(help: "The preview: its environment id (ecomm-pr42) or its name (pr42).") var preview: String
+        @Argument(help: "The preview: its environment id (ecomm-pr42) or its name (pr42).", transform: objectID)
+        var preview: String
         @OptionGroup var follow: FollowOptions
         @OptionGroup var options: ClientOptions
 
@@ -163,8 +172,8 @@ private func resolve(_ text: String, client: ConvergeClient) async throws -> Str
 /// A preview: in a table, a line per instance with its outputs' endpoints; as JSON or YAML, the whole object (what
 /// CI reads for a pull-request comment).
 private func printPreview(_ preview: Components.Schemas.Preview, options: ClientOptions) throws {
-    if options.output == .table, let expiry = preview.expiresAt {
-        print("preview/\(preview.environment) expires at \(expiry.formatted(.iso8601))")
+    if options.output.isTable, let expiry = preview.expiresAt {
+        FileHandle.standardOutput.write(line: "preview/\(preview.environment) expires at \(expiry.formatted(.iso8601))")
     }
     try options.print(preview, table: Tables.previewInstances)
 }

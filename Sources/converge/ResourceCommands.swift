@@ -53,13 +53,13 @@ struct Apply: AsyncParsableCommand {
                     resource = try output.ok.body.json
                     outcome = resource.resourceVersion == before?.resourceVersion ? "unchanged" : "configured"
                 }
-                if options.output == .table {
+                if options.output.isTable {
                     print("\(document.key.kind.rawValue.lowercased())/\(document.key.id) \(outcome)")
                 } else {
                     results.append(resource)
                 }
             }
-            if options.output != .table { try options.print(["items": results], table: nil) }
+            if !options.output.isTable { try options.print(["items": results], table: nil) }
         }
     }
 }

@@ -39,7 +39,7 @@ func show(
 
 /// A rollout: in a table, a summary line and a line per instance.
 func printRollout(_ rollout: Components.Schemas.Rollout, options: ClientOptions) throws {
-    if options.output == .table {
+    if options.output.isTable {
         print(
             "rollout/\(rollout.id): \(rollout.action.rawValue) \(rollout.environment) \(rollout.status.rawValue), wave "
                 + "\(min(rollout.wave + 1, rollout.waves))/\(rollout.waves)")

@@ -110,7 +110,7 @@ struct Secret: AsyncParsableCommand {
 
     /// What a change prints: one line for people, the object with `-o json|yaml`.
     static func report(_ fields: [String: String], options: ClientOptions) throws {
-        guard options.output == .table else { return try options.print(fields, table: nil) }
+        guard options.output.isTable else { return try options.print(fields, table: nil) }
         print("secret \(fields["name"] ?? "") of \(fields["instance"] ?? "") \(fields["status"] ?? "")")
     }
 }

@@ -136,7 +136,7 @@ struct Serve: AsyncParsableCommand {
         let secretBox: SecretBox
         do {
             settings = try self.settings(environment: environment)
-            path = try settings.sqlitePath
+            path = settings.sqlitePath
             secretBox = try SecretBox(key: try SecretsKeyFile.load(from: settings.secretsKeyFile))
         } catch let error as ConvergeError {
             // One line a user can act on, and the usage-error status `converge validate` uses too.

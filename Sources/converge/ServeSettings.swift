@@ -163,7 +163,14 @@ struct ServeSettings: Equatable {
             guard !text.isEmpty else { throw invalid("a directory") }
             manifests = text
         case "db":
-            guard Self.isStoreURL(text) else { throw invalid("sqlite:PATH or postgres://HOST/DATABASE") }
+            if Self.isPostgresURL(text) {
+                throw ConvergeError(
+                    .invalidArgument,
+                    "\(origin): \(origin.spelling(of: name)) \"\(Self.redacted(text))\": PostgreSQL is not supported yet "
+                        + "(it comes in a later release); use sqlite:PATH",
+                    details: ["setting": .string(name)])
+            }
+            guard text.hasPrefix("sqlite:"), text.count > "sqlite:".count else { throw invalid("sqlite:PATH") }
             database = text
         case "listen":
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
@@ -249,9 +256,8 @@ struct ServeSettings: Equatable {
         return components
     }
 
-    /// Whether `text` names a store: `sqlite:` with a path, or a `postgres://` URL with a host.
-    static func isStoreURL(_ text: String) -> Bool {
-        if text.hasPrefix("sqlite:") { return text.count > "sqlite:".count }
+    /// Whether `text` is a `postgres://` URL with a host: an engine this build does not have yet.
+    static func isPostgresURL(_ text: String) -> Bool {
         guard let components = URLComponents(string: text), let host = components.host, !host.isEmpty else {
             return false
         }
@@ -349,15 +355,8 @@ struct ServeSettings: Equatable {
             maxConnections: maxConnections)
     }
 
-    /// The SQLite path of `database`; other engines are refused with a clear error.
-    var sqlitePath: String {
-        get throws {
-            guard database.hasPrefix("sqlite:") else {
-                throw invalid("db", "sqlite:PATH (this build has no PostgreSQL yet)", got: Self.redacted(database))
-            }
-            return String(database.dropFirst("sqlite:".count))
-        }
-    }
+    /// The SQLite path of `database` (the only engine `apply` lets in).
+    var sqlitePath: String { String(database.dropFirst("sqlite:".count)) }
 
     /// `database` with its credentials (what precedes the last `@`, after `//`) replaced, fit for a message,
     /// parseable or not.

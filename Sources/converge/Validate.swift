@@ -19,12 +19,18 @@ struct Validate: ParsableCommand {
 
     @OptionGroup var limits: LimitOptions
 
+    func validate() throws {
+        guard [.table, .json, .yaml].contains(output) else {
+            throw ValidationError("--output: expected table, json or yaml, got \(output.rawValue)")
+        }
+    }
+
     func run() throws {
         do {
             let state = try ManifestLoader(limits: limits.yamlLimits).load(directory: URL(fileURLWithPath: directory))
             let counts = ResourceKind.allCases.map { kind in (kind, state.counts[kind] ?? 0) }
             switch output {
-            case .table:
+            case .table, .wide, .name:
                 let parts = counts.map { "\($0.1) \($0.0.rawValue.lowercased())\($0.1 == 1 ? "" : "s")" }
                 print("\(directory): valid: " + parts.joined(separator: ", "))
             case .json, .yaml:
@@ -35,7 +41,7 @@ struct Validate: ParsableCommand {
             }
         } catch let errors {
             switch output {
-            case .table:
+            case .table, .wide, .name:
                 for diagnostic in errors.diagnostics { FileHandle.standardError.write(line: diagnostic.description) }
                 let count = errors.diagnostics.count
                 FileHandle.standardError.write(line: "\(count) error\(count == 1 ? "" : "s") in \(directory)")

@@ -26,20 +26,24 @@ struct ConvergeBinary {
         try await run(arguments)
     }
 
-    /// Runs the binary with `arguments`, and `environment` added to the test's, on a thread of its own while the
-    /// caller awaits it: a test waiting on a process must not hold one of the few threads every other test's
-    /// loopback servers answer on.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+    /// Runs the binary (or `program`) with `arguments`, and `environment` added to the test's, in the repository,
+    /// on a thread of its own while the caller awaits it: a test waiting on a process must not hold one of the few
+    /// threads every other test's loopback servers answer on.
+    static func run(_ arguments: [String], environment: [String: String] = [:], program: URL = executable)
+        async throws -> Result
+    {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Swift.Result { try runBlocking(arguments, environment) })
+                continuation.resume(with: Swift.Result { try runBlocking(program, arguments, environment) })
             }
         }
     }
 
-    private static func runBlocking(_ arguments: [String], _ environment: [String: String]) throws -> Result {
+    private static func runBlocking(_ program: URL, _ arguments: [String], _ environment: [String: String]) throws
+        -> Result
+    {
         let process = Process()
-        process.executableURL = executable
+        process.executableURL = program
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.currentDirectoryURL = repository

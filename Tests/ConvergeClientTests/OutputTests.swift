@@ -137,8 +137,8 @@ import Testing
                 """)
     }
 
-    @Test func outputFormat_namesTheThreeFormats() {
-        #expect(OutputFormat.allCases.map(\.rawValue) == ["table", "json", "yaml"])
+    @Test func outputFormat_namesTheFormats() {
+        #expect(OutputFormat.allCases.map(\.rawValue) == ["table", "wide", "name", "json", "yaml"])
         #expect(OutputFormat(rawValue: "yaml") == .yaml)
     }
 }
