@@ -124,7 +124,7 @@ import Testing
 
         // A time to live destroys a preview by itself.
         // Not followed: the answer comes at once, well before the time to live runs out.
-        let short = try Self.variant(of: daemon, "ttl.yaml", replacing: "ttl: 72h", with: "ttl: 5s")
+        let short = try Self.variant(of: daemon, "ttl.yaml", replacing: #"ttl: "${PREVIEW_TTL:-72h}""#, with: "ttl: 5s")
         let ttl = try await daemon.cli(
             dora, environment: Self.variables, ["preview", "pr8", "-f", short, "-o", "json"])
         #expect(ttl.status == 0, "\(ttl.stderr)")
