@@ -61,6 +61,7 @@ format:
 test: deps lint python-tools
 	swift build --build-tests
 	$(PYTHON) Tests/Scripts/check_schemas.py .build/debug/converge
+	$(PYTHON) Tests/Scripts/check_ci_workflow.py .build/debug/converge "$(DEBIAN_PACKAGES)"
 	swift test --skip-build --disable-xctest
 
 validate: build
