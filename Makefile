@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEBIAN_PACKAGES := pkg-config libyaml-dev libcurl4-openssl-dev libsqlite3-dev
 SWIFT_FORMAT := swift format
 
-.PHONY: deps moto build install lint format test validate schemas demo bench
+.PHONY: deps python-tools build install lint format test validate schemas demo bench
 
 ## deps: install the Debian packages the build needs, and python3 for the example provisioner the tests and
 ## the demo run (as root with apt-get; otherwise print the command).
@@ -23,15 +23,17 @@ deps:
 	  fi; \
 	fi
 
-## moto: install the AWS emulator the cloud drivers' tests run against (moto in server mode, pinned) into a Python
-## virtual environment in $(MOTO_VENV), once: the stamp file names the version installed, so a second run does nothing
-## and a change of MOTO_VERSION reinstalls.
-MOTO_VERSION := 5.2.5
-MOTO_VENV := .build/moto-venv
-MOTO_STAMP := $(MOTO_VENV)/.installed-moto-$(MOTO_VERSION)
-moto: $(MOTO_STAMP)
+## python-tools: install the Python tools the tests use, pinned, into a virtual environment in $(PYTHON_VENV), once:
+## moto in server mode (the AWS emulator the cloud drivers' tests run against), jsonschema and PyYAML (the checks of
+## the editor schemas and the CI example). The stamp file names the versions installed, so a second run does nothing
+## and a change of a version reinstalls.
+PYTHON_TOOLS := moto[server]==5.2.5 jsonschema==4.26.0 PyYAML==6.0.3
+PYTHON_VENV := .build/python-venv
+PYTHON := $(PYTHON_VENV)/bin/python
+PYTHON_STAMP := $(PYTHON_VENV)/.installed-$(shell echo '$(PYTHON_TOOLS)' | tr -c 'A-Za-z0-9.=\n' '_')
+python-tools: $(PYTHON_STAMP)
 
-$(MOTO_STAMP): | deps
+$(PYTHON_STAMP): | deps
 	@python3 -c "import ensurepip, venv" 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing: python3-venv"; \
@@ -39,10 +41,10 @@ $(MOTO_STAMP): | deps
 	  else \
 	    echo "python3 cannot make a virtual environment; run: sudo apt-get install -y python3-venv"; exit 1; \
 	  fi; }
-	@echo "installing moto[server]==$(MOTO_VERSION) into $(MOTO_VENV)"
-	python3 -m venv --clear $(MOTO_VENV)
-	$(MOTO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "moto[server]==$(MOTO_VERSION)"
-	$(MOTO_VENV)/bin/python -c "import moto.server"
+	@echo "installing $(PYTHON_TOOLS) into $(PYTHON_VENV)"
+	python3 -m venv --clear $(PYTHON_VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check $(foreach tool,$(PYTHON_TOOLS),"$(tool)")
+	$(PYTHON) -c "import moto.server, jsonschema, yaml"
 	@touch $@
 
 build: deps
@@ -54,8 +56,12 @@ lint:
 format:
 	$(SWIFT_FORMAT) format -i -r Sources Tests Benchmarks
 
-test: deps lint moto
+## test: also checks that the editor schemas accept the examples (Tests/Scripts/check_schemas.py) and the CI
+## example's structure (Tests/Scripts/check_ci_workflow.py).
+test: deps lint python-tools
 	swift build --build-tests
+	$(PYTHON) Tests/Scripts/check_schemas.py .build/debug/converge
+	$(PYTHON) Tests/Scripts/check_ci_workflow.py .build/debug/converge "$(DEBIAN_PACKAGES)"
 	swift test --skip-build --disable-xctest
 
 validate: build

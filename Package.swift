@@ -145,21 +145,27 @@ let package = Package(
             path: "Benchmarks/ConvergeBench"
         ),
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"]),
-        .testTarget(name: "ConvergeManifestsTests", dependencies: ["ConvergeManifests"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ConvergeManifestsTests", dependencies: ["ConvergeManifests", "ConvergeTestSupport"],
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "ConvergeStoreTests",
-            dependencies: ["ConvergeStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["ConvergeStore", "ConvergeTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // What the test targets share: loopback servers, the manual clock, `eventually`, the base manifests.
         .target(
             name: "ConvergeTestSupport",
             dependencies: [
+                "ConvergeCore",
+                "ConvergeStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/ConvergeTestSupport"
         ),
         .testTarget(name: "ConvergeProvisionersTests", dependencies: ["ConvergeProvisioners", "ConvergeTestSupport"]),
-        .testTarget(name: "ConvergeEngineTests", dependencies: ["ConvergeEngine", "ConvergeStore", "ConvergeTestSupport"]),
+        .testTarget(
+            name: "ConvergeEngineTests", dependencies: ["ConvergeEngine", "ConvergeStore", "ConvergeTestSupport"]),
         .testTarget(
             name: "ConvergeServerTests",
             dependencies: [

@@ -4,6 +4,7 @@ import ConvergeClient
 import ConvergeCore
 import ConvergeManifests
 import Foundation
+import OpenAPIRuntime
 
 /// `converge preview …`: pull-request previews (DESIGN §6) from one preview file.
 struct PreviewCommand: AsyncParsableCommand {
@@ -139,14 +140,26 @@ struct PreviewCommand: AsyncParsableCommand {
 
         @Argument(help: "The preview: its environment id (ecomm-pr42) or its name (pr42).", transform: objectID)
         var preview: String
+        @Flag(
+            help: """
+                Exit 0, saying so on standard error, when there is no such preview (CI destroying the preview of a \
+                pull request that never had one).
+                """)
+        var ignoreNotFound = false
         @OptionGroup var follow: FollowOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
             try await withDaemon {
                 let client = try options.client()
-                let id = try await resolve(preview, client: client)
-                let rollout = try await client.api.destroyPreview(path: .init(id: id)).accepted.body.json
+                let rollout: Components.Schemas.Rollout
+                do {
+                    let id = try await resolve(preview, client: client)
+                    rollout = try await client.api.destroyPreview(path: .init(id: id)).accepted.body.json
+                } catch let error where ignoreNotFound && isNotFound(error) {
+                    FileHandle.standardError.write(line: "preview \(preview) not found: nothing to destroy")
+                    return
+                }
                 try await show(rollout, options: options, follow: follow, client: client)
             }
         }
@@ -167,6 +180,16 @@ private func resolve(_ text: String, client: ConvergeClient) async throws -> Str
                 : "preview \(text) is ambiguous: \(matches.joined(separator: ", ")); give its environment id")
     }
     return matches[0]
+}
+
+/// Whether `error` says that what a command named does not exist.
+private func isNotFound(_ error: any Error) -> Bool {
+    switch error {
+    case let error as ClientError: isNotFound(error.underlyingError)
+    case let error as APIFailure: error.code == ConvergeError.Code.notFound.rawValue
+    case let error as ConvergeError: error.code == .notFound
+    default: false
+    }
 }
 
 /// A preview: in a table, a line per instance with its outputs' endpoints; as JSON or YAML, the whole object (what

@@ -12,48 +12,36 @@ import Testing
     /// bundle that connects to a queue; `instances` are extra documents.
     static func repository(endpoint: String, hook: String, instances: String) -> [String: String] {
         [
-            "base.yaml": """
-            apiVersion: converge/v1
-            kind: Project
-            metadata: {name: p}
-            ---
-            apiVersion: converge/v1
-            kind: Environment
-            metadata: {name: dev, project: p}
-            spec: {policy: auto, prune: true}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: aws}
-            spec:
-              cloud: {provider: aws, region: eu-west-1, endpoint: "\(endpoint)", timeoutSeconds: 60}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: hook}
-            spec:
-              webhook: {url: "\(hook)", timeoutSeconds: 10}
-            ---
-            apiVersion: converge/v1
-            kind: Bundle
-            metadata: {name: queue}
-            spec: {provisioner: aws, cloud: {resource: aws-sqs-queue}, artifacts: {queue: {type: sqs-queue}}}
-            ---
-            apiVersion: converge/v1
-            kind: Bundle
-            metadata: {name: bucket}
-            spec: {provisioner: aws, cloud: {resource: aws-s3-bucket}, artifacts: {bucket: {type: s3-bucket}}}
-            ---
-            apiVersion: converge/v1
-            kind: Bundle
-            metadata: {name: table}
-            spec: {provisioner: aws, cloud: {resource: aws-dynamodb-table}, artifacts: {table: {type: dynamodb-table}}}
-            ---
-            apiVersion: converge/v1
-            kind: Bundle
-            metadata: {name: worker}
-            spec: {provisioner: hook, connections: {jobs: {type: sqs-queue}}}
-            """,
+            "base.yaml": baseManifests(
+                environment: "policy: auto, prune: true", provisioner: "aws",
+                spec: #"{cloud: {provider: aws, region: eu-west-1, endpoint: "\#(endpoint)", timeoutSeconds: 60}}"#)
+                    + """
+                    apiVersion: converge/v1
+                    kind: Provisioner
+                    metadata: {name: hook}
+                    spec:
+                      webhook: {url: "\(hook)", timeoutSeconds: 10}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Bundle
+                    metadata: {name: queue}
+                    spec: {provisioner: aws, cloud: {resource: aws-sqs-queue}, artifacts: {queue: {type: sqs-queue}}}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Bundle
+                    metadata: {name: bucket}
+                    spec: {provisioner: aws, cloud: {resource: aws-s3-bucket}, artifacts: {bucket: {type: s3-bucket}}}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Bundle
+                    metadata: {name: table}
+                    spec: {provisioner: aws, cloud: {resource: aws-dynamodb-table}, artifacts: {table: {type: dynamodb-table}}}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Bundle
+                    metadata: {name: worker}
+                    spec: {provisioner: hook, connections: {jobs: {type: sqs-queue}}}
+                    """,
             "instances.yaml": instances,
         ]
     }
@@ -111,21 +99,15 @@ import Testing
         let dora = try await daemon.token("dora", role: "deployer")
         let store = try daemon.store()
         let client = Self.client(moto)
-        func history(_ id: String) async throws -> [Deployment] {
-            try await store.history(of: id, after: nil, limit: 50).items
-        }
         let ids = ["p-dev-jobs", "p-dev-assets", "p-dev-orders", "p-dev-worker"]
-        try await eventually("everything is deployed", timeout: .seconds(60)) {
-            for id in ids where try await history(id).first?.status != .completed { return false }
-            return true
-        }
+        try await eventually("everything is deployed", timeout: .seconds(60)) { try await store.completed(ids) }
 
         // The objects exist with what was declared, and the queue's outputs reached the worker.
         let queue = try #require(try await store.instance("p-dev-jobs").outputs?["queue"])
         let url = try #require(queue["url"]?.stringValue)
         #expect(queue["arn"]?.stringValue?.hasPrefix("arn:aws:sqs:eu-west-1:") == true)
         #expect(try await Self.visibilityTimeout(client, url: url) == "30")
-        let worker = try #require(try await history("p-dev-worker").first)
+        let worker = try #require(try await store.history("p-dev-worker").first)
         #expect(worker.snapshot.connectionParams["jobs"]?["url"]?.stringValue == url)
         let versioning = try await client.send(
             service: "s3", method: "GET", path: "/p-dev-assets", query: [("versioning", "")])
@@ -140,12 +122,12 @@ import Testing
             Self.repository(endpoint: moto.endpoint, hook: hook.url, instances: Self.instances(visibilityTimeout: 60)))
         #expect(try await daemon.sync() == 202)
         try await eventually("the change is deployed") {
-            let newest = try await history("p-dev-jobs").first
+            let newest = try await store.history("p-dev-jobs").first
             return newest?.snapshot.params["visibilityTimeout"] == 60 && newest?.status == .completed
         }
-        #expect(try await history("p-dev-jobs").count == 2)
+        #expect(try await store.history("p-dev-jobs").count == 2)
         #expect(try await Self.visibilityTimeout(client, url: url) == "60")
-        #expect(try await history("p-dev-worker").count == 1, "the queue's url did not change")
+        #expect(try await store.history("p-dev-worker").count == 1, "the queue's url did not change")
 
         // Changed behind converge's back: a PLAN shows it and changes nothing.
         _ = try await client.json(
@@ -212,53 +194,43 @@ import Testing
         }
         defer { Task { await proxy.stop() } }
         let files = [
-            "base.yaml": """
-            apiVersion: converge/v1
-            kind: Project
-            metadata: {name: p}
-            ---
-            apiVersion: converge/v1
-            kind: Environment
-            metadata: {name: dev, project: p}
-            spec: {policy: auto}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: throttled}
-            spec: {cloud: {provider: aws, region: eu-west-1, endpoint: "http://127.0.0.1:\(proxyPort)", timeoutSeconds: 60}}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: denied}
-            spec:
-              cloud:
-                provider: aws
-                region: eu-west-1
-                endpoint: "\(moto.endpoint)"
-                timeoutSeconds: 60
-                credentials: {accessKeyId: WRONG_KEY_ID, secretAccessKey: WRONG_SECRET}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: unreachable}
-            spec: {cloud: {provider: aws, region: eu-west-1, endpoint: "http://127.0.0.1:1", timeoutSeconds: 10}}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: elsewhere}
-            spec: {cloud: {provider: aws, region: eu-west-1, endpoint: "http://10.0.0.1:4566", timeoutSeconds: 10}}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: keyed}
-            spec:
-              cloud:
-                provider: aws
-                region: eu-west-1
-                endpoint: "\(moto.endpoint)"
-                timeoutSeconds: 60
-                credentials: {accessKeyId: QUEUE_KEY_ID, secretAccessKey: QUEUE_SECRET}
-            """
+            "base.yaml": baseManifests(
+                provisioner: "throttled",
+                spec: #"{cloud: {provider: aws, region: eu-west-1, endpoint: "http://127.0.0.1:\#(proxyPort)", "#
+                    + "timeoutSeconds: 60}}")
+                    + """
+                    apiVersion: converge/v1
+                    kind: Provisioner
+                    metadata: {name: denied}
+                    spec:
+                      cloud:
+                        provider: aws
+                        region: eu-west-1
+                        endpoint: "\(moto.endpoint)"
+                        timeoutSeconds: 60
+                        credentials: {accessKeyId: WRONG_KEY_ID, secretAccessKey: WRONG_SECRET}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Provisioner
+                    metadata: {name: unreachable}
+                    spec: {cloud: {provider: aws, region: eu-west-1, endpoint: "http://127.0.0.1:1", timeoutSeconds: 10}}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Provisioner
+                    metadata: {name: elsewhere}
+                    spec: {cloud: {provider: aws, region: eu-west-1, endpoint: "http://10.0.0.1:4566", timeoutSeconds: 10}}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Provisioner
+                    metadata: {name: keyed}
+                    spec:
+                      cloud:
+                        provider: aws
+                        region: eu-west-1
+                        endpoint: "\(moto.endpoint)"
+                        timeoutSeconds: 60
+                        credentials: {accessKeyId: QUEUE_KEY_ID, secretAccessKey: QUEUE_SECRET}
+                    """
         ]
         var documents = files
         for provisioner in ["throttled", "denied", "unreachable", "elsewhere", "keyed"] {

@@ -175,38 +175,25 @@ func repository(
     policy: String = "auto"
 ) -> [String: String] {
     var files = [
-        "base.yaml": """
-        apiVersion: converge/v1
-        kind: Project
-        metadata: {name: p}
-        ---
-        apiVersion: converge/v1
-        kind: Environment
-        metadata: {name: dev, project: p}
-        spec: {policy: \(policy)}
-        ---
-        apiVersion: converge/v1
-        kind: Provisioner
-        metadata: {name: hook}
-        spec:
-          webhook: {url: "\(url)", timeoutSeconds: \(timeoutSeconds)}
-        ---
-        apiVersion: converge/v1
-        kind: Bundle
-        metadata: {name: thing}
-        spec:
-          provisioner: hook
-          artifacts: {out: {type: thing-out}}
-          paramsSchema: {type: object, properties: {size: {type: integer}}}
-        ---
-        apiVersion: converge/v1
-        kind: Bundle
-        metadata: {name: child}
-        spec:
-          provisioner: hook
-          connections: {upstream: {type: thing-out}}
-          artifacts: {out: {type: thing-out}}
-        """
+        "base.yaml": baseManifests(
+            environment: "policy: \(policy)", spec: #"{webhook: {url: "\#(url)", timeoutSeconds: \#(timeoutSeconds)}}"#)
+                + """
+                apiVersion: converge/v1
+                kind: Bundle
+                metadata: {name: thing}
+                spec:
+                  provisioner: hook
+                  artifacts: {out: {type: thing-out}}
+                  paramsSchema: {type: object, properties: {size: {type: integer}}}
+                ---
+                apiVersion: converge/v1
+                kind: Bundle
+                metadata: {name: child}
+                spec:
+                  provisioner: hook
+                  connections: {upstream: {type: thing-out}}
+                  artifacts: {out: {type: thing-out}}
+                """
     ]
     for (name, params) in instances {
         let wiring = connections[name].map { "\n  connections: {upstream: \($0)}" } ?? ""

@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct DaemonTests {
     /// The deployments of instance `name` of the test repository, newest first.
     func history(_ daemon: DaemonProcess, _ name: String) async throws -> [Deployment] {
-        try await daemon.store().history(of: "p-dev-\(name)", after: nil, limit: 100).items
+        try await daemon.store().history("p-dev-\(name)")
     }
 
     func instance(of request: RecordedRequest) -> String? {

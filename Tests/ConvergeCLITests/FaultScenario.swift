@@ -33,7 +33,7 @@ final class FaultScenario {
 
     /// An instance's deployments, newest first.
     func history(_ instance: String) async throws -> [Deployment] {
-        try await store().history(of: instance, after: nil, limit: 100).items
+        try await store().history(instance)
     }
 
     /// An instance's newest deployment; nil before the first.

@@ -29,8 +29,8 @@ import Testing
             let killed = try await daemon.stop(signal: SIGKILL)
             let killedAt = ContinuousClock.now
             scenario.expect(killed == SIGKILL, "the daemon was not killed")
-            // The scenario itself: away longer than the 2-second lease, so the restarted daemon finds it expired.
-            try await Task.sleep(for: .seconds(3.5))
+            // The scenario itself: away until the 2-second lease expired, so the restarted daemon finds it expired.
+            try await eventually("a's lease expired") { try await scenario.store().leasesExpired(of: ["p-dev-a"]) }
             try await daemon.start()
             try await scenario.waitUntil("a and b end", timeout: .seconds(60)) {
                 let a = try await scenario.latest("p-dev-a")?.status
@@ -92,8 +92,10 @@ import Testing
             }
             daemon.suspend()
             let stoppedAt = ContinuousClock.now
-            // The scenario itself: frozen for longer than the 2-second lease while the call is in flight.
-            try await Task.sleep(for: .seconds(3))
+            // The scenario itself: frozen until the 2-second lease expired while the call is in flight.
+            try await scenario.waitUntil("a's lease expired") {
+                try await scenario.store().leasesExpired(of: ["p-dev-a"])
+            }
             daemon.resume()
             let resumedAt = ContinuousClock.now
             try await scenario.waitUntil("a ends", timeout: .seconds(60)) {

@@ -15,24 +15,17 @@ import Testing
         let dora = try await daemon.token("dora", role: "deployer")
         try await daemon.start()
         let store = try daemon.store()
-        func history(_ id: String) async throws -> [Deployment] {
-            try await store.history(of: id, after: nil, limit: 50).items
-        }
-        func completed(_ ids: [String]) async throws -> Bool {
-            for id in ids where try await history(id).first?.status != .completed { return false }
-            return true
-        }
-        try await eventually("the parent is deployed") { try await completed(["p-dev-a", "p-dev-b"]) }
+        try await eventually("the parent is deployed") { try await store.completed(["p-dev-a", "p-dev-b"]) }
 
         let forked = try await daemon.cli(dora, "env", "fork", "p-dev", "pr1")
         #expect(forked.status == 0, "\(forked.stderr)")
         #expect(forked.stdout == "environment/p-pr1 forked from p-dev: 2 instances\n")
-        try await eventually("the fork is deployed") { try await completed(["p-pr1-a", "p-pr1-b"]) }
-        let b = try #require(try await history("p-pr1-b").first)
+        try await eventually("the fork is deployed") { try await store.completed(["p-pr1-a", "p-pr1-b"]) }
+        let b = try #require(try await store.history("p-pr1-b").first)
         #expect(b.snapshot.params == ["size": 2])
         #expect(b.snapshot.connectionParams == ["upstream": ["id": "x"]], "wired to the fork's own a")
-        #expect(try await history("p-pr1-b").count == 1)
-        #expect(try await history("p-dev-a").count == 1, "the parent is not touched")
+        #expect(try await store.history("p-pr1-b").count == 1)
+        #expect(try await store.history("p-dev-a").count == 1, "the parent is not touched")
         let environment = try await store.resource(ResourceKey(.environment, "p-pr1"))
         #expect(environment.resource.spec["forkOf"] == "p-dev")
 
@@ -40,8 +33,8 @@ import Testing
         let again = try await daemon.cli(dora, "env", "fork", "p-dev", "pr1", "-o", "json")
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try Value(json: again.stdout)["instances"] == ["p-pr1-a", "p-pr1-b"])
-        #expect(try await history("p-pr1-a").count == 1)
-        #expect(try await history("p-pr1-b").count == 1)
+        #expect(try await store.history("p-pr1-a").count == 1)
+        #expect(try await store.history("p-pr1-b").count == 1)
 
         // A manual edit of the fork is reset by the next fork.
         let edit = daemon.directory.appendingPathComponent("edit.yaml")
@@ -53,7 +46,7 @@ import Testing
         """.write(to: edit, atomically: true, encoding: .utf8)
         #expect(try await daemon.cli(dora, "apply", "-f", edit.path).status == 0)
         try await eventually("the edit is deployed") {
-            let newest = try await history("p-pr1-a").first
+            let newest = try await store.history("p-pr1-a").first
             return newest?.snapshot.params == ["size": 9] && newest?.status == .completed
         }
         let compared = try await daemon.cli(dora, "compare", "env", "p-dev", "p-pr1", "-o", "json")
@@ -64,7 +57,7 @@ import Testing
         #expect(try await daemon.cli(dora, "env", "fork", "p-dev", "pr1").status == 0)
         #expect(try await daemon.cli(dora, "compare", "env", "p-dev", "p-pr1").stdout == "no differences\n")
         try await eventually("the fork is reset to its parent") {
-            let newest = try await history("p-pr1-a").first
+            let newest = try await store.history("p-pr1-a").first
             return newest?.snapshot.params == ["size": 1] && newest?.status == .completed
         }
 
@@ -94,8 +87,8 @@ import Testing
         spec: {bundle: child, version: 1.0.0}
         """.write(to: child, atomically: true, encoding: .utf8)
         #expect(try await daemon.cli(dora, "apply", "-f", child.path).status == 0)
-        try await eventually("c is deployed with the default") { try await completed(["p-pr1-c"]) }
-        #expect(try await history("p-pr1-c").first?.snapshot.connectionParams == ["upstream": ["id": "shared-1"]])
+        try await eventually("c is deployed with the default") { try await store.completed(["p-pr1-c"]) }
+        #expect(try await store.history("p-pr1-c").first?.snapshot.connectionParams == ["upstream": ["id": "shared-1"]])
         let manifestOwned = try await daemon.cli(dora, "env", "default", "p-dev", "shared")
         #expect(manifestOwned.stderr.contains("environment p-dev is declared in the manifests"))
         #expect(manifestOwned.stderr.contains("(failed_precondition)"))
@@ -120,7 +113,7 @@ import Testing
 
         // Deleting an environment needs every instance decommissioned or orphaned; orphaning decommissions nothing.
         let forkOfFork = ["p-pr2-a", "p-pr2-b", "p-pr2-c"]
-        try await eventually("the fork of the fork is deployed") { try await completed(forkOfFork) }
+        try await eventually("the fork of the fork is deployed") { try await store.completed(forkOfFork) }
         let live = try await daemon.cli(dora, "env", "delete", "p-pr2")
         #expect(live.status == 1)
         #expect(live.stderr.contains("is PROVISIONED; decommission or orphan it first (failed_precondition)"))
@@ -135,7 +128,7 @@ import Testing
             try await store.instance("p-pr2-a").conditions.contains { $0.type == .orphaned && $0.status }
         }
         for id in forkOfFork {
-            #expect(try await history(id).count == 1, "\(id): no decommission")
+            #expect(try await store.history(id).count == 1, "\(id): no decommission")
             #expect(try await store.instance(id).orphanedBy == "dora")
         }
         let declared = try await daemon.cli(dora, "env", "delete", "p-dev")

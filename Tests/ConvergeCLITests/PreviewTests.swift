@@ -26,18 +26,12 @@ import Testing
         let daemon = try await provisioner.startDaemon()
         let dora = try await daemon.token("dora", role: "deployer")
         let store = try daemon.store()
-        func history(_ id: String) async throws -> [Deployment] {
-            try await store.history(of: id, after: nil, limit: 50).items
-        }
         func preview(_ arguments: String..., file: String = PreviewTests.file) async throws -> ConvergeBinary.Result {
             try await daemon.cli(
                 dora, environment: Self.variables, ["preview"] + arguments + ["-f", file, "--follow", "-o", "json"])
         }
         try await eventually("staging is deployed", timeout: .seconds(60)) {
-            for name in Self.names where try await history("ecomm-staging-\(name)").first?.status != .completed {
-                return false
-            }
-            return true
+            try await store.completed(Self.names.map { "ecomm-staging-\($0)" })
         }
         let password = daemon.directory.appendingPathComponent("password")
         try "s3cret".write(to: password, atomically: true, encoding: .utf8)
@@ -54,18 +48,19 @@ import Testing
         #expect(instances.compactMap { $0["status"]?.stringValue } == ["PROVISIONED", "PROVISIONED", "PROVISIONED"])
         let app = try #require(instances.first { $0["id"] == "ecomm-pr7-app" })
         #expect(app["outputs"]?["url"]?["endpoint"] == "url.ecomm-pr7-app.example.internal")
-        let deployed = try #require(try await history("ecomm-pr7-app").first)
+        let deployed = try #require(try await store.history("ecomm-pr7-app").first)
         #expect(deployed.snapshot.params["image"] == "registry.example.com/shop:abc123", "the variable expanded")
         #expect(deployed.snapshot.connectionParams["database"]?["endpoint"] == "endpoint.ecomm-pr7-db.example.internal")
         #expect(deployed.snapshot.connectionParams["network"]?["vpc_id"] == "vpc-0a1b2c3d4e5f", "the pinned default")
-        #expect(try await history("ecomm-pr7-db").first?.snapshot.params["storage_gb"] == 20, "the override merged")
+        #expect(
+            try await store.history("ecomm-pr7-db").first?.snapshot.params["storage_gb"] == 20, "the override merged")
         #expect(try await daemon.cli(dora, "secret", "list", "ecomm-pr7-db").stdout.contains("password") == false)
-        let counts = try await Self.names.asyncMap { try await history("ecomm-pr7-\($0)").count }
+        let counts = try await Self.names.asyncMap { try await store.history("ecomm-pr7-\($0)").count }
 
         // Again: it converges, and nothing is deployed again.
         let again = try await preview("pr7")
         #expect(again.status == 0, "\(again.stderr)")
-        #expect(try await Self.names.asyncMap { try await history("ecomm-pr7-\($0)").count } == counts)
+        #expect(try await Self.names.asyncMap { try await store.history("ecomm-pr7-\($0)").count } == counts)
 
         // A manual edit is reset by the next run; asking for the secrets now backfills them.
         let edit = daemon.directory.appendingPathComponent("edit.yaml")
@@ -81,14 +76,14 @@ import Testing
         """.write(to: edit, atomically: true, encoding: .utf8)
         #expect(try await daemon.cli(dora, "apply", "-f", edit.path).status == 0)
         try await eventually("the edit is deployed") {
-            let newest = try await history("ecomm-pr7-app").first
+            let newest = try await store.history("ecomm-pr7-app").first
             return newest?.snapshot.params["replicas"] == 5 && newest?.status == .completed
         }
         let withSecrets = try Self.variant(
             of: daemon, "secrets.yaml", replacing: "copySecrets: false", with: "copySecrets: true")
         let reset = try await preview("pr7", file: withSecrets)
         #expect(reset.status == 0, "\(reset.stderr)")
-        let newest = try #require(try await history("ecomm-pr7-app").first)
+        let newest = try #require(try await store.history("ecomm-pr7-app").first)
         #expect(newest.snapshot.params["replicas"] == 1 && newest.status == .completed, "the edit is reset")
         #expect(try await daemon.cli(dora, "secret", "list", "ecomm-pr7-db").stdout.contains("password"))
 
@@ -101,8 +96,8 @@ import Testing
             .write(toFile: withSecrets, atomically: true, encoding: .utf8)
         let both = try await preview("pr7", file: withSecrets)
         #expect(both.status == 0, "\(both.stderr)")
-        let db1 = try #require(try await history("ecomm-pr7-db").first)
-        let app1 = try #require(try await history("ecomm-pr7-app").first)
+        let db1 = try #require(try await store.history("ecomm-pr7-db").first)
+        let app1 = try #require(try await store.history("ecomm-pr7-app").first)
         #expect(db1.snapshot.params["storage_gb"] == 30 && app1.snapshot.params["replicas"] == 2)
         #expect(app1.createdAt >= db1.finishedAt!, "the app's deployment came after its database's")
 
@@ -115,8 +110,8 @@ import Testing
                 !FileManager.default.fileExists(
                     atPath: provisioner.state.appendingPathComponent("ecomm-pr7-\(name).json").path))
         }
-        let app0 = try #require(try await history("ecomm-pr7-app").first)
-        let db0 = try #require(try await history("ecomm-pr7-db").first)
+        let app0 = try #require(try await store.history("ecomm-pr7-app").first)
+        let db0 = try #require(try await store.history("ecomm-pr7-db").first)
         #expect(app0.finishedAt! <= db0.startedAt!, "the app went down before its database")
         let gone = try await daemon.cli(dora, "get", "environments", "ecomm-pr7")
         #expect(gone.status == 1 && gone.stderr.contains("not_found"), "\(gone.stderr)")
@@ -124,7 +119,7 @@ import Testing
 
         // A time to live destroys a preview by itself.
         // Not followed: the answer comes at once, well before the time to live runs out.
-        let short = try Self.variant(of: daemon, "ttl.yaml", replacing: "ttl: 72h", with: "ttl: 5s")
+        let short = try Self.variant(of: daemon, "ttl.yaml", replacing: #"ttl: "${PREVIEW_TTL:-72h}""#, with: "ttl: 5s")
         let ttl = try await daemon.cli(
             dora, environment: Self.variables, ["preview", "pr8", "-f", short, "-o", "json"])
         #expect(ttl.status == 0, "\(ttl.stderr)")

@@ -41,21 +41,14 @@ import Testing
         let dora = try await daemon.token("dora", role: "deployer")
         try await daemon.start()
         let store = try daemon.store()
-        func history(_ id: String) async throws -> [Deployment] {
-            try await store.history(of: id, after: nil, limit: 50).items
-        }
-        func completed(_ ids: [String]) async throws -> Bool {
-            for id in ids where try await history(id).first?.status != .completed { return false }
-            return true
-        }
         func state(_ id: String) async throws -> (StoredResource, [Deployment]) {
-            (try await store.resource(ResourceKey(.instance, id)), try await history(id))
+            (try await store.resource(ResourceKey(.instance, id)), try await store.history(id))
         }
-        try await eventually("the parent is deployed") { try await completed(["p-dev-a", "p-dev-b"]) }
+        try await eventually("the parent is deployed") { try await store.completed(["p-dev-a", "p-dev-b"]) }
         let secret = try file(daemon, "token.txt", "s3cret")
         #expect(try await daemon.cli(dora, "secret", "set", "p-dev-a", "TOKEN", "--from-file", secret).status == 0)
         #expect(try await daemon.cli(dora, "env", "fork", "p-dev", "pr1").status == 0)
-        try await eventually("the fork is deployed") { try await completed(["p-pr1-a", "p-pr1-b"]) }
+        try await eventually("the fork is deployed") { try await store.completed(["p-pr1-a", "p-pr1-b"]) }
 
         // Staging moves on: a new version and new params, deployed.
         try """
@@ -69,14 +62,14 @@ import Testing
         """.write(to: daemon.manifests.appendingPathComponent("a.yaml"), atomically: true, encoding: .utf8)
         #expect(try await daemon.sync() == 202)
         try await eventually("staging's new version is deployed") {
-            let newest = try await history("p-dev-a").first
+            let newest = try await store.history("p-dev-a").first
             return newest?.snapshot.version == "2.0.0" && newest?.status == .completed
         }
 
         // Promote it into the fork's a, with overrides.
         let overrides = try file(daemon, "overrides.yaml", "tier:\n  replicas: 5\n")
         let merged: Value = ["size": 3, "tier": ["name": "medium", "replicas": 5]]
-        let before = try await history("p-pr1-a")
+        let before = try await store.history("p-pr1-a")
         func writes() async throws -> Int {
             try await store.auditLog(
                 AuditFilter(action: "resource.applied", targetID: "p-pr1-a"), after: nil, limit: 50
@@ -110,11 +103,11 @@ import Testing
 
         // The plan ran first and showed the change; then the auto policy deployed it.
         try await eventually("the plan and the promoted configuration completed", timeout: .seconds(30)) {
-            let all = try await history("p-pr1-a")
+            let all = try await store.history("p-pr1-a")
             return all.contains { $0.id == planID && $0.status == .completed }
                 && all.contains { $0.action == .provision && $0.snapshot.params == merged && $0.status == .completed }
         }
-        let after = try await history("p-pr1-a")
+        let after = try await store.history("p-pr1-a")
         let plan = try #require(after.first { $0.id == planID })
         let provision = try #require(after.first { $0.action == .provision && $0.snapshot.params == merged })
         #expect(plan.action == .plan && plan.status == .completed)
@@ -194,12 +187,9 @@ import Testing
         let dora = try await daemon.token("dora", role: "deployer")
         try await daemon.start()
         let store = try daemon.store()
-        func history(_ id: String) async throws -> [Deployment] {
-            try await store.history(of: id, after: nil, limit: 50).items
-        }
-        try await eventually("the parent is proposed") { try await history("p-dev-a").first?.status == .proposed }
+        try await eventually("the parent is proposed") { try await store.history("p-dev-a").first?.status == .proposed }
         #expect(try await daemon.cli(dora, "env", "fork", "p-dev", "pr1").status == 0)
-        try await eventually("the fork is proposed") { try await history("p-pr1-a").first?.status == .proposed }
+        try await eventually("the fork is proposed") { try await store.history("p-pr1-a").first?.status == .proposed }
 
         // Review: the plan runs at once, and the change waits for approval as a proposal created after it.
         let overrides = try file(daemon, "overrides.yaml", "size: 7\n")
@@ -210,11 +200,11 @@ import Testing
         #expect(result["changes"] == [["path": "params.size", "before": 1, "after": 7]])
         let planID = try #require(result["plan"]?["id"]?.stringValue)
         try await eventually("the plan completed and the change is proposed", timeout: .seconds(30)) {
-            let all = try await history("p-pr1-a")
+            let all = try await store.history("p-pr1-a")
             return all.contains { $0.id == planID && $0.status == .completed }
                 && all.contains { $0.action == .provision && $0.snapshot.params == ["size": 7] }
         }
-        let all = try await history("p-pr1-a")
+        let all = try await store.history("p-pr1-a")
         let proposal = try #require(all.first { $0.action == .provision && $0.snapshot.params == ["size": 7] })
         let plan = try #require(all.first { $0.id == planID })
         #expect(proposal.status == .proposed)
@@ -239,7 +229,7 @@ import Testing
             again.stdout
                 == "instance/p-pr1-b copied from p-dev-b: unchanged\nno plan staged: waiting for p-pr1-a to produce out\n"
         )
-        #expect(try await history("p-pr1-b").allSatisfy { $0.action != .plan })
+        #expect(try await store.history("p-pr1-b").allSatisfy { $0.action != .plan })
         try await daemon.stop()
     }
 }

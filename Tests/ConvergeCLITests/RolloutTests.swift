@@ -254,7 +254,7 @@ import Testing
         let id = try #require(try Value(json: started.stdout)["id"]?.stringValue)
         try await eventually("the second wave runs") { try await store.rollout(id).wave >= 1 }
         _ = try await daemon.stop(signal: SIGKILL)
-        try await Task.sleep(for: .seconds(3))  // Longer than a lease: what it held has expired.
+        try await eventually("what it held has expired") { try await store.leasesExpired(of: all) }
         failing.delay.withLock { $0 = .milliseconds(100) }
         try await daemon.start()
 

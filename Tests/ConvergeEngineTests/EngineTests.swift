@@ -8,53 +8,7 @@ import Testing
 
 @testable import ConvergeEngine
 
-/// A clock that moves only when the test moves it; sleepers wake when it passes their deadline, or with
-/// `CancellationError` when their task is cancelled.
-final class ManualClock: EngineClock {
-    private struct Sleeper {
-        var deadline: Date
-        var continuation: CheckedContinuation<Void, any Error>
-    }
-
-    private let state = Mutex<(now: Date, sleepers: [UUID: Sleeper])>((Date(timeIntervalSince1970: 1_800_000_000), [:]))
-
-    var now: Date { state.withLock { $0.now } }
-
-    /// Tasks waiting for the clock.
-    var sleepers: Int { state.withLock { $0.sleepers.count } }
-
-    func sleep(until deadline: Date) async throws {
-        let id = UUID()
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let ready = state.withLock { state -> Bool in
-                    if deadline <= state.now || Task.isCancelled { return true }
-                    state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
-                    return false
-                }
-                if ready {
-                    if Task.isCancelled {
-                        continuation.resume(throwing: CancellationError())
-                    } else {
-                        continuation.resume()
-                    }
-                }
-            }
-        } onCancel: {
-            state.withLock { $0.sleepers.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
-        }
-    }
-
-    func advance(by seconds: TimeInterval) {
-        let due = state.withLock { state in
-            state.now += seconds
-            let due = state.sleepers.filter { $0.value.deadline <= state.now }
-            for id in due.keys { state.sleepers[id] = nil }
-            return due.values.map(\.continuation)
-        }
-        for continuation in due { continuation.resume() }
-    }
-}
+extension ManualClock: EngineClock {}
 
 /// A provisioner whose answers the test scripts, recording every job it gets; an instance in `hanging` is applied
 /// until the call is cancelled, which is recorded too.
@@ -122,36 +76,28 @@ final class EngineFixture {
 
     /// An environment with a database and an app connected to it; `appSize` nil removes the app.
     func write(policy: String, prune: Bool, appSize: Int?) throws {
-        var text = """
-            apiVersion: converge/v1
-            kind: Project
-            metadata: {name: p}
-            ---
-            apiVersion: converge/v1
-            kind: Environment
-            metadata: {name: dev, project: p}
-            spec: {policy: \(policy), prune: \(prune)\(retry.map { ", retry: \($0)" } ?? "")\(driftCheck.map { ", driftCheck: \($0)" } ?? "")}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: hook}
-            spec: {webhook: {url: "http://127.0.0.1:1/x", timeoutSeconds: 100}}
-            ---
-            apiVersion: converge/v1
-            kind: Bundle
-            metadata: {name: db}
-            spec: {provisioner: hook, artifacts: {endpoint: {type: pg}}}
-            ---
-            apiVersion: converge/v1
-            kind: Bundle
-            metadata: {name: app}
-            spec: {provisioner: hook, connections: {database: {type: pg}}}
-            ---
-            apiVersion: converge/v1
-            kind: Instance
-            metadata: {name: db, project: p, environment: dev}
-            spec: {bundle: db, version: 1.0.0}
-            """
+        let environment =
+            "policy: \(policy), prune: \(prune)" + (retry.map { ", retry: \($0)" } ?? "")
+            + (driftCheck.map { ", driftCheck: \($0)" } ?? "")
+        var text =
+            baseManifests(
+                environment: environment, spec: #"{webhook: {url: "http://127.0.0.1:1/x", timeoutSeconds: 100}}"#)
+                + """
+                apiVersion: converge/v1
+                kind: Bundle
+                metadata: {name: db}
+                spec: {provisioner: hook, artifacts: {endpoint: {type: pg}}}
+                ---
+                apiVersion: converge/v1
+                kind: Bundle
+                metadata: {name: app}
+                spec: {provisioner: hook, connections: {database: {type: pg}}}
+                ---
+                apiVersion: converge/v1
+                kind: Instance
+                metadata: {name: db, project: p, environment: dev}
+                spec: {bundle: db, version: 1.0.0}
+                """
         if let appSize {
             text += """
 
@@ -184,7 +130,7 @@ final class EngineFixture {
     }
 
     func history(_ id: String) async throws -> [Deployment] {
-        try await store.history(of: id, after: nil, limit: 50).items
+        try await store.history(id)
     }
 
     func condition(_ id: String, _ kind: InstanceCondition.Kind) async throws -> InstanceCondition? {

@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeTestSupport
 import Foundation
 import Testing
 
@@ -296,28 +297,15 @@ enum Paths {
         let root = try TemporaryDirectory()
         defer { root.remove() }
         func bundle(default size: Int, maximum: Int = 9) -> String {
-            """
-            apiVersion: converge/v1
-            kind: Project
-            metadata: {name: p}
-            ---
-            apiVersion: converge/v1
-            kind: Environment
-            metadata: {name: dev, project: p}
-            spec: {policy: auto}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: hook}
-            spec: {webhook: {url: "http://127.0.0.1:1/x"}}
-            ---
-            apiVersion: converge/v1
-            kind: Bundle
-            metadata: {name: b}
-            spec:
-              provisioner: hook
-              paramsSchema: {type: object, properties: {size: {type: integer, maximum: \(maximum), default: \(size)}}}
-            """
+            baseManifests(spec: #"{webhook: {url: "http://127.0.0.1:1/x"}}"#)
+                + """
+                apiVersion: converge/v1
+                kind: Bundle
+                metadata: {name: b}
+                spec:
+                  provisioner: hook
+                  paramsSchema: {type: object, properties: {size: {type: integer, maximum: \(maximum), default: \(size)}}}
+                """
         }
         func instance(_ name: String, params: String) -> String {
             """

@@ -31,18 +31,6 @@ import Testing
         ).deployment
     }
 
-    /// The message of the database error `sql` raises, or nil when it succeeds.
-    func refusal(_ store: SQLiteStore, _ sql: String, _ arguments: StatementArguments = []) async -> String? {
-        do {
-            try await store.pool.write { db in try db.execute(sql: sql, arguments: arguments) }
-            return nil
-        } catch let error as DatabaseError {
-            return error.message
-        } catch {
-            return "\(error)"
-        }
-    }
-
     @Test func twoPhase_planApprovalThenApplyApproval_byTwoOthers_entersTheQueue() async throws {
         let fixture = try await StoreFixture()
         let store = fixture.store

@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeTestSupport
 import Foundation
 import GRDB
 import Testing

@@ -1,20 +1,10 @@
 import ConvergeCore
+import ConvergeTestSupport
 import Foundation
+import GRDB
 import Logging
 
 @testable import ConvergeStore
-
-/// A clock that moves only when a test moves it.
-final class ManualClock: @unchecked Sendable {
-    private let lock = NSLock()
-    private var current = Date(timeIntervalSince1970: 1_800_000_000)
-
-    var now: Date { lock.withLock { current } }
-
-    func advance(by seconds: TimeInterval) {
-        lock.withLock { current += seconds }
-    }
-}
 
 /// A store on a fresh SQLite file in a temporary directory, removed when the fixture goes.
 final class StoreFixture {
@@ -79,5 +69,17 @@ func convergeError(_ body: () async throws -> some Any) async -> ConvergeError? 
         return nil
     } catch {
         return error as? ConvergeError ?? ConvergeError(.internal, "\(error)")
+    }
+}
+
+/// The message of the database error `sql` raises, or nil when it succeeds.
+func refusal(_ store: SQLiteStore, _ sql: String, _ arguments: StatementArguments = []) async -> String? {
+    do {
+        try await store.pool.write { db in try db.execute(sql: sql, arguments: arguments) }
+        return nil
+    } catch let error as DatabaseError {
+        return error.message
+    } catch {
+        return "\(error)"
     }
 }

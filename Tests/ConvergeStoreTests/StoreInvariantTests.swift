@@ -7,18 +7,6 @@ import Testing
 
 /// Each invariant of the schema, attacked with raw SQL that skips the store's own code.
 @Suite struct StoreInvariantTests {
-    /// The message of the database error `sql` raises, or nil when it succeeds.
-    func refusal(_ store: SQLiteStore, _ sql: String, _ arguments: StatementArguments = []) async -> String? {
-        do {
-            try await store.pool.write { db in try db.execute(sql: sql, arguments: arguments) }
-            return nil
-        } catch let error as DatabaseError {
-            return error.message
-        } catch {
-            return "\(error)"
-        }
-    }
-
     static let insert = """
         INSERT INTO deployments (id, instance_id, action, params, connection_params, version, md_metadata,
             desired_hash, status, created_by, created_at, updated_at, environment)

@@ -9,7 +9,7 @@ public struct MotoServerError: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// The AWS emulator (moto in server mode, installed by `make moto` into `.build/moto-venv`) on loopback, with
+/// The AWS emulator (moto in server mode, installed by `make python-tools` into `.build/python-venv`) on loopback, with
 /// signature checking on, for the tests of the cloud drivers.
 ///
 /// moto checks nothing until it has served `INITIAL_NO_AUTH_ACTION_COUNT` requests that reach an AWS action, then
@@ -50,9 +50,10 @@ public final class MotoServer: Sendable {
     /// Starts a server on a free port, waits until it answers (20 s at most) and creates the IAM user whose key signs
     /// the tests' requests; throws with the end of the server's log when it cannot.
     public static func start() async throws -> MotoServer {
-        let python = repository.appendingPathComponent(".build/moto-venv/bin/python")
+        let python = repository.appendingPathComponent(".build/python-venv/bin/python")
         guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            throw MotoServerError(description: "moto is not installed: run make moto (\(python.path) is missing)")
+            throw MotoServerError(
+                description: "moto is not installed: run make python-tools (\(python.path) is missing)")
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "converge-moto-\(UUID().uuidString)")
