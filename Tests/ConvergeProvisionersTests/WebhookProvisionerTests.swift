@@ -166,7 +166,8 @@ actor EventLog {
         let url = server.url
         await server.stop()
         let events = EventLog()
-        let outcome = try await provisioner(url: url, timeout: 1).provision(job()) { await events.append($0) }
+        // Time for five attempts even at the longest jittered backoff (0.25 + 0.5 + 1 + 2 s), on a loaded machine.
+        let outcome = try await provisioner(url: url, timeout: 5).provision(job()) { await events.append($0) }
         guard case .failed(let message) = outcome else {
             Issue.record("expected a failure, got \(outcome)")
             return
@@ -292,7 +293,7 @@ actor EventLog {
         defer { Task { await server.stop() } }
         let started = ContinuousClock.now
         let outcome = try await provisioner(
-            url: server.url(scheme: "https"), timeout: 1, maxAttempts: 2, connectTimeout: .milliseconds(300)
+            url: server.url(scheme: "https"), timeout: 3, maxAttempts: 2, connectTimeout: .milliseconds(300)
         ).provision(job()) { _ in }
         guard case .failed(let message) = outcome else {
             Issue.record("expected a failure, got \(outcome)")
