@@ -266,7 +266,8 @@ actor EventLog {
         let server = try await RawLoopbackServer.start(
             answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"status\"".utf8))
         defer { Task { await server.stop() } }
-        let outcome = try await provisioner(url: server.url(), maxAttempts: 2).provision(job()) { _ in }
+        // Each attempt is capped by the deployment's deadline: a long one, so a loaded machine still makes both.
+        let outcome = try await provisioner(url: server.url(), timeout: 30, maxAttempts: 2).provision(job()) { _ in }
         #expect(
             outcome
                 == .failed(
@@ -293,7 +294,7 @@ actor EventLog {
         defer { Task { await server.stop() } }
         let started = ContinuousClock.now
         let outcome = try await provisioner(
-            url: server.url(scheme: "https"), timeout: 3, maxAttempts: 2, connectTimeout: .milliseconds(300)
+            url: server.url(scheme: "https"), timeout: 6, maxAttempts: 2, connectTimeout: .milliseconds(300)
         ).provision(job()) { _ in }
         guard case .failed(let message) = outcome else {
             Issue.record("expected a failure, got \(outcome)")
