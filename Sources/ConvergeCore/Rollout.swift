@@ -93,6 +93,30 @@ public struct Rollout: Equatable, Sendable {
     /// How many waves it has.
     public var waves: Int { (items.map(\.wave).max() ?? -1) + 1 }
 
+    /// The rollout moved on as far as its current wave's observed outcomes allow, and the instances of the waves it
+    /// released: it fails at the wave's first failure (naming the instance), waits while an instance of the wave is
+    /// not done, and otherwise completes after the last wave or starts the next one, whose instances it releases.
+    /// Items of a released wave are still `waiting`, so it stops there: starting them is the caller's.
+    public func settled() -> (rollout: Rollout, released: [String]) {
+        guard status == .running else { return (self, []) }
+        var next = self
+        let wave = items.filter { $0.wave == self.wave }
+        if let failure = wave.first(where: \.outcome.isFailure) {
+            next.status = .failed
+            next.error =
+                "instance \(failure.instance): " + (failure.deploymentID.map { "deployment \($0) " } ?? "")
+                + "\(failure.outcome.rawValue)" + (failure.message.map { ": \($0)" } ?? "")
+            return (next, [])
+        }
+        guard wave.allSatisfy(\.outcome.isDone) else { return (self, []) }
+        guard self.wave + 1 < waves else {
+            next.status = .completed
+            return (next, [])
+        }
+        next.wave += 1
+        return (next, items.filter { $0.wave == next.wave }.map(\.instance))
+    }
+
     /// Why the rollout keeps `instance` from being provisioned by the reconciler now, or nil. After a decommission
     /// rollout the whole environment is held down; a deploy rollout that runs or failed holds the instances of the
     /// waves after the current one.

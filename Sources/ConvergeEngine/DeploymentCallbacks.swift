@@ -44,7 +44,7 @@ public struct CallbackReport: Sendable, Equatable {
 /// or after the deployment ended is refused and changes nothing. A verdict is recorded under the deployment's current
 /// lease, whichever daemon holds it, and wakes the dispatcher waiting for it.
 public struct DeploymentCallbacks: Sendable {
-    let store: any Store
+    let store: any DeploymentStore & DispatchStore
     let tokens: CallbackToken
     let leaseDuration: TimeInterval
     let runner: DeploymentRunner

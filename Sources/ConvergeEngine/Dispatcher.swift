@@ -19,7 +19,7 @@ import Synchronization
 /// callbacks; whatever is still RUNNING is resumed through its lease by the next daemon.
 public final class Dispatcher: Service, Sendable {
     let runner: DeploymentRunner
-    let store: any Store
+    let store: any DispatchStore
     let clock: any EngineClock
     let owner: String
     let maxConcurrent: Int

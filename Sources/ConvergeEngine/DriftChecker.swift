@@ -24,7 +24,7 @@ public final class DriftChecker: Service, Sendable {
     /// The counter of drift plans queued.
     static let plansQueuedLabel = "converge_drift_plans_queued_total"
 
-    let store: any Store
+    let store: any DesiredStateStore
     let manifests: ManifestSource
     let reconciler: Reconciler
     let clock: any EngineClock
@@ -34,7 +34,7 @@ public final class DriftChecker: Service, Sendable {
     private let schedule = Mutex(DriftSchedule())
 
     public init(
-        store: any Store, manifests: ManifestSource, reconciler: Reconciler, clock: any EngineClock,
+        store: any DesiredStateStore, manifests: ManifestSource, reconciler: Reconciler, clock: any EngineClock,
         pollInterval: TimeInterval, logger: Logger
     ) {
         self.store = store

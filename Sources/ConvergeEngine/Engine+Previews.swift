@@ -80,7 +80,7 @@ extension Engine {
             expiresAt = manifests.current?.state.previews[draft.id]?.ttlSeconds.map {
                 clock.now.addingTimeInterval(TimeInterval($0))
             }
-            try await reconciler.store.setPreviewExpiry(of: draft.id, to: expiresAt)
+            try await store.setPreviewExpiry(of: draft.id, to: expiresAt)
         } catch {
             rollouts.restore(previous, in: draft.id)
             await queue.add(draft.pairs.map(\.fork))
@@ -120,19 +120,19 @@ extension Engine {
         guard state.previews[id] != nil, state.environments[id] != nil else {
             throw ConvergeError(.notFound, "preview \(id) not found")
         }
-        try await reconciler.store.setPreviewExpiry(of: id, to: nil)
+        try await store.setPreviewExpiry(of: id, to: nil)
         return try await startRollout(of: id, action: .decommission, actor: actor, deleteEnvironment: true).rollout
     }
 
     /// Starts the destroy of every preview whose time to live ran out.
     func destroyExpiredPreviews() async {
         do {
-            for expired in try await reconciler.store.previewExpiries(dueBy: clock.now) {
+            for expired in try await store.previewExpiries(dueBy: clock.now) {
                 logger.info("preview expired", metadata: ["environment": "\(expired.environment)"])
                 do {
                     _ = try await destroyPreview(expired.environment, actor: Self.actor)
                 } catch let error as ConvergeError where error.code == .notFound {
-                    try await reconciler.store.setPreviewExpiry(of: expired.environment, to: nil)
+                    try await store.setPreviewExpiry(of: expired.environment, to: nil)
                 }
             }
         } catch {
@@ -158,12 +158,12 @@ extension Engine {
         guard state.previews[id] != nil else { throw ConvergeError(.notFound, "preview \(id) not found") }
         var records: [InstanceRecord] = []
         for instance in state.instances.values.filter({ $0.environment == id }).sorted(by: { $0.id < $1.id }) {
-            if let record = try? await reconciler.store.instance(instance.id) { records.append(record) }
+            if let record = try? await store.instance(instance.id) { records.append(record) }
         }
-        let expiry = try await reconciler.store.previewExpiries(dueBy: .distantFuture).first { $0.environment == id }
+        let expiry = try await store.previewExpiries(dueBy: .distantFuture).first { $0.environment == id }
         return PreviewStatus(
             environment: id, instances: records,
-            rollout: try await reconciler.store.rollouts(environment: id, limit: 1).first,
+            rollout: try await store.rollouts(environment: id, limit: 1).first,
             expiresAt: expiry?.expiresAt)
     }
 }

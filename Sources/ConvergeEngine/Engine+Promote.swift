@@ -91,7 +91,7 @@ extension Engine {
         }
 
         // The source as fork reads it: recorded once provisioned, declared before.
-        let record = try? await reconciler.store.instance(source)
+        let record = try? await store.instance(source)
         let deployed = record?.status == .provisioned
         let params = (deployed ? record?.params : nil) ?? from.params
         let version = (deployed ? record?.version : nil) ?? from.version

@@ -32,7 +32,7 @@ extension Engine {
                 ($0.wave, $0.instance) < ($1.wave, $1.instance)
             }, createdBy: actor, createdAt: clock.now, deleteEnvironment: deleteEnvironment)
         let (started, replaced) = try await rollouts.turns.run {
-            let (started, replaced) = try await reconciler.store.startRollout(rollout)
+            let (started, replaced) = try await store.startRollout(rollout)
             rollouts.govern(started)
             return (try await advance(started), replaced)
         }
@@ -67,29 +67,18 @@ extension Engine {
                     next.items[index] = await start(next.items[index], of: next)
                 }
                 if next.items[index].outcome == .deploying, let id = next.items[index].deploymentID {
-                    next.items[index] = Self.observed(next.items[index], try await reconciler.store.deployment(id))
+                    next.items[index] = Self.observed(next.items[index], try await store.deployment(id))
                 }
             }
-            let wave = next.items.filter { $0.wave == next.wave }
-            if let failure = wave.first(where: \.outcome.isFailure) {
-                next.status = .failed
-                next.error =
-                    "instance \(failure.instance): " + (failure.deploymentID.map { "deployment \($0) " } ?? "")
-                    + "\(failure.outcome.rawValue)" + (failure.message.map { ": \($0)" } ?? "")
-                break
-            }
-            guard wave.allSatisfy(\.outcome.isDone) else { break }
-            guard next.wave + 1 < next.waves else {
-                next.status = .completed
-                break
-            }
-            next.wave += 1
-            released += next.items.filter { $0.wave == next.wave }.map(\.instance)
+            let (settled, wave) = next.settled()
+            guard settled != next else { break }
+            next = settled
+            released += wave
         }
         guard next != rollout else { return rollout }
-        guard let saved = try await reconciler.store.updateRollout(next, actor: Self.actor) else {
+        guard let saved = try await store.updateRollout(next, actor: Self.actor) else {
             // Replaced meanwhile: the newer rollout governs.
-            return try await reconciler.store.rollout(rollout.id)
+            return try await store.rollout(rollout.id)
         }
         rollouts.govern(saved)
         if saved.status.isTerminal {
@@ -106,7 +95,7 @@ extension Engine {
             await queue.add(saved.items.map(\.instance))
             if saved.status == .completed && saved.deleteEnvironment {
                 try await deleteEnvironment(saved.environment, actor: saved.createdBy)
-                try await reconciler.store.setPreviewExpiry(of: saved.environment, to: nil)
+                try await store.setPreviewExpiry(of: saved.environment, to: nil)
             }
         } else if !released.isEmpty {
             await queue.add(released)
@@ -159,7 +148,7 @@ extension Engine {
                     item.message = "not deployed"
                     return item
                 }
-                let record = try await reconciler.store.instance(item.instance)
+                let record = try await store.instance(item.instance)
                 wanted = ReconcilePlanner.decommissionSnapshot(
                     of: record, actor: rollout.createdBy, reason: "rollout \(rollout.id)")
                 if latest?.desiredHash == wanted.desiredHash, latest?.status == .completed {
@@ -199,7 +188,7 @@ extension Engine {
     /// destroys the previews whose time to live ran out; until the task is cancelled (graceful shutdown).
     func driveRollouts(pollInterval: TimeInterval) async throws {
         try await manifests.firstLoad()
-        for rollout in try await reconciler.store.governingRollouts() { rollouts.govern(rollout) }
+        for rollout in try await store.governingRollouts() { rollouts.govern(rollout) }
         await withDiscardingTaskGroup { group in
             group.addTask { [clock, rollouts] in
                 while (try? await clock.sleep(until: clock.now.addingTimeInterval(pollInterval))) != nil {

@@ -106,7 +106,7 @@ extension Engine {
         let instances = loaded.state.instances.values.filter { $0.environment == source }.sorted { $0.id < $1.id }
         var pairs: [(parent: String, fork: String)] = []
         for instance in instances {
-            let record = try? await reconciler.store.instance(instance.id)
+            let record = try? await store.instance(instance.id)
             let deployed = record?.status == .provisioned
             var instanceSpec: [String: Value] = [
                 "bundle": .string(instance.bundle),
@@ -222,7 +222,7 @@ extension Engine {
     /// Stops managing instance `id` without decommissioning it: its infrastructure stays, and the reconciler no
     /// longer deploys, plans or decommissions it, whatever the manifests declare.
     public func orphan(_ id: String, actor: String) async throws -> InstanceRecord {
-        let record = try await reconciler.store.orphanInstance(id, actor: actor)
+        let record = try await store.orphanInstance(id, actor: actor)
         await queue.add([id])
         return record
     }
@@ -242,13 +242,13 @@ extension Engine {
         }
         var keys = [key]
         for instance in state.instances.values.filter({ $0.environment == id }).sorted(by: { $0.id < $1.id }) {
-            let record = try? await reconciler.store.instance(instance.id)
+            let record = try? await store.instance(instance.id)
             let live: Bool
             switch record?.status {
             case nil: live = false
             case .decommissioned?: live = false
             case .initialized?:
-                live = !(try await reconciler.store.recentDeployments(of: instance.id, limit: 1).isEmpty)
+                live = !(try await store.recentDeployments(of: instance.id, limit: 1).isEmpty)
             default: live = true
             }
             if live && record?.orphanedBy == nil {

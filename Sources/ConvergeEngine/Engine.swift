@@ -55,6 +55,8 @@ public final class Engine: Sendable {
     public let secrets: InstanceSecrets
     /// The rollout governing each environment, which holds back the instances it has not reached.
     let rollouts: RolloutGate
+    /// The store the workflows (rollouts, previews, forks, promotions) read and write beside the parts above.
+    let store: any Store
     let clock: any EngineClock
     let logger: Logger
     let rolloutPollInterval: TimeInterval
@@ -80,6 +82,7 @@ public final class Engine: Sendable {
             logger: logger)
         let rollouts = RolloutGate()
         self.rollouts = rollouts
+        self.store = store
         self.clock = clock
         self.logger = logger
         self.rolloutPollInterval = configuration.dispatchPollInterval

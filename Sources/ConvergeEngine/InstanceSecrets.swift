@@ -10,12 +10,12 @@ public struct InstanceSecrets: Sendable {
     /// The largest value, in UTF-8 bytes.
     public static let maxValueBytes = 64 * 1024
 
-    let store: any Store
+    let store: any SecretStore
     /// Nil when the daemon has no secrets key: secrets can then be neither set nor sent.
     let box: SecretBox?
 
     /// Secrets of `store` sealed in `box`.
-    public init(store: any Store, box: SecretBox?) {
+    public init(store: any SecretStore, box: SecretBox?) {
         self.store = store
         self.box = box
     }

@@ -78,7 +78,7 @@ public final class ManifestSource: Service, Sendable {
 
     let directory: URL
     let loader: ManifestLoader
-    let store: any Store
+    let store: any DesiredStateStore
     let queue: WorkQueue<String>
     let clock: any EngineClock
     let pollInterval: TimeInterval
@@ -95,7 +95,8 @@ public final class ManifestSource: Service, Sendable {
     private let trigger: AsyncStream<Void>.Continuation
 
     public init(
-        directory: URL, loader: ManifestLoader, store: any Store, queue: WorkQueue<String>, clock: any EngineClock,
+        directory: URL, loader: ManifestLoader, store: any DesiredStateStore, queue: WorkQueue<String>,
+        clock: any EngineClock,
         pollInterval: TimeInterval, avatarTemplate: String? = nil, logger: Logger
     ) {
         self.directory = directory

@@ -1,5 +1,4 @@
 import ConvergeCore
-import ConvergeStore
 import Foundation
 
 /// Everything the reconciler reads about one instance before it decides.

@@ -41,7 +41,7 @@ final class DriftedGauge: Sendable {
 
     private let tickets = Mutex<(issued: UInt64, recorded: UInt64)>((0, 0))
 
-    func recount(_ store: any Store) async {
+    func recount(_ store: any DesiredStateStore) async {
         let ticket = tickets.withLock { state -> UInt64 in
             state.issued += 1
             return state.issued

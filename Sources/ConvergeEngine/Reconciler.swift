@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// current desired and recorded state, and carry out `ReconcilePlanner`'s plan. A thrown error retries the key
 /// with backoff; a periodic resync enqueues every instance.
 public final class Reconciler: Service, Sendable {
-    let store: any Store
+    let store: any DesiredStateStore & DeploymentStore
     let manifests: ManifestSource
     let queue: WorkQueue<String>
     let clock: any EngineClock
@@ -21,7 +21,8 @@ public final class Reconciler: Service, Sendable {
     let rollouts: RolloutGate
 
     public init(
-        store: any Store, manifests: ManifestSource, queue: WorkQueue<String>, clock: any EngineClock, workers: Int,
+        store: any DesiredStateStore & DeploymentStore, manifests: ManifestSource, queue: WorkQueue<String>,
+        clock: any EngineClock, workers: Int,
         resyncInterval: TimeInterval, logger: Logger, rollouts: RolloutGate = RolloutGate(),
         onDeploymentCreated: @escaping @Sendable () -> Void
     ) {
