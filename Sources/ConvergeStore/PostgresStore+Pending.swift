@@ -1,0 +1,202 @@
+import ConvergeCore
+import Foundation
+
+// The methods not written yet for PostgreSQL, grouped by the SQLite file they port; each group is removed as its
+// port lands, and this file with the last one.
+
+extension PostgresStore: Store {
+    static func pending(_ function: String) -> ConvergeError {
+        ConvergeError(.internal, "\(function) is not written for PostgreSQL yet")
+    }
+}
+
+// SQLiteStore+Deployments.swift (one engineer)
+extension PostgresStore {
+    public func createDeployment(_ request: DeploymentRequest) async throws -> DeploymentCreation {
+        throw Self.pending(#function)
+    }
+    public func approve(_ id: String, by approver: Approver, rule: ApproverRule?, step: Deployment.ApprovalStep?)
+        async throws -> Deployment
+    {
+        throw Self.pending(#function)
+    }
+    public func reject(_ id: String, by approver: Approver, rule: ApproverRule?, reason: String?) async throws
+        -> Deployment
+    {
+        throw Self.pending(#function)
+    }
+    public func abort(_ id: String, actor: String, reason: String?) async throws -> Deployment {
+        throw Self.pending(#function)
+    }
+    public func claimNextDeployments(owner: String, leaseDuration: TimeInterval, limit: Int) async throws
+        -> [Deployment]
+    {
+        throw Self.pending(#function)
+    }
+    public func takeOverExpiredLeases(
+        owner: String, leaseDuration: TimeInterval, limit: Int, excluding applying: Set<String>
+    ) async throws -> [Deployment] {
+        throw Self.pending(#function)
+    }
+    public func renewLease(_ id: String, owner: String, epoch: Int64, leaseDuration: TimeInterval) async throws
+        -> Deployment
+    {
+        throw Self.pending(#function)
+    }
+    public func complete(_ id: String, owner: String, epoch: Int64, outputs: Value, planResult: Value?) async throws
+        -> Deployment
+    {
+        throw Self.pending(#function)
+    }
+    public func fail(_ id: String, owner: String, epoch: Int64, error: String) async throws -> Deployment {
+        throw Self.pending(#function)
+    }
+    public func deployment(_ id: String) async throws -> Deployment {
+        throw Self.pending(#function)
+    }
+    public func recentDeployments(of instanceID: String, limit: Int) async throws -> [DeploymentSummary] {
+        throw Self.pending(#function)
+    }
+    public func reconcileInputs(of instanceID: String, upstream: [String], recentLimit: Int, includeConfiguration: Bool)
+        async throws -> ReconcileInputs
+    {
+        throw Self.pending(#function)
+    }
+    public func history(of instanceID: String, after cursor: String?, limit: Int) async throws -> Page<Deployment> {
+        throw Self.pending(#function)
+    }
+    public func appendEvents(_ events: [DeploymentEventDraft], to id: String) async throws {
+        throw Self.pending(#function)
+    }
+    public func events(of id: String, after cursor: String?, limit: Int) async throws -> Page<DeploymentEvent> {
+        throw Self.pending(#function)
+    }
+}
+
+// SQLiteStore+Listing.swift, SQLiteStore+Pages.swift, SQLiteStore+Rollouts.swift (one engineer)
+extension PostgresStore {
+    public func listDeployments(_ filter: DeploymentFilter, after cursor: String?, limit: Int) async throws -> Page<
+        Deployment
+    > {
+        throw Self.pending(#function)
+    }
+    public func deploymentChanges(after sequence: Int64, limit: Int) async throws -> [DeploymentChange] {
+        throw Self.pending(#function)
+    }
+    public func latestDeploymentChange() async throws -> Int64 {
+        throw Self.pending(#function)
+    }
+    public func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry> {
+        throw Self.pending(#function)
+    }
+    public func instances(environment: String?, drifted: Bool?, after cursor: String?, limit: Int) async throws -> Page<
+        InstanceRecord
+    > {
+        throw Self.pending(#function)
+    }
+    public func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws -> Page<StoredResource>
+    {
+        throw Self.pending(#function)
+    }
+    public func resource(_ key: ResourceKey) async throws -> StoredResource {
+        throw Self.pending(#function)
+    }
+    public func startRollout(_ rollout: Rollout) async throws -> (rollout: Rollout, replaced: Rollout?) {
+        throw Self.pending(#function)
+    }
+    public func updateRollout(_ rollout: Rollout, actor: String) async throws -> Rollout? {
+        throw Self.pending(#function)
+    }
+    public func rollout(_ id: String) async throws -> Rollout {
+        throw Self.pending(#function)
+    }
+    public func rollouts(environment: String?, limit: Int) async throws -> [Rollout] {
+        throw Self.pending(#function)
+    }
+    public func governingRollouts() async throws -> [Rollout] {
+        throw Self.pending(#function)
+    }
+    public func setPreviewExpiry(of environment: String, to expiry: Date?) async throws {
+        throw Self.pending(#function)
+    }
+    public func previewExpiries(dueBy deadline: Date?) async throws -> [(environment: String, expiresAt: Date)] {
+        throw Self.pending(#function)
+    }
+}
+
+// SQLiteStore.swift, SQLiteStore+APIResources.swift, +Drift, +Orphans, +Secrets (one engineer)
+extension PostgresStore {
+    public func replaceDesiredState(_ resources: [DesiredResource], expectedVersion: Int64?, actor: String) async throws
+        -> DesiredStateRevision
+    {
+        throw Self.pending(#function)
+    }
+    public func updateDesiredState(
+        _ changed: [DesiredResource], removing removed: [ResourceKey], expectedVersion: Int64, actor: String
+    ) async throws -> DesiredStateRevision {
+        throw Self.pending(#function)
+    }
+    public func desiredState() async throws -> (version: Int64, resources: [StoredResource]) {
+        throw Self.pending(#function)
+    }
+    public func instance(_ id: String) async throws -> InstanceRecord {
+        throw Self.pending(#function)
+    }
+    public func ping() async throws {
+        throw Self.pending(#function)
+    }
+    public func deploymentCounts() async throws -> [Deployment.Status: Int] {
+        throw Self.pending(#function)
+    }
+    public func instanceIDs() async throws -> [String] {
+        throw Self.pending(#function)
+    }
+    public func generations() async throws -> [ResourceKey: Int64] {
+        throw Self.pending(#function)
+    }
+    public func updateInstanceStatus(_ id: String, observedGeneration: Int64, conditions: [InstanceCondition])
+        async throws
+    {
+        throw Self.pending(#function)
+    }
+    public func secret(named name: String) async throws -> [UInt8] {
+        throw Self.pending(#function)
+    }
+    public func apiDocuments() async throws -> [APIResourceDocument] {
+        throw Self.pending(#function)
+    }
+    public func putAPIDocuments(
+        _ documents: [APIResourceDocument], expectedVersions: [ResourceKey: Int64], actor: String
+    ) async throws -> Set<ResourceKey> {
+        throw Self.pending(#function)
+    }
+    public func deleteAPIDocuments(_ keys: [ResourceKey], expectedVersions: [ResourceKey: Int64], actor: String)
+        async throws
+    {
+        throw Self.pending(#function)
+    }
+    public func driftCheckCandidate(_ id: String) async throws -> InstanceRecord? {
+        throw Self.pending(#function)
+    }
+    public func driftedInstanceCount() async throws -> Int {
+        throw Self.pending(#function)
+    }
+    public func orphanInstance(_ id: String, actor: String) async throws -> InstanceRecord {
+        throw Self.pending(#function)
+    }
+    public func setSecret(instanceID: String, name: String, sealed: [UInt8], actor: String) async throws {
+        throw Self.pending(#function)
+    }
+    public func secretNames(of instanceID: String) async throws -> [String] {
+        throw Self.pending(#function)
+    }
+    public func secretNames(ofInstances instanceIDs: [String]) async throws -> [String: [String]] {
+        throw Self.pending(#function)
+    }
+    public func deleteSecret(instanceID: String, name: String, actor: String) async throws {
+        throw Self.pending(#function)
+    }
+    public func sealedSecrets(of instanceID: String) async throws -> [String: [UInt8]] {
+        throw Self.pending(#function)
+    }
+}
