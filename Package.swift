@@ -154,7 +154,10 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(
             name: "ConvergeStoreTests",
-            dependencies: ["ConvergeStore", "ConvergeTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "ConvergeStore", "ConvergeTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         // What the test targets share: loopback servers, the manual clock, `eventually`, the base manifests.
         .target(

@@ -7,8 +7,10 @@ import Testing
 /// Stale proposals in the store (DESIGN §3): a proposal that a newer deployment of its instance overtook cannot be
 /// approved, and the check and the approval are one transaction.
 @Suite struct ApprovalStalenessTests {
-    @Test func approve_afterNewerDeploymentsOfTheInstance_isRefusedNamingTheNewest() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func approve_afterNewerDeploymentsOfTheInstance_isRefusedNamingTheNewest(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let proposal = try await fixture.create(["v": 1], mode: .proposal).deployment
         _ = try await fixture.create(["v": 2]).deployment
         let newest = try await fixture.create(["v": 3]).deployment
@@ -22,8 +24,10 @@ import Testing
         #expect(try await fixture.store.deployment(proposal.id).approvals.isEmpty)
     }
 
-    @Test func approve_whenEveryNewerDeploymentWasRejectedAbortedOrAPlan_succeeds() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func approve_whenEveryNewerDeploymentWasRejectedAbortedOrAPlan_succeeds(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let proposal = try await fixture.create(["v": 1], mode: .proposal).deployment
         let rejected = try await fixture.create(["v": 2], mode: .proposal).deployment
         _ = try await fixture.store.reject(rejected.id, actor: "carol", reason: "no")
@@ -38,8 +42,10 @@ import Testing
 
     /// An approval racing a new deployment of the same instance, from two connection pools as two processes would:
     /// either the approval committed first, or it is refused as stale; never approved after the newer one exists.
-    @Test func approve_racingANewDeployment_isNeverApprovedAfterIt() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func approve_racingANewDeployment_isNeverApprovedAfterIt(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let other = try fixture.openStore()
         for round in 0..<20 {
             let proposal = try await fixture.create(["round": .int(round)], mode: .proposal).deployment

@@ -31,8 +31,10 @@ import Testing
         ).deployment
     }
 
-    @Test func twoPhase_planApprovalThenApplyApproval_byTwoOthers_entersTheQueue() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func twoPhase_planApprovalThenApplyApproval_byTwoOthers_entersTheQueue(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         let plan = try await plan(fixture)
         let proposal = try await propose(fixture, after: plan)
@@ -70,8 +72,10 @@ import Testing
     }
 
     /// Two approvers who both mean the plan step: the second is refused, not counted as the apply approval.
-    @Test func approvalOfANamedStep_isRefusedWhenTheProposalAwaitsAnother() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func approvalOfANamedStep_isRefusedWhenTheProposalAwaitsAnother(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let proposal = try await propose(fixture, after: try await plan(fixture))
         let early = await convergeError { try await fixture.store.approve(proposal.id, approver: "bob", step: .apply) }
         #expect(early?.code == .failedPrecondition)
@@ -82,8 +86,10 @@ import Testing
         #expect(try await fixture.store.deployment(proposal.id).approvals.map(\.by) == ["bob"])
     }
 
-    @Test func planApproval_beforeThePlanCompleted_isRefused() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func planApproval_beforeThePlanCompleted_isRefused(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let running = try await plan(fixture, completed: false)
         let proposal = try await propose(fixture, after: running)
         #expect(proposal.planOutcome?.status == .running)
@@ -102,10 +108,10 @@ import Testing
         #expect(failed?.message.contains("is FAILED; there is no plan to approve") == true)
     }
 
-    @Test(arguments: ["plan", "apply"])
-    func rejectAndAbort_endTheProposal_atEitherStep(step: String) async throws {
+    @Test(arguments: StoreEngine.allCases, ["plan", "apply"])
+    func rejectAndAbort_endTheProposal_atEitherStep(_ engine: StoreEngine, step: String) async throws {
         for ending in [Deployment.Status.rejected, .aborted] {
-            let fixture = try await StoreFixture()
+            let fixture = try await StoreFixture(engine)
             let proposal = try await propose(fixture, after: try await plan(fixture))
             if step == "apply" { _ = try await fixture.store.approve(proposal.id, approver: "bob") }
             let ended =
@@ -121,16 +127,20 @@ import Testing
         }
     }
 
-    @Test func review_approvalIsRecordedAsTheReviewStep() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func review_approvalIsRecordedAsTheReviewStep(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let proposal = try await fixture.create(["size": 9], mode: .proposal).deployment
         #expect(proposal.approvalStep == nil && proposal.awaitedApproval == .review)
         let approved = try await fixture.store.approve(proposal.id, approver: "bob")
         #expect(approved.approvals == [Deployment.Approval(step: .review, by: "bob", at: fixture.clock.now)])
     }
 
-    @Test func aProposalFollowsOnlyAPlanOfItsOwnInstance() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func aProposalFollowsOnlyAPlanOfItsOwnInstance(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let direct = try await fixture.create(["size": 1]).deployment
         let notAPlan = await convergeError {
             try await fixture.store.createDeployment(
@@ -156,8 +166,10 @@ import Testing
         #expect(directAfterPlan?.code == .invalidArgument)
     }
 
-    @Test func theSchemaHoldsTheStepMachine_againstRawSQL() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func theSchemaHoldsTheStepMachine_againstRawSQL(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         let plan = try await plan(fixture)
         let proposal = try await propose(fixture, after: plan)
@@ -165,34 +177,33 @@ import Testing
         let stepMessage = "an approval is of the step a PROPOSED deployment awaits, by another than its proposer"
 
         // The apply step cannot come first: not as an approval, not as a step, not as a status.
-        #expect(await refusal(store, approve, [proposal.id, "apply", "bob"]) == stepMessage)
+        #expect(await fixture.refusal(approve, [proposal.id, "apply", "bob"]) == stepMessage)
         #expect(
-            await refusal(store, "UPDATE deployments SET approval_step = 'apply' WHERE id = ?", [proposal.id])
+            await fixture.refusal("UPDATE deployments SET approval_step = 'apply' WHERE id = ?", [proposal.id])
                 == "an approval step moves only from plan to apply, after the plan approval")
         #expect(
-            await refusal(store, "UPDATE deployments SET status = 'APPROVED' WHERE id = ?", [proposal.id])
+            await fixture.refusal("UPDATE deployments SET status = 'APPROVED' WHERE id = ?", [proposal.id])
                 == "a two-phase proposal is approved only at its apply step, with its apply approval")
         // Never by the proposer.
-        #expect(await refusal(store, approve, [proposal.id, "plan", "alice"]) == stepMessage)
+        #expect(await fixture.refusal(approve, [proposal.id, "plan", "alice"]) == stepMessage)
 
         _ = try await store.approve(proposal.id, approver: "bob")
         // One principal approves one step; a step is approved once; approvals are never rewritten.
-        #expect(await refusal(store, approve, [proposal.id, "apply", "bob"])?.contains("UNIQUE") == true)
+        #expect(await fixture.refusal(approve, [proposal.id, "apply", "bob"]).map(isUniqueViolation) == true)
         #expect(
-            await refusal(store, "UPDATE deployment_approvals SET principal = 'mallory'")
+            await fixture.refusal("UPDATE deployment_approvals SET principal = 'mallory'")
                 == "deployment approvals are append-only")
-        #expect(await refusal(store, "DELETE FROM deployment_approvals") == "deployment approvals are append-only")
+        #expect(await fixture.refusal("DELETE FROM deployment_approvals") == "deployment approvals are append-only")
         // The step never goes back, and the plan a proposal shows never changes.
         #expect(
-            await refusal(store, "UPDATE deployments SET approval_step = 'plan' WHERE id = ?", [proposal.id])
+            await fixture.refusal("UPDATE deployments SET approval_step = 'plan' WHERE id = ?", [proposal.id])
                 == "an approval step moves only from plan to apply, after the plan approval")
         #expect(
-            await refusal(store, "UPDATE deployments SET plan_id = NULL WHERE id = ?", [proposal.id])
+            await fixture.refusal("UPDATE deployments SET plan_id = NULL WHERE id = ?", [proposal.id])
                 == "deployment snapshot is immutable")
         // A two-phase proposal enters at its plan step, with a plan.
         #expect(
-            await refusal(
-                store,
+            await fixture.refusal(
                 """
                 INSERT INTO deployments (id, instance_id, action, params, connection_params, version, md_metadata,
                     desired_hash, status, created_by, created_at, updated_at, environment, approval_step, plan_id)

@@ -5,8 +5,10 @@ import Testing
 @testable import ConvergeStore
 
 @Suite struct DeploymentLifecycleTests {
-    @Test func direct_entersPendingAndAdvancesInstanceParams() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func direct_entersPendingAndAdvancesInstanceParams(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let creation = try await fixture.create(["size": 30])
         #expect(creation.created)
         let deployment = creation.deployment
@@ -21,8 +23,10 @@ import Testing
         #expect(instance.status == .initialized)
     }
 
-    @Test func enqueue_isIdempotentPerDesiredStateHash() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func enqueue_isIdempotentPerDesiredStateHash(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let first = try await fixture.create(["size": 30])
         let again = try await fixture.create(["size": 30], actor: "bob")
         #expect(!again.created)
@@ -31,8 +35,9 @@ import Testing
         #expect(try await fixture.store.history(of: "shop-dev-db", after: nil, limit: 10).items.count == 2)
     }
 
-    @Test func proposal_leavesInstanceUntilApproved() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func proposal_leavesInstanceUntilApproved(_ engine: StoreEngine) async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         _ = try await fixture.create(["size": 20])
         let proposal = try await fixture.create(["size": 50], mode: .proposal, actor: "alice").deployment
@@ -54,8 +59,10 @@ import Testing
         #expect(twice?.message == "deployment cannot move from APPROVED to APPROVED")
     }
 
-    @Test func rejectAndAbort_endProposalsWithoutTouchingTheInstance() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func rejectAndAbort_endProposalsWithoutTouchingTheInstance(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         let one = try await fixture.create(["size": 60], mode: .proposal).deployment
         let rejected = try await store.reject(one.id, actor: "bob", reason: "too big")
@@ -70,8 +77,10 @@ import Testing
                 == .failedPrecondition)
     }
 
-    @Test func plans_cannotBeProposedAndNeverMoveTheInstance() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func plans_cannotBeProposedAndNeverMoveTheInstance(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let refused = await convergeError { try await fixture.create(["size": 20], mode: .proposal, action: .plan) }
         #expect(
             refused == ConvergeError(.invalidArgument, "only provision and decommission deployments can be proposed"))
@@ -85,8 +94,10 @@ import Testing
         #expect(try await fixture.store.instance("shop-dev-db").status == .initialized)
     }
 
-    @Test func claim_takesTheHeadOfEachQueueInCreationOrder() async throws {
-        let fixture = try await StoreFixture(instances: ["shop-dev-a", "shop-dev-b", "shop-dev-c"])
+    @Test(arguments: StoreEngine.allCases) func claim_takesTheHeadOfEachQueueInCreationOrder(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine, instances: ["shop-dev-a", "shop-dev-b", "shop-dev-c"])
         let store = fixture.store
         let proposal = try await fixture.create(["v": 1], on: "shop-dev-a", mode: .proposal).deployment
         let b1 = try await fixture.create(["v": 1], on: "shop-dev-b").deployment
@@ -112,8 +123,8 @@ import Testing
         #expect(try await store.claimNextDeployments(owner: "w2", leaseDuration: 30, limit: 10).isEmpty)
     }
 
-    @Test func proposed_neverBlocksDirectWork() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func proposed_neverBlocksDirectWork(_ engine: StoreEngine) async throws {
+        let fixture = try await StoreFixture(engine)
         _ = try await fixture.create(["v": 1], mode: .proposal)
         let direct = try await fixture.create(["v": 2]).deployment
         #expect(
@@ -122,8 +133,10 @@ import Testing
             ])
     }
 
-    @Test func completeAndFail_moveInstanceStatusAndOutputs() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func completeAndFail_moveInstanceStatusAndOutputs(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         let provision = try await fixture.create(["v": 1]).deployment
         _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
@@ -158,8 +171,10 @@ import Testing
         #expect(instance.outputs == nil)
     }
 
-    @Test func leases_expiryOnlyAllowsATakeover_andTheEpochFencesTheFormerHolder() async throws {
-        let fixture = try await StoreFixture(instances: ["shop-dev-db", "shop-dev-app"])
+    @Test(arguments: StoreEngine.allCases) func leases_expiryOnlyAllowsATakeover_andTheEpochFencesTheFormerHolder(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine, instances: ["shop-dev-db", "shop-dev-app"])
         let store = fixture.store
         let deployment = try await fixture.create(["v": 1]).deployment
         let other = try await fixture.create(["v": 1], on: "shop-dev-app").deployment
@@ -203,8 +218,10 @@ import Testing
         #expect(try await store.instance("shop-dev-db").status == .provisioned)
     }
 
-    @Test func deploymentCounts_followEveryStatusChange() async throws {
-        let fixture = try await StoreFixture(instances: ["shop-dev-db", "shop-dev-app"])
+    @Test(arguments: StoreEngine.allCases) func deploymentCounts_followEveryStatusChange(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine, instances: ["shop-dev-db", "shop-dev-app"])
         let store = fixture.store
         let a = try await fixture.create(["v": 1]).deployment
         _ = try await fixture.create(["v": 1], on: "shop-dev-app", mode: .proposal)
@@ -216,8 +233,10 @@ import Testing
         #expect((counts[.running] ?? 0) == 0)
     }
 
-    @Test func retry_isADirectDeploymentOfTheFailedSnapshot_pointingAtIt() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func retry_isADirectDeploymentOfTheFailedSnapshot_pointingAtIt(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         let failed = try await fixture.create(["v": 1]).deployment
         _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
@@ -242,8 +261,8 @@ import Testing
         #expect(proposed?.code == .invalidArgument)
     }
 
-    @Test func instanceStatus_andSecrets_persist() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func instanceStatus_andSecrets_persist(_ engine: StoreEngine) async throws {
+        let fixture = try await StoreFixture(engine)
         let condition = InstanceCondition(
             type: .blocked, status: true, reason: "WaitingForUpstream", message: "waiting for shop-dev-app",
             lastTransitionTime: fixture.clock.now)
@@ -258,8 +277,8 @@ import Testing
         #expect(try await fixture.store.secret(named: "other") != secret)
     }
 
-    @Test func history_isNewestFirstByCursor() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func history_isNewestFirstByCursor(_ engine: StoreEngine) async throws {
+        let fixture = try await StoreFixture(engine)
         var ids: [String] = []
         for version in 0..<7 { ids.append(try await fixture.create(["v": .int(version)]).deployment.id) }
         var seen: [String] = []
@@ -273,8 +292,9 @@ import Testing
         #expect(seen == ids.reversed())
     }
 
-    @Test func events_appendInOrderAndReadByCursor() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func events_appendInOrderAndReadByCursor(_ engine: StoreEngine) async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let deployment = try await fixture.create(["v": 1]).deployment
         try await fixture.store.appendEvents(
             [

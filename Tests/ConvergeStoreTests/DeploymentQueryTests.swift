@@ -11,8 +11,8 @@ import Testing
     static let environments = ["shop-dev-db": "shop-dev", "shop-dev-app": "shop-dev", "shop-prod-db": "shop-prod"]
 
     /// A store with three instances in two environments.
-    static func fixture() async throws -> StoreFixture {
-        let fixture = try await StoreFixture(instances: [])
+    static func fixture(_ engine: StoreEngine) async throws -> StoreFixture {
+        let fixture = try await StoreFixture(engine, instances: [])
         _ = try await fixture.store.replaceDesiredState(
             environments.keys.sorted().map { StoreFixture.instance($0, environment: environments[$0]!) },
             expectedVersion: nil, actor: "sync")
@@ -21,7 +21,7 @@ import Testing
 
     /// Every page of a listing, walked by cursor.
     static func walk(
-        _ store: SQLiteStore, _ filter: DeploymentFilter, limit: Int
+        _ store: any Store, _ filter: DeploymentFilter, limit: Int
     ) async throws -> [Deployment] {
         var items: [Deployment] = []
         var cursor: String?
@@ -35,8 +35,10 @@ import Testing
         return items
     }
 
-    @Test func listDeployments_filtersByEachFieldNewestFirst() async throws {
-        let fixture = try await Self.fixture()
+    @Test(arguments: StoreEngine.allCases) func listDeployments_filtersByEachFieldNewestFirst(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await Self.fixture(engine)
         let store = fixture.store
         let d1 = try await fixture.create(["v": 1], on: "shop-dev-db", actor: "alice").deployment
         let d2 = try await fixture.create(["v": 2], on: "shop-dev-app", mode: .proposal, actor: "bob").deployment
@@ -72,8 +74,10 @@ import Testing
 
     /// Walks every combination of filters page by page and compares it with filtering the whole listing, so every
     /// index a filter can be driven by (and the merge of several statuses) is exercised.
-    @Test func listDeployments_pagesEveryFilterCombinationWithoutGapsOrRepeats() async throws {
-        let fixture = try await Self.fixture()
+    @Test(arguments: StoreEngine.allCases) func listDeployments_pagesEveryFilterCombinationWithoutGapsOrRepeats(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await Self.fixture(engine)
         let store = fixture.store
         let instances = Self.environments.keys.sorted()
         var created: [Deployment] = []
@@ -135,8 +139,10 @@ import Testing
         #expect(checked > 100)
     }
 
-    @Test func listDeployments_refusesAnEmptyStatusSetBadLimitsAndCursors() async throws {
-        let fixture = try await Self.fixture()
+    @Test(arguments: StoreEngine.allCases) func listDeployments_refusesAnEmptyStatusSetBadLimitsAndCursors(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await Self.fixture(engine)
         let store = fixture.store
         #expect(
             await convergeError {
@@ -151,8 +157,10 @@ import Testing
                 == ConvergeError(.invalidArgument, "invalid cursor \"-1\""))
     }
 
-    @Test func changeFeed_recordsCreationAndEveryStatusChangeInOrder() async throws {
-        let fixture = try await Self.fixture()
+    @Test(arguments: StoreEngine.allCases) func changeFeed_recordsCreationAndEveryStatusChangeInOrder(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await Self.fixture(engine)
         let store = fixture.store
         #expect(try await store.latestDeploymentChange() == 0)
         #expect(try await store.deploymentChanges(after: 0, limit: 10) == [])
@@ -201,35 +209,30 @@ import Testing
 
     /// The feed is written by triggers: a status change that skips the store's code is still in it, one that does not
     /// change the status or is rolled back is not, and nobody rewrites it.
-    @Test func changeFeed_cannotBeSkippedOrRewritten() async throws {
-        let fixture = try await Self.fixture()
+    @Test(arguments: StoreEngine.allCases) func changeFeed_cannotBeSkippedOrRewritten(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await Self.fixture(engine)
         let store = fixture.store
         let deployment = try await fixture.create(["v": 1]).deployment
         let other = try await fixture.create(["v": 1], on: "shop-prod-db").deployment
-        try await store.pool.write { db in
-            try db.execute(sql: "UPDATE deployments SET status = 'ABORTED' WHERE id = ?", arguments: [deployment.id])
-            try db.execute(sql: "UPDATE deployments SET status = 'ABORTED' WHERE id = ?", arguments: [deployment.id])
-        }
-        struct Interrupted: Error {}
-        await #expect(throws: Interrupted.self) {
-            try await store.pool.write { db in
-                try db.execute(sql: "UPDATE deployments SET status = 'ABORTED' WHERE id = ?", arguments: [other.id])
-                throw Interrupted()
-            }
-        }
+        try await fixture.execute("UPDATE deployments SET status = 'ABORTED' WHERE id = ?", [deployment.id])
+        try await fixture.execute("UPDATE deployments SET status = 'ABORTED' WHERE id = ?", [deployment.id])
+        try await fixture.executeThenRollBack("UPDATE deployments SET status = 'ABORTED' WHERE id = ?", [other.id])
         #expect(
             try await store.deploymentChanges(after: 0, limit: 10).map { "\($0.deploymentID) \($0.status.rawValue)" }
                 == [
                     "\(deployment.id) PENDING", "\(other.id) PENDING", "\(deployment.id) ABORTED",
                 ])
         for sql in ["UPDATE deployment_changes SET status = 'COMPLETED'", "DELETE FROM deployment_changes"] {
-            let error = await convergeError { try await store.pool.write { db in try db.execute(sql: sql) } }
-            #expect(error?.message.contains("deployment changes are append-only") == true, "\(sql)")
+            #expect(await fixture.refusal(sql) == "deployment changes are append-only", "\(sql)")
         }
     }
 
-    @Test func auditLog_filtersByActorActionAndTargetNewestFirst() async throws {
-        let fixture = try await Self.fixture()
+    @Test(arguments: StoreEngine.allCases) func auditLog_filtersByActorActionAndTargetNewestFirst(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await Self.fixture(engine)
         let store = fixture.store
         let first = try await fixture.create(["v": 1], mode: .proposal, actor: "alice").deployment
         let second = try await fixture.create(["v": 2], on: "shop-prod-db", actor: "bob").deployment
@@ -265,8 +268,10 @@ import Testing
         #expect(rest.nextCursor == nil)
     }
 
-    @Test func rollbackOf_isWrittenReadBackAndFrozen() async throws {
-        let fixture = try await Self.fixture()
+    @Test(arguments: StoreEngine.allCases) func rollbackOf_isWrittenReadBackAndFrozen(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await Self.fixture(engine)
         let store = fixture.store
         let good = try await fixture.create(["v": 1]).deployment
         _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 10)
@@ -300,7 +305,9 @@ import Testing
     }
 
     /// A database made before the API migration gets its deployments' environments and a feed entry per deployment.
-    @Test func apiMigration_backfillsEnvironmentsAndTheChangeFeed() async throws {
+    @Test(arguments: StoreEngine.allCases) func apiMigration_backfillsEnvironmentsAndTheChangeFeed(
+        _ engine: StoreEngine
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("converge-store-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -6,8 +6,10 @@ import Testing
 
 /// Issue 13: the takeover of expired leases spares the deployments the caller is still applying.
 @Suite struct LeaseTakeoverTests {
-    @Test func takeOver_sparesTheCallersInFlightDeployments_whoseHolderStillRenewsThem() async throws {
-        let fixture = try await StoreFixture(instances: ["shop-dev-db", "shop-dev-app"])
+    @Test(arguments: StoreEngine.allCases) func takeOver_sparesTheCallersInFlightDeployments_whoseHolderStillRenewsThem(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine, instances: ["shop-dev-db", "shop-dev-app"])
         let store = fixture.store
         let applying = try await fixture.create(["v": 1]).deployment
         let idle = try await fixture.create(["v": 1], on: "shop-dev-app").deployment

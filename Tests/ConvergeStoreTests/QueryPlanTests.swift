@@ -11,7 +11,7 @@ import Testing
     /// change feed, events and the audit log search indexes, never scan a table and never sort.
     @Test func listingAndClaimQueries_useIndexesOn100kDeployments() async throws {
         let fixture = try await StoreFixture(instances: [])
-        let store = fixture.store
+        let store = fixture.sqlite
         try await store.pool.write { db in
             for instance in 0..<1000 {
                 try db.execute(

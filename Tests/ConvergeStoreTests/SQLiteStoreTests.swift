@@ -6,8 +6,10 @@ import Testing
 @testable import ConvergeStore
 
 @Suite struct SQLiteStoreTests {
-    @Test func replaceDesiredState_tracksGenerationsAndVersions() async throws {
-        let fixture = try await StoreFixture(instances: [])
+    @Test(arguments: StoreEngine.allCases) func replaceDesiredState_tracksGenerationsAndVersions(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine, instances: [])
         let store = fixture.store
         let project = DesiredResource(kind: .project, id: "shop", spec: ["id": "shop"], source: nil)
         let first = try await store.replaceDesiredState(
@@ -35,8 +37,10 @@ import Testing
         #expect(try await store.instance("shop-dev-db").status == .initialized)
     }
 
-    @Test func updateDesiredState_writesOnlyTheDelta_underTheExpectedVersion() async throws {
-        let fixture = try await StoreFixture(instances: [])
+    @Test(arguments: StoreEngine.allCases) func updateDesiredState_writesOnlyTheDelta_underTheExpectedVersion(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine, instances: [])
         let store = fixture.store
         let project = DesiredResource(kind: .project, id: "shop", spec: ["id": "shop"], source: nil)
         _ = try await store.replaceDesiredState(
@@ -66,8 +70,10 @@ import Testing
         #expect(try await store.desiredState().version == 2)
     }
 
-    @Test func replaceDesiredState_withAStaleVersionIsAbortedAndChangesNothing() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func replaceDesiredState_withAStaleVersionIsAbortedAndChangesNothing(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let error = await convergeError {
             try await fixture.store.replaceDesiredState([], expectedVersion: 0, actor: "sync")
         }
@@ -81,8 +87,8 @@ import Testing
         #expect(duplicate == ConvergeError(.invalidArgument, "Instance shop-dev-x is given twice"))
     }
 
-    @Test func sourceLocations_roundTrip() async throws {
-        let fixture = try await StoreFixture(instances: [])
+    @Test(arguments: StoreEngine.allCases) func sourceLocations_roundTrip(_ engine: StoreEngine) async throws {
+        let fixture = try await StoreFixture(engine, instances: [])
         let located = DesiredResource(
             kind: .project, id: "shop", spec: [:], source: SourceLocation(file: "dir:x/p.yaml", line: 3, column: 1))
         _ = try await fixture.store.replaceDesiredState([located], expectedVersion: nil, actor: "sync")
@@ -91,19 +97,22 @@ import Testing
 
     @Test func database_isInWALMode() async throws {
         let fixture = try await StoreFixture()
-        let mode = try await fixture.store.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        let mode = try await fixture.sqlite.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
     }
 
-    @Test func migrations_areIdempotentAcrossReopen() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func migrations_areIdempotentAcrossReopen(_ engine: StoreEngine) async throws
+    {
+        let fixture = try await StoreFixture(engine)
         _ = try await fixture.create(["size": 20])
         let reopened = try fixture.openStore()
         #expect(try await reopened.history(of: "shop-dev-db", after: nil, limit: 10).items.count == 1)
     }
 
-    @Test func auditLog_recordsEveryMutationWithBeforeAndAfter() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func auditLog_recordsEveryMutationWithBeforeAndAfter(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         let created = try await fixture.create(["size": 20], mode: .proposal, actor: "alice").deployment
         _ = try await store.approve(created.id, approver: "bob")
@@ -123,8 +132,8 @@ import Testing
         #expect(last.nextCursor == nil)
     }
 
-    @Test func listing_refusesBadLimitsAndCursors() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func listing_refusesBadLimitsAndCursors(_ engine: StoreEngine) async throws {
+        let fixture = try await StoreFixture(engine)
         #expect(
             await convergeError { try await fixture.store.auditLog(AuditFilter(), after: nil, limit: 0) }
                 == ConvergeError(.invalidArgument, "limit must be between 1 and 1000, got 0"))

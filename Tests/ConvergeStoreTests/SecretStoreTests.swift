@@ -10,8 +10,10 @@ import Testing
     let sealed: [UInt8] = Array("opaque-sealed-bytes-1".utf8)
     let resealed: [UInt8] = Array("opaque-sealed-bytes-2".utf8)
 
-    @Test func setSecret_keepsTheSealedBytes_replacesThemOnASecondSet_andListsNamesSorted() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases)
+    func setSecret_keepsTheSealedBytes_replacesThemOnASecondSet_andListsNamesSorted(_ engine: StoreEngine) async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         try await store.setSecret(instanceID: "shop-dev-db", name: "PASSWORD", sealed: sealed, actor: "dora")
         try await store.setSecret(instanceID: "shop-dev-db", name: "API_KEY", sealed: sealed, actor: "dora")
@@ -27,8 +29,10 @@ import Testing
         #expect(try await store.secretNames(ofInstances: []).isEmpty)
     }
 
-    @Test func deleteSecret_removesOnlyThatName_andAMissingOneIsNotFound() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func deleteSecret_removesOnlyThatName_andAMissingOneIsNotFound(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         try await store.setSecret(instanceID: "shop-dev-db", name: "PASSWORD", sealed: sealed, actor: "dora")
         try await store.setSecret(instanceID: "shop-dev-app", name: "PASSWORD", sealed: sealed, actor: "dora")
@@ -42,8 +46,10 @@ import Testing
         #expect(again?.message == "instance shop-dev-db has no secret PASSWORD")
     }
 
-    @Test func everyOperation_onAnUnknownInstance_isNotFound() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func everyOperation_onAnUnknownInstance_isNotFound(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         let set = await convergeError {
             try await store.setSecret(instanceID: "shop-dev-nope", name: "PASSWORD", sealed: sealed, actor: "dora")
@@ -56,8 +62,10 @@ import Testing
         #expect(delete?.code == .notFound)
     }
 
-    @Test func theAuditLog_namesTheSecretOnly_neverItsBytes() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func theAuditLog_namesTheSecretOnly_neverItsBytes(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         try await store.setSecret(instanceID: "shop-dev-db", name: "PASSWORD", sealed: sealed, actor: "dora")
         try await store.deleteSecret(instanceID: "shop-dev-db", name: "PASSWORD", actor: "erin")
@@ -70,8 +78,10 @@ import Testing
         #expect(secretEntries[1].before == ["secret": "PASSWORD"] && secretEntries[1].after == nil)
     }
 
-    @Test func theSchema_refusesABadName_andAnOversizedSeal_evenPastTheEngine() async throws {
-        let fixture = try await StoreFixture()
+    @Test(arguments: StoreEngine.allCases) func theSchema_refusesABadName_andAnOversizedSeal_evenPastTheEngine(
+        _ engine: StoreEngine
+    ) async throws {
+        let fixture = try await StoreFixture(engine)
         let store = fixture.store
         for name in ["", "1ABC", "A-B", "A B", String(repeating: "A", count: 65), "ÄPFEL"] {
             let error = await convergeError {

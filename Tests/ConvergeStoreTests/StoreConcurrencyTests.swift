@@ -10,8 +10,10 @@ import Testing
 
     /// Two stores on one file (two processes, in effect) race to claim, approve, abort and complete on the same
     /// instances, round after round; the invariants must hold after every round.
-    @Test func racingClaimsApprovalsAndAborts_keepEveryInvariant() async throws {
-        let fixture = try await StoreFixture(instances: Self.instances)
+    @Test(arguments: StoreEngine.allCases) func racingClaimsApprovalsAndAborts_keepEveryInvariant(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine, instances: Self.instances)
         let stores = [fixture.store, try fixture.openStore()]
         var allClaimed: [String] = []
         for round in 0..<5 {
@@ -63,7 +65,7 @@ import Testing
                 return try await group.reduce(into: [String]()) { $0 += $1 }
             }
             allClaimed += claimed
-            try await Self.checkInvariants(fixture.store)
+            try await Self.checkInvariants(fixture)
         }
         #expect(Set(allClaimed).count == allClaimed.count, "a deployment was claimed twice")
         #expect(!allClaimed.isEmpty)
@@ -78,14 +80,11 @@ import Testing
         }
     }
 
-    static func checkInvariants(_ store: SQLiteStore) async throws {
-        let rows = try await store.pool.read { db in
-            try Int.fetchOne(
-                db,
-                sql:
-                    "SELECT COUNT(*) FROM (SELECT instance_id FROM deployments WHERE status = 'RUNNING' GROUP BY instance_id HAVING COUNT(*) > 1)"
-            )!
-        }
+    static func checkInvariants(_ fixture: StoreFixture) async throws {
+        let store = fixture.store
+        let rows = try await fixture.integer(
+            "SELECT COUNT(*) FROM (SELECT instance_id FROM deployments WHERE status = 'RUNNING' GROUP BY instance_id "
+                + "HAVING COUNT(*) > 1) AS doubled")
         #expect(rows == 0, "an instance has two RUNNING deployments")
         for instance in instances {
             var cursor: String?
@@ -99,7 +98,7 @@ import Testing
     }
 
     /// The deployment's status events form a chain of allowed transitions that ends at its current status.
-    static func checkStatusChain(_ store: SQLiteStore, _ deployment: Deployment) async throws {
+    static func checkStatusChain(_ store: any Store, _ deployment: Deployment) async throws {
         let events = try await store.events(of: deployment.id, after: nil, limit: 1000).items.filter {
             $0.kind == .status
         }
