@@ -95,11 +95,18 @@ extension SQLiteStore {
             Int64.self, sql: "SELECT resource_version FROM resources WHERE kind = ? AND id = ?",
             arguments: [key.kind.rawValue, key.id])
         guard current == expected else {
-            throw ConvergeError(
-                .aborted,
-                "\(key) changed: resourceVersion \(expected) was given, the current one is "
-                    + (current.map(String.init) ?? "none (it does not exist)"),
-                details: ["resourceVersion": current.map { .string(String($0)) } ?? .null])
+            throw ConvergeError.resourceVersionConflict(key, expected: expected, current: current)
         }
+    }
+}
+
+extension ConvergeError {
+    /// A write made against resource version `expected` of `key` while the recorded one is `current` (nil: none).
+    static func resourceVersionConflict(_ key: ResourceKey, expected: Int64, current: Int64?) -> ConvergeError {
+        ConvergeError(
+            .aborted,
+            "\(key) changed: resourceVersion \(expected) was given, the current one is "
+                + (current.map(String.init) ?? "none (it does not exist)"),
+            details: ["resourceVersion": current.map { .string(String($0)) } ?? .null])
     }
 }

@@ -302,14 +302,8 @@ extension SQLiteStore {
             connectionParams: configuration ? try (row["connection_params"] as String?).map(Value.init(json:)) : nil,
             version: row["version"], outputs: outputs ? try (row["outputs"] as String?).map(Value.init(json:)) : nil,
             observedGeneration: row["observed_generation"],
-            conditions: conditions(row["conditions"]),
+            conditions: InstanceCondition.list(fromJSON: row["conditions"]),
             updatedAt: date(row["updated_at"]), orphanedBy: row["orphaned_by"])
-    }
-
-    /// An instance's recorded conditions; a row that does not parse has none.
-    static func conditions(_ json: String) -> [InstanceCondition] {
-        guard case .array(let items)? = try? Value(json: json) else { return [] }
-        return items.compactMap(InstanceCondition.init(value:))
     }
 
     public func ping() async throws {
@@ -377,6 +371,14 @@ extension DesiredStateRevision {
             "changed": .array(changed.map { .string($0.description) }),
             "removed": .array(removed.map { .string($0.description) }),
         ]
+    }
+}
+
+extension InstanceCondition {
+    /// An instance's recorded conditions; a column that does not parse has none.
+    static func list(fromJSON json: String) -> [InstanceCondition] {
+        guard case .array(let items)? = try? Value(json: json) else { return [] }
+        return items.compactMap(InstanceCondition.init(value:))
     }
 }
 
