@@ -73,53 +73,14 @@ extension PostgresStore {
     }
 }
 
-// SQLiteStore+Listing.swift, SQLiteStore+Pages.swift, SQLiteStore+Rollouts.swift (one engineer)
+// SQLiteStore+Listing.swift, SQLiteStore+Rollouts.swift: what needs the deployments' port
 extension PostgresStore {
     public func listDeployments(_ filter: DeploymentFilter, after cursor: String?, limit: Int) async throws -> Page<
         Deployment
     > {
         throw Self.pending(#function)
     }
-    public func deploymentChanges(after sequence: Int64, limit: Int) async throws -> [DeploymentChange] {
-        throw Self.pending(#function)
-    }
-    public func latestDeploymentChange() async throws -> Int64 {
-        throw Self.pending(#function)
-    }
-    public func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry> {
-        throw Self.pending(#function)
-    }
-    public func instances(environment: String?, drifted: Bool?, after cursor: String?, limit: Int) async throws -> Page<
-        InstanceRecord
-    > {
-        throw Self.pending(#function)
-    }
-    public func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws -> Page<StoredResource>
-    {
-        throw Self.pending(#function)
-    }
-    public func resource(_ key: ResourceKey) async throws -> StoredResource {
-        throw Self.pending(#function)
-    }
     public func startRollout(_ rollout: Rollout) async throws -> (rollout: Rollout, replaced: Rollout?) {
-        throw Self.pending(#function)
-    }
-    public func updateRollout(_ rollout: Rollout, actor: String) async throws -> Rollout? {
-        throw Self.pending(#function)
-    }
-    public func rollout(_ id: String) async throws -> Rollout {
-        throw Self.pending(#function)
-    }
-    public func rollouts(environment: String?, limit: Int) async throws -> [Rollout] {
-        throw Self.pending(#function)
-    }
-    public func governingRollouts() async throws -> [Rollout] {
-        throw Self.pending(#function)
-    }
-    public func setPreviewExpiry(of environment: String, to expiry: Date?) async throws {
-        throw Self.pending(#function)
-    }
-    public func previewExpiries(dueBy deadline: Date?) async throws -> [(environment: String, expiresAt: Date)] {
         throw Self.pending(#function)
     }
 }

@@ -203,7 +203,7 @@ extension SQLiteStore {
     public func claimNextDeployments(owner: String, leaseDuration: TimeInterval, limit: Int) async throws
         -> [Deployment]
     {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         // Most calls find nothing to claim: a read first keeps them from taking the write lock.
         guard try readInPlace({ db in try db.fetchValue(Bool.self, sql: Self.anyClaimableSQL) ?? false }) else {
             return []
@@ -225,7 +225,7 @@ extension SQLiteStore {
     public func takeOverExpiredLeases(
         owner: String, leaseDuration: TimeInterval, limit: Int, excluding applying: Set<String>
     ) async throws -> [Deployment] {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         let excluded = Value.array(applying.sorted().map(Value.string)).canonicalJSON
         let now = self.now
         guard
@@ -295,14 +295,14 @@ extension SQLiteStore {
     }
 
     public func recentDeployments(of instanceID: String, limit: Int) async throws -> [DeploymentSummary] {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         return try readInPlace { db in try Self.fetchRecent(db, instanceID, limit: limit) }
     }
 
     public func reconcileInputs(
         of instanceID: String, upstream: [String], recentLimit: Int, includeConfiguration: Bool
     ) async throws -> ReconcileInputs {
-        try Self.checkLimit(recentLimit)
+        try Paging.checkLimit(recentLimit)
         return try readInPlace { db in
             var records: [String: InstanceRecord] = [:]
             for id in Set(upstream) where id != instanceID {
@@ -327,8 +327,8 @@ extension SQLiteStore {
     }
 
     public func history(of instanceID: String, after cursor: String?, limit: Int) async throws -> Page<Deployment> {
-        try Self.checkLimit(limit)
-        let before = try Self.sequence(of: cursor, default: Int64.max)
+        try Paging.checkLimit(limit)
+        let before = try Paging.sequence(of: cursor, default: Int64.max)
         return try await read { db in
             let items = try Self.fetchDeployments(
                 db,
@@ -349,8 +349,8 @@ extension SQLiteStore {
     }
 
     public func events(of id: String, after cursor: String?, limit: Int) async throws -> Page<DeploymentEvent> {
-        try Self.checkLimit(limit)
-        let after = try Self.sequence(of: cursor, default: 0)
+        try Paging.checkLimit(limit)
+        let after = try Paging.sequence(of: cursor, default: 0)
         return try await read { db in
             _ = try Self.fetchDeployment(db, id)
             let rows = try db.fetchRows(sql: Self.eventsSQL, arguments: [id, after, limit + 1])

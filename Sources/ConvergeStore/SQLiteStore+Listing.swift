@@ -104,12 +104,12 @@ extension SQLiteStore {
     public func listDeployments(_ filter: DeploymentFilter, after cursor: String?, limit: Int) async throws
         -> Page<Deployment>
     {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         if filter.statuses?.isEmpty == true {
             throw ConvergeError(.invalidArgument, "a status filter must name at least one status")
         }
         let query = Self.deploymentListing(
-            filter, before: try Self.sequence(of: cursor, default: Int64.max), limit: limit + 1)
+            filter, before: try Paging.sequence(of: cursor, default: Int64.max), limit: limit + 1)
         return try await read { db in
             let items = try Self.fetchDeployments(db, sql: query.sql, arguments: query.arguments)
             return Page(
@@ -119,7 +119,7 @@ extension SQLiteStore {
     }
 
     public func deploymentChanges(after sequence: Int64, limit: Int) async throws -> [DeploymentChange] {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         guard sequence >= 0 else {
             throw ConvergeError(.invalidArgument, "a change sequence is not negative, got \(sequence)")
         }
@@ -137,9 +137,9 @@ extension SQLiteStore {
     }
 
     public func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry> {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         let query = Self.auditListing(
-            filter, before: try Self.sequence(of: cursor, default: Int64.max), limit: limit + 1)
+            filter, before: try Paging.sequence(of: cursor, default: Int64.max), limit: limit + 1)
         return try await read { db in
             let rows = try db.fetchRows(sql: query.sql, arguments: query.arguments)
             let items = try rows.prefix(limit).map { row in

@@ -7,7 +7,7 @@ extension SQLiteStore {
     public func instances(environment: String?, drifted: Bool?, after cursor: String?, limit: Int) async throws
         -> Page<InstanceRecord>
     {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         return try await read { db in
             var conditions = ["id > ?"]
             var arguments: StatementArguments = [cursor ?? ""]
@@ -31,7 +31,7 @@ extension SQLiteStore {
     public func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws
         -> Page<StoredResource>
     {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         return try await read { db in
             let rows = try db.fetchRows(
                 sql: "SELECT * FROM resources WHERE kind = ? AND id > ? ORDER BY id LIMIT ?",

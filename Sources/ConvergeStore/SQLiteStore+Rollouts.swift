@@ -67,7 +67,7 @@ extension SQLiteStore {
                     """,
                 arguments: [
                     rollout.id, rollout.environment, rollout.action.rawValue, rollout.wave,
-                    Self.itemsValue(rollout.items).canonicalJSON, rollout.createdBy, self.now, self.now,
+                    Rollout.itemsValue(rollout.items).canonicalJSON, rollout.createdBy, self.now, self.now,
                     rollout.deleteEnvironment,
                 ])
             let started = try Self.fetchRollouts(db, where: "id = ?", arguments: [rollout.id])[0]
@@ -101,7 +101,7 @@ extension SQLiteStore {
                 WHERE id = ? AND status = 'RUNNING'
                 """,
             arguments: [
-                rollout.status.rawValue, rollout.wave, Self.itemsValue(rollout.items).canonicalJSON, now,
+                rollout.status.rawValue, rollout.wave, Rollout.itemsValue(rollout.items).canonicalJSON, now,
                 rollout.finishedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }, rollout.error,
                 rollout.replacedBy, rollout.id,
             ])
@@ -122,7 +122,7 @@ extension SQLiteStore {
     }
 
     public func rollouts(environment: String?, limit: Int) async throws -> [Rollout] {
-        try Self.checkLimit(limit)
+        try Paging.checkLimit(limit)
         return try await read { db in
             if let environment {
                 return try Self.fetchRollouts(
@@ -179,7 +179,7 @@ extension SQLiteStore {
         return try db.fetchRows(sql: sql, arguments: arguments).map { row in
             var rollout = Rollout(
                 id: row["id"], environment: row["environment"], action: Rollout.Action(rawValue: row["action"])!,
-                items: try items(from: Value(json: row["items"] as String)), createdBy: row["created_by"],
+                items: try Rollout.items(from: Value(json: row["items"] as String)), createdBy: row["created_by"],
                 createdAt: date(row["created_at"]), deleteEnvironment: row["delete_environment"])
             rollout.status = Rollout.Status(rawValue: row["status"])!
             rollout.wave = row["wave"]
@@ -190,7 +190,10 @@ extension SQLiteStore {
             return rollout
         }
     }
+}
 
+extension Rollout {
+    /// The items as the store records them (JSON).
     static func itemsValue(_ items: [Rollout.Item]) -> Value {
         .array(
             items.map { item in
@@ -204,6 +207,7 @@ extension SQLiteStore {
             })
     }
 
+    /// Items read back from what `itemsValue` recorded.
     static func items(from value: Value) -> [Rollout.Item] {
         (value.arrayValue ?? []).compactMap { member in
             guard let instance = member["instance"]?.stringValue, case .int(let wave)? = member["wave"],
@@ -215,14 +219,12 @@ extension SQLiteStore {
             return item
         }
     }
-}
 
-extension Rollout {
     /// What the audit log records of a rollout.
     var auditValue: Value {
         var members: [String: Value] = [
             "environment": .string(environment), "action": .string(action.rawValue), "status": .string(status.rawValue),
-            "wave": .int(wave), "items": SQLiteStore.itemsValue(items),
+            "wave": .int(wave), "items": Self.itemsValue(items),
         ]
         members["error"] = error.map { .string($0) }
         members["replacedBy"] = replacedBy.map { .string($0) }

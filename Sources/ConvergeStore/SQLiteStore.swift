@@ -132,21 +132,6 @@ public final class SQLiteStore: Store, Service {
         try db.run(sql: "UPDATE counters SET value = value + 1 WHERE name = ?", arguments: [counter])
         return try db.fetchValue(Int64.self, sql: "SELECT value FROM counters WHERE name = ?", arguments: [counter])!
     }
-
-    static func checkLimit(_ limit: Int) throws {
-        guard (1...1000).contains(limit) else {
-            throw ConvergeError(.invalidArgument, "limit must be between 1 and 1000, got \(limit)")
-        }
-    }
-
-    /// The sequence a cursor stands for; cursors are the decimal sequence of the last item of a page.
-    static func sequence(of cursor: String?, default fallback: Int64) throws -> Int64 {
-        guard let cursor else { return fallback }
-        guard let sequence = Int64(cursor), sequence >= 0 else {
-            throw ConvergeError(.invalidArgument, "invalid cursor \"\(cursor)\"")
-        }
-        return sequence
-    }
 }
 
 extension SQLiteStore {
