@@ -26,8 +26,16 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("manifests"), help: "The manifests directory, which must exist (default .).")
     var manifests: String?
     @Option(
-        name: .customLong("db"), help: "The store: sqlite:PATH (default sqlite:converge.sqlite).")
+        name: .customLong("db"),
+        help: """
+            The store: sqlite:PATH, or postgres://USER@HOST[:PORT]/DATABASE[?sslmode=disable|require|verify-full] \
+            for several daemons on one database (default sqlite:converge.sqlite).
+            """)
     var database: String?
+    @Option(
+        name: .customLong("db-password-file"),
+        help: "A file holding the PostgreSQL password (default: the PGPASSWORD variable).")
+    var dbPasswordFile: String?
     @Option(name: .customLong("listen"), help: "The HTTP listen address HOST:PORT (default 127.0.0.1:8787).")
     var listen: String?
     @Option(
@@ -121,6 +129,7 @@ struct Serve: AsyncParsableCommand {
             "shutdownGraceSeconds": shutdownGraceSeconds, "callbackURL": callbackURL,
             "allowedProvisionerURLs": allowedProvisionerURLs, "gitWebhookSecretEnv": gitWebhookSecretEnv,
             "avatarURLTemplate": avatarURLTemplate, "tokensFile": tokensFile, "secretsKeyFile": secretsKeyFile,
+            "dbPasswordFile": dbPasswordFile,
             "logLevel": logLevel, "requestTimeoutSeconds": requestTimeoutSeconds, "maxConnections": maxConnections,
             "allowExecCommand": allowExecCommand.isEmpty ? nil : allowExecCommand.joined(separator: ","),
         ]
@@ -132,11 +141,11 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let settings: ServeSettings
-        let path: String
+        let password: String?
         let secretBox: SecretBox
         do {
             settings = try self.settings(environment: environment)
-            path = settings.sqlitePath
+            password = try settings.databasePassword(environment: environment)
             secretBox = try SecretBox(key: try SecretsKeyFile.load(from: settings.secretsKeyFile))
         } catch let error as ConvergeError {
             // One line a user can act on, and the usage-error status `converge validate` uses too.
@@ -153,10 +162,7 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        // One daemon per SQLite file, however it is named: a second would run a concurrency limit of its own on the
-        // same deployments. The lock is held until the process exits; it is taken before SQLite opens the file.
-        _ = try DaemonLock(databasePath: path, holder: DaemonLock.processDescription)
-        let store = try SQLiteStore(path: path, logger: logger)
+        let store = try await Self.openStore(settings.storeLocation, password: password, logger: logger)
         let manifestsURL = URL(fileURLWithPath: settings.manifests, isDirectory: true).standardizedFileURL
         var configuration = settings.engineConfiguration(manifests: manifestsURL)
         configuration.secretBox = secretBox
@@ -196,6 +202,32 @@ struct Serve: AsyncParsableCommand {
                 "lease.owner": "\(configuration.owner)",
             ])
         try await group.run()
+    }
+}
+
+extension Serve {
+    /// Opens the store the settings name, migrated. A SQLite file is one daemon's (a second exits); a PostgreSQL
+    /// database takes several daemons, and one migrated by a newer converge is refused with the usage-error status.
+    static func openStore(_ location: ServeSettings.StoreLocation, password: String?, logger: Logger) async throws
+        -> any Store & Service
+    {
+        switch location {
+        case .sqlite(let path):
+            // One daemon per SQLite file, however it is named: a second would run a concurrency limit of its own on
+            // the same deployments. The lock is held until the process exits; it is taken before SQLite opens the
+            // file.
+            _ = try DaemonLock(databasePath: path, holder: DaemonLock.processDescription)
+            return try SQLiteStore(path: path, logger: logger)
+        case .postgres(let url):
+            let store = try PostgresStore(url: url, password: password, logger: logger)
+            do {
+                try await store.migrate()
+            } catch let error as ConvergeError where error.code == .failedPrecondition {
+                FileHandle.standardError.write(line: "converge serve: \(error.message)")
+                throw ExitCode(2)
+            }
+            return store
+        }
     }
 }
 

@@ -3,6 +3,7 @@ import ConvergeEngine
 import ConvergeManifests
 import ConvergeProvisioners
 import ConvergeServer
+import ConvergeStore
 import Foundation
 
 /// Everything `converge serve` needs, resolved from flags, then `CONVERGE_*` variables, then the config file,
@@ -14,6 +15,8 @@ import Foundation
 struct ServeSettings: Equatable {
     var manifests = "."
     var database = "sqlite:converge.sqlite"
+    /// A file holding the PostgreSQL password (else `PGPASSWORD`); never on the command line.
+    var dbPasswordFile: String?
     var listenHost = "127.0.0.1"
     var listenPort = 8787
     var maxConcurrentDeployments = 4
@@ -99,7 +102,8 @@ struct ServeSettings: Equatable {
 
     /// The settings' names, as the config file and `CONVERGE_<NAME>` variables (upper snake case) spell them.
     static let names = [
-        "manifests", "db", "listen", "maxConcurrentDeployments", "workers", "reconcileRate", "leaseSeconds",
+        "manifests", "db", "dbPasswordFile", "listen", "maxConcurrentDeployments", "workers", "reconcileRate",
+        "leaseSeconds",
         "pollSeconds", "resyncSeconds", "shutdownGraceSeconds", "callbackURL", "allowedProvisionerURLs",
         "gitWebhookSecretEnv", "avatarURLTemplate", "tokensFile", "secretsKeyFile", "logLevel", "allowExecCommand",
         "requestTimeoutSeconds", "maxConnections",
@@ -164,14 +168,21 @@ struct ServeSettings: Equatable {
             manifests = text
         case "db":
             if Self.isPostgresURL(text) {
-                throw ConvergeError(
-                    .invalidArgument,
-                    "\(origin): \(origin.spelling(of: name)) \"\(Self.redacted(text))\": PostgreSQL is not supported yet "
-                        + "(it comes in a later release); use sqlite:PATH",
-                    details: ["setting": .string(name)])
+                do {
+                    _ = try PostgresURL(text)
+                } catch let error as ConvergeError {
+                    throw ConvergeError(
+                        .invalidArgument,
+                        "\(origin): \(origin.spelling(of: name)) \"\(Self.redacted(text))\": \(error.message)",
+                        details: ["setting": .string(name)])
+                }
+            } else if !text.hasPrefix("sqlite:") || text.count == "sqlite:".count {
+                throw invalid("sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE")
             }
-            guard text.hasPrefix("sqlite:"), text.count > "sqlite:".count else { throw invalid("sqlite:PATH") }
             database = text
+        case "dbPasswordFile":
+            guard !text.isEmpty else { throw invalid("a file") }
+            dbPasswordFile = text
         case "listen":
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
                 (1...65535).contains(port)
@@ -256,7 +267,7 @@ struct ServeSettings: Equatable {
         return components
     }
 
-    /// Whether `text` is a `postgres://` URL with a host: an engine this build does not have yet.
+    /// Whether `text` is a `postgres://` URL with a host.
     static func isPostgresURL(_ text: String) -> Bool {
         guard let components = URLComponents(string: text), let host = components.host, !host.isEmpty else {
             return false
@@ -355,8 +366,28 @@ struct ServeSettings: Equatable {
             maxConnections: maxConnections)
     }
 
-    /// The SQLite path of `database` (the only engine `apply` lets in).
-    var sqlitePath: String { String(database.dropFirst("sqlite:".count)) }
+    /// Where the store is: a SQLite file, or a PostgreSQL database.
+    enum StoreLocation {
+        case sqlite(path: String)
+        case postgres(PostgresURL)
+    }
+
+    /// `database`, as `apply` checked it.
+    var storeLocation: StoreLocation {
+        if let url = try? PostgresURL(database) { return .postgres(url) }
+        return .sqlite(path: String(database.dropFirst("sqlite:".count)))
+    }
+
+    /// The PostgreSQL password: the first line of `dbPasswordFile`, else `PGPASSWORD`, else none.
+    func databasePassword(environment: [String: String]) throws -> String? {
+        guard let dbPasswordFile else { return environment["PGPASSWORD"] }
+        do {
+            let text = try String(contentsOfFile: dbPasswordFile, encoding: .utf8)
+            return String(text.prefix { $0 != "\n" && $0 != "\r" })
+        } catch {
+            throw invalid("dbPasswordFile", "a readable file", got: dbPasswordFile)
+        }
+    }
 
     /// `database` with its credentials (what precedes the last `@`, after `//`) replaced, fit for a message,
     /// parseable or not.

@@ -40,14 +40,14 @@ import Testing
         #expect(wide.stderr.contains("--output: expected table, json or yaml, got wide"))
     }
 
-    /// Regression (issue 13): `--db postgres://…` said both "must be sqlite:PATH or postgres://…" and "this build
-    /// has no PostgreSQL yet".
-    @Test func serve_withPostgres_saysPlainlyItIsNotSupportedYet_andExitsTwo() async throws {
+    /// A password in the database URL is refused before anything starts (it would show in `ps` and in logs), and
+    /// the message does not repeat it.
+    @Test func serve_withAPasswordInThePostgresURL_isRefused_andExitsTwo() async throws {
         let result = try await ConvergeBinary.run(["serve", "--db", "postgres://converge:hunter2@db.internal/converge"])
         #expect(result.status == 2)
         #expect(
             result.stderr
-                == "converge serve: command line: --db \"postgres://redacted@db.internal/converge\": PostgreSQL is not "
-                + "supported yet (it comes in a later release); use sqlite:PATH\n")
+                == "converge serve: command line: --db \"postgres://redacted@db.internal/converge\": the database URL "
+                + "must not hold a password; give it with --db-password-file or PGPASSWORD\n")
     }
 }

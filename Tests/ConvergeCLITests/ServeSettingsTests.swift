@@ -94,6 +94,7 @@ private func runServeBlocking(_ arguments: [String], environment: [String: Strin
             case "logLevel": "debug"
             case "tokensFile": "t.tokens"
             case "secretsKeyFile": "k.key"
+            case "dbPasswordFile": "db.password"
             case "allowExecCommand": "/usr/bin/tofu"
             default: "\(ServeSettings.integers[name]!.range.upperBound)"
             }
@@ -127,7 +128,10 @@ private func runServeBlocking(_ arguments: [String], environment: [String: Strin
         #expect(settings.allowedProvisionerURLs == ["https://hooks.internal/", "http://127.0.0.1:"])
         #expect(settings.origins["manifests"] == .environment)
         #expect(settings.origins["maxConcurrentDeployments"] == .file(file))
-        #expect(settings.sqlitePath == "converge.sqlite")
+        guard case .sqlite(path: "converge.sqlite") = settings.storeLocation else {
+            Issue.record("expected the default SQLite file, got \(settings.storeLocation)")
+            return
+        }
     }
 
     @Test func defaults_areValidSettings() throws {
@@ -207,8 +211,8 @@ private func runServeBlocking(_ arguments: [String], environment: [String: Strin
                 "listen", "127.0.0.1:70000",
                 #"--listen must be HOST:PORT with a port from 1 to 65535, got "127.0.0.1:70000""#
             ),
-            ("db", "sqlite:", #"--db must be sqlite:PATH, got "sqlite:""#),
-            ("db", "mysql://x", #"--db must be sqlite:PATH, got "mysql://x""#),
+            ("db", "sqlite:", #"--db must be sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE, got "sqlite:""#),
+            ("db", "mysql://x", #"--db must be sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE, got "mysql://x""#),
             (
                 "callbackURL", "ftp://example.com",
                 #"--callback-url must be an http or https URL without query or fragment, got "ftp://example.com""#
@@ -315,12 +319,26 @@ private func runServeBlocking(_ arguments: [String], environment: [String: Strin
             settingsError {
                 try settings.apply(["db": "postgres://converge:hunter2@db.internal/converge"], from: .environment)
             }
-                == #"environment: CONVERGE_DB "postgres://redacted@db.internal/converge": PostgreSQL is not supported yet (it comes in a later release); use sqlite:PATH"#
+                == #"environment: CONVERGE_DB "postgres://redacted@db.internal/converge": the database URL must not hold a password; give it with --db-password-file or PGPASSWORD"#
         )
         #expect(
             settingsError { try settings.apply(["db": "postgres//converge:hunter2@db.internal"], from: .commandLine) }
-                == #"command line: --db must be sqlite:PATH, got "postgres//redacted@db.internal""#
+                == #"command line: --db must be sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE, got "postgres//redacted@db.internal""#
         )
+        #expect(
+            settingsError {
+                try settings.apply(["db": "postgres://converge@db.internal/converge?sslmode=allow"], from: .commandLine)
+            }
+                == #"command line: --db "postgres://redacted@db.internal/converge?sslmode=allow": sslmode must be one of disable, require, verify-full, got "allow""#
+        )
+        try settings.apply(
+            ["db": "postgres://converge@db.internal:6432/converge?sslmode=require&pool_max=40"], from: .commandLine)
+        guard case .postgres(let url) = settings.storeLocation else {
+            Issue.record("expected PostgreSQL, got \(settings.storeLocation)")
+            return
+        }
+        #expect(url.description == "postgres://converge@db.internal:6432/converge?sslmode=require")
+        #expect(url.maximumConnections == 40)
     }
 
     /// Regression (issue 6): `--lease-seconds 1e16` crashed with SIGILL; `--max-concurrent-deployments 1001` and a
