@@ -288,3 +288,30 @@ public struct AuditEntry: Equatable, Sendable {
         self.after = after
     }
 }
+
+/// A daemon of the store's database, as it last announced itself: several daemons may share a PostgreSQL database.
+public struct DaemonRecord: Equatable, Sendable {
+    /// The lease owner its deployments are held by.
+    public var id: String
+    public var host: String
+    public var version: String
+    public var startedAt: Date
+    /// When it last announced itself; it counts as alive until `expiresAt`.
+    public var heartbeatAt: Date
+    public var expiresAt: Date
+    /// How many RUNNING deployments it holds an unexpired lease of.
+    public var leasesHeld: Int
+
+    public init(
+        id: String, host: String, version: String, startedAt: Date, heartbeatAt: Date, expiresAt: Date,
+        leasesHeld: Int = 0
+    ) {
+        self.id = id
+        self.host = host
+        self.version = version
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+        self.expiresAt = expiresAt
+        self.leasesHeld = leasesHeld
+    }
+}

@@ -31,6 +31,9 @@ public struct EngineConfiguration: Sendable {
         "converge-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-"
         + String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
+    /// The daemon's version, as `converge status` lists the daemons of the database.
+    public var version = "dev"
+
     public init(manifests: URL) {
         self.manifests = manifests
     }
@@ -60,6 +63,7 @@ public final class Engine: Sendable {
     let clock: any EngineClock
     let logger: Logger
     let rolloutPollInterval: TimeInterval
+    let heartbeat: DaemonHeartbeat
 
     public init(
         configuration: EngineConfiguration, store: any Store, clock: any EngineClock,
@@ -86,6 +90,13 @@ public final class Engine: Sendable {
         self.clock = clock
         self.logger = logger
         self.rolloutPollInterval = configuration.dispatchPollInterval
+        let now = clock.now
+        self.heartbeat = DaemonHeartbeat(
+            store: store,
+            daemon: DaemonRecord(
+                id: configuration.owner, host: ProcessInfo.processInfo.hostName, version: configuration.version,
+                startedAt: now, heartbeatAt: now, expiresAt: now),
+            leaseDuration: configuration.leaseDuration, clock: clock, logger: logger)
         self.queue = queue
         self.manifests = manifests
         self.secrets = secrets
@@ -105,8 +116,8 @@ public final class Engine: Sendable {
     /// The long-lived parts in dependency order, for one `ServiceGroup`.
     public var services: [any Service] {
         [
-            manifests, reconciler, dispatcher, RolloutService(engine: self, pollInterval: rolloutPollInterval),
-            driftChecker,
+            heartbeat, manifests, reconciler, dispatcher,
+            RolloutService(engine: self, pollInterval: rolloutPollInterval), driftChecker,
         ]
     }
 }

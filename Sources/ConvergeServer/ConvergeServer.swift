@@ -87,7 +87,7 @@ public struct ConvergeServer: Sendable {
     /// refused load (a bad commit) never takes every daemon out of a load balancer while each keeps serving its last
     /// good load. Ready when serving and the latest load was not refused. The manifests check shows when they were
     /// last read, the load in force (version, commit, when a load was last good) and, while loads are refused, since
-    /// when and each error.
+    /// when and each error; the daemons alive on the database are listed with the leases each holds.
     func readiness() async -> (serving: Bool, ready: Bool, checks: Value) {
         var storeCheck: Value = "ok"
         var serving = true
@@ -111,7 +111,17 @@ public struct ConvergeServer: Sendable {
             ]
         }
         if status.current == nil { serving = false }
-        return (serving, serving && status.refusedAt == nil, ["store": storeCheck, "manifests": .object(manifests)])
+        var checks: [String: Value] = ["store": storeCheck, "manifests": .object(manifests)]
+        if let daemons = try? await store.daemonsAlive() {
+            checks["daemons"] = .array(
+                daemons.map { daemon in
+                    [
+                        "id": .string(daemon.id), "host": .string(daemon.host), "version": .string(daemon.version),
+                        "since": .string(daemon.startedAt.formatted(.iso8601)), "leasesHeld": .int(daemon.leasesHeld),
+                    ]
+                })
+        }
+        return (serving, serving && status.refusedAt == nil, .object(checks))
     }
 
     /// The metrics in the Prometheus text format, with the gauges read at scrape time brought up to date.

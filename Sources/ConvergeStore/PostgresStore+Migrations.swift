@@ -395,5 +395,17 @@ extension PostgresStore {
 
         CREATE TABLE preview_expiries (environment TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
         CREATE INDEX preview_expiries_by_time ON preview_expiries (expires_at);
+
+        -- The daemons of the database, as each last announced itself, and the leases each holds.
+        CREATE TABLE daemons (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            version TEXT NOT NULL,
+            started_at BIGINT NOT NULL,
+            heartbeat_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        );
+        CREATE INDEX daemons_by_expiry ON daemons (expires_at);
+        CREATE INDEX deployments_lease_owners ON deployments (lease_owner, lease_expires_at) WHERE status = 'RUNNING';
         """
 }

@@ -126,7 +126,7 @@ extension PostgresStore {
 
     /// Writes a RUNNING rollout's progress, auditing its end.
     func save(_ connection: PostgresConnection, _ rollout: Rollout, actor: String, before: Rollout) async throws {
-        let finishedAt = rollout.finishedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+        let finishedAt = rollout.finishedAt.map(unixMillis)
         try await connection.query(
             """
             UPDATE rollouts SET status = \(rollout.status.rawValue), wave = \(rollout.wave),
@@ -175,7 +175,7 @@ extension PostgresStore {
     public func setPreviewExpiry(of environment: String, to expiry: Date?) async throws {
         try await transaction { connection in
             if let expiry {
-                let millis = Int64((expiry.timeIntervalSince1970 * 1000).rounded())
+                let millis = unixMillis(expiry)
                 try await connection.query(
                     """
                     INSERT INTO preview_expiries (environment, expires_at) VALUES (\(environment), \(millis))
@@ -195,7 +195,7 @@ extension PostgresStore {
                     try await connection.rows(
                         """
                         SELECT environment, expires_at FROM preview_expiries
-                        WHERE expires_at <= \(Int64((deadline.timeIntervalSince1970 * 1000).rounded()))
+                        WHERE expires_at <= \(unixMillis(deadline))
                         ORDER BY expires_at
                         """, logger: logger)
                 } else {

@@ -53,7 +53,7 @@ public final class PostgresStore: Service, Sendable {
     }
 
     /// The current time in Unix milliseconds.
-    var now: Int64 { Int64((clock().timeIntervalSince1970 * 1000).rounded()) }
+    var now: Int64 { unixMillis(clock()) }
 
     /// How often a write transaction is tried when PostgreSQL aborts it for a conflict with another.
     static let attempts = 20

@@ -35,6 +35,9 @@ extension SQLiteStore {
         migrator.registerMigration("2026-11-29-rollouts") { db in
             try db.execute(sql: rolloutsSchema)
         }
+        migrator.registerMigration("2026-12-05-daemons") { db in
+            try db.execute(sql: daemonsSchema)
+        }
         return migrator
     }
 

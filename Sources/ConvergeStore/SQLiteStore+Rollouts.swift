@@ -102,7 +102,7 @@ extension SQLiteStore {
                 """,
             arguments: [
                 rollout.status.rawValue, rollout.wave, Rollout.itemsValue(rollout.items).canonicalJSON, now,
-                rollout.finishedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }, rollout.error,
+                rollout.finishedAt.map(unixMillis), rollout.error,
                 rollout.replacedBy, rollout.id,
             ])
         if rollout.status.isTerminal {
@@ -147,7 +147,7 @@ extension SQLiteStore {
                         INSERT INTO preview_expiries (environment, expires_at) VALUES (?, ?)
                         ON CONFLICT (environment) DO UPDATE SET expires_at = excluded.expires_at
                         """,
-                    arguments: [environment, Int64((expiry.timeIntervalSince1970 * 1000).rounded())])
+                    arguments: [environment, unixMillis(expiry)])
             } else {
                 try db.run(sql: "DELETE FROM preview_expiries WHERE environment = ?", arguments: [environment])
             }
@@ -161,7 +161,7 @@ extension SQLiteStore {
                     try db.fetchRows(
                         sql: "SELECT environment, expires_at FROM preview_expiries WHERE expires_at <= ? "
                             + "ORDER BY expires_at",
-                        arguments: [Int64((deadline.timeIntervalSince1970 * 1000).rounded())])
+                        arguments: [unixMillis(deadline)])
                 } else {
                     try db.fetchRows(
                         sql: "SELECT environment, expires_at FROM preview_expiries ORDER BY expires_at LIMIT 1")

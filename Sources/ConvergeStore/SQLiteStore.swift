@@ -60,7 +60,7 @@ public final class SQLiteStore: Store, Service {
     }
 
     /// The current time in Unix milliseconds.
-    var now: Int64 { Int64((clock().timeIntervalSince1970 * 1000).rounded()) }
+    var now: Int64 { unixMillis(clock()) }
 
     /// Runs `body` in one IMMEDIATE transaction, mapping database errors to `ConvergeError`s.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -381,4 +381,9 @@ extension SourceLocation {
 /// A date from Unix milliseconds.
 func date(_ millis: Int64) -> Date {
     Date(timeIntervalSince1970: TimeInterval(millis) / 1000)
+}
+
+/// Unix milliseconds of a date, as the stores record times.
+func unixMillis(_ date: Date) -> Int64 {
+    Int64((date.timeIntervalSince1970 * 1000).rounded())
 }

@@ -133,6 +133,13 @@ public protocol DispatchStore: Sendable {
 
     /// Fails a RUNNING deployment held by `owner` under `epoch`, with an error for people.
     func fail(_ id: String, owner: String, epoch: Int64, error: String) async throws -> Deployment
+
+    /// Records that daemon `daemon.id` is alive until `daemon.expiresAt` (its host, version and start are kept from
+    /// its first announcement); several daemons may share the database.
+    func heartbeat(_ daemon: DaemonRecord) async throws
+
+    /// The daemons alive now (announced and not expired), oldest first, each with the leases it holds.
+    func daemonsAlive() async throws -> [DaemonRecord]
 }
 
 /// Rollouts of environments in waves, and the expiry of previews.

@@ -166,6 +166,7 @@ struct Serve: AsyncParsableCommand {
         let manifestsURL = URL(fileURLWithPath: settings.manifests, isDirectory: true).standardizedFileURL
         var configuration = settings.engineConfiguration(manifests: manifestsURL)
         configuration.secretBox = secretBox
+        configuration.version = Converge.version
         let webhookSettings = settings.webhookSettings
         let cloudSettings = settings.cloudSettings
         let engine = try await Engine(

@@ -36,6 +36,13 @@ extension Status {
                     + "(\(errors.count) error\(errors.count == 1 ? "" : "s")); the last good load stays in force")
             lines += errors.map { "  " + $0 }
         }
+        let daemons = readiness["checks"]?["daemons"]?.arrayValue ?? []
+        lines.append("daemons:   \(daemons.count) alive")
+        lines += daemons.map { daemon in
+            "  \(daemon["id"]?.stringValue ?? "-") on \(daemon["host"]?.stringValue ?? "-"), version "
+                + "\(daemon["version"]?.stringValue ?? "-"), since \(daemon["since"]?.stringValue ?? "-"), "
+                + "\(daemon["leasesHeld"]?.canonicalJSON ?? "0") leases held"
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

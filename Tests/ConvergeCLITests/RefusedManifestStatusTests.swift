@@ -4,6 +4,8 @@ import ConvergeTestSupport
 import Foundation
 import Testing
 
+@testable import converge
+
 /// Regression (issue 13): with broken manifests `converge status` said `ready: true` and listed the problems
 /// comma-joined on one line, while the daemon logged the same error on every poll.
 @Suite(.serialized) struct RefusedManifestStatusTests {
@@ -48,6 +50,9 @@ import Testing
         let good = try await daemon.cli(vera, "status")
         #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
         #expect(good.stdout.contains("ready:     true"), "\(good.stdout)")
+        // The one daemon of a SQLite file lists itself, with its version.
+        #expect(good.stdout.contains("daemons:   1 alive"), "\(good.stdout)")
+        #expect(good.stdout.contains(", version \(Converge.version), since "), "\(good.stdout)")
 
         // Broken: the daemon keeps serving the last good load, status says so and fails, each error on its line.
         let brokenFile = daemon.manifests.appendingPathComponent("broken.yaml")
