@@ -19,7 +19,7 @@ struct PreparedDeployment: Sendable {
 /// Hands RUNNING deployments to their provisioners and records how they ended, fenced by the lease it holds;
 /// shared by the dispatcher (first sends and resumed ones) and the provisioner callbacks.
 struct DeploymentRunner: Sendable {
-    let store: any DesiredStateStore & DeploymentStore & DispatchStore
+    let store: any DesiredStateStore & DeploymentStore & DispatchStore & ChangeFeed
     let manifests: ManifestSource
     /// The instances' secrets: opened at dispatch for the job, and redacted from everything recorded of a deployment.
     let secrets: InstanceSecrets

@@ -19,7 +19,7 @@ import Synchronization
 /// callbacks; whatever is still RUNNING is resumed through its lease by the next daemon.
 public final class Dispatcher: Service, Sendable {
     let runner: DeploymentRunner
-    let store: any DispatchStore
+    let store: any DispatchStore & ChangeFeed
     let clock: any EngineClock
     let owner: String
     let maxConcurrent: Int
@@ -68,9 +68,13 @@ public final class Dispatcher: Service, Sendable {
             return
         }
         await withDiscardingTaskGroup { group in
-            group.addTask { [clock, pollInterval, wake] in
-                while (try? await clock.sleep(until: clock.now.addingTimeInterval(pollInterval))) != nil {
+            // Woken by every change of the store's deployments, and every poll interval at the latest, for the leases
+            // that expire with nothing changing.
+            group.addTask { [store, pollInterval, wake] in
+                while !Task.isCancelled {
+                    let seen = store.changes.generation
                     wake.yield()
+                    await store.changes.wait(since: seen, timeout: .milliseconds(Int(pollInterval * 1000)))
                 }
             }
             await withGracefulShutdownHandler {

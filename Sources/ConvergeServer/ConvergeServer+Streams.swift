@@ -7,13 +7,13 @@ import ServiceLifecycle
 
 /// The API's Server-Sent Event streams: a deployment's events until it is terminal, and every deployment change.
 ///
-/// Both read the store by sequence, one indexed page at a time, and look again every `streamPollInterval` when
-/// there is nothing new; each event's id is its sequence, so a client that reconnects with `Last-Event-ID` loses
+/// Both read the store by sequence, one indexed page at a time, and look again when the store signals a change (or
+/// after `streamPollInterval`, a safety net) when there is nothing new; each event's id is its sequence, so a client that reconnects with `Last-Event-ID` loses
 /// and repeats nothing. A stream ends when its client goes away (the task reading it is cancelled) and when the
 /// daemon shuts down gracefully.
 extension ConvergeServer {
-    /// How often an idle stream looks for new events.
-    static let streamPollInterval: Duration = .milliseconds(200)
+    /// How often an idle stream looks for new events when the store signals nothing.
+    static let streamPollInterval: Duration = .seconds(2)
     /// How often an idle stream sends a comment, so proxies and clients see the connection is alive.
     static let streamKeepAliveInterval: Duration = .seconds(15)
 
@@ -75,13 +75,16 @@ extension ConvergeServer {
                 try await cancelWhenGracefulShutdown {
                     let clock = ContinuousClock()
                     var lastSent = clock.now
+                    var seen = store.changes.generation
                     try await produce { message in
                         if let message {
                             continuation.yield(message)
                             lastSent = clock.now
                             return
                         }
-                        try await Task.sleep(for: Self.streamPollInterval)
+                        await store.changes.wait(since: seen, timeout: Self.streamPollInterval)
+                        try Task.checkCancellation()
+                        seen = store.changes.generation
                         if clock.now - lastSent >= Self.streamKeepAliveInterval {
                             continuation.yield(ArraySlice(": keep-alive\n\n".utf8))
                             lastSent = clock.now

@@ -20,6 +20,8 @@ public final class PostgresStore: Service, Sendable {
     /// The pool's connection management, running from `init` until `close()` (the pool serves no query before it
     /// runs, and the engine reads the store before the daemon's service group starts).
     private let pool: Task<Void, Never>
+    /// Signalled on every `NOTIFY` of the database's deployment changes, whichever daemon made them.
+    public let changes = ChangeSignal()
 
     /// A store on the database `url` names; call `migrate()` before the first call that needs the schema.
     public init(url: PostgresURL, password: String?, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger)
@@ -41,8 +43,31 @@ public final class PostgresStore: Service, Sendable {
     /// Holds the connection pool open until graceful shutdown, then closes it; first in the daemon's service group, so
     /// the last to stop.
     public func run() async throws {
-        try? await gracefulShutdown()
+        try? await cancelWhenGracefulShutdown { await self.listen() }
         await close()
+    }
+
+    /// Listens for the database's deployment changes on one connection and signals each; after a lost connection it
+    /// listens again (signalling once, for what it may have missed) with a capped backoff.
+    private func listen() async {
+        var delay = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: "converge_deployments") { notifications in
+                        self.changes.notify()
+                        delay = .milliseconds(100)
+                        for try await _ in notifications { self.changes.notify() }
+                    }
+                }
+            } catch {
+                guard !Task.isCancelled else { return }
+                logger.warning(
+                    "not listening for the database's changes; listening again", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
     }
 
     /// Closes every connection; the store serves nothing afterwards.

@@ -12,6 +12,8 @@ public final class SQLiteStore: Store, Service {
     let pool: DatabasePool
     let clock: @Sendable () -> Date
     let logger: Logger
+    /// Signalled after each commit: one daemon per file, so its own commits are every change.
+    public let changes = ChangeSignal()
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
     public init(path: String, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger) throws {
@@ -71,6 +73,7 @@ public final class SQLiteStore: Store, Service {
                     result = try body(db)
                     return .commit
                 }
+                changes.notify()
                 return result!
             }
         } catch {

@@ -6,7 +6,9 @@ import Foundation
 /// Every operation is one transaction: it happens whole or not at all. The invariants (one RUNNING deployment
 /// per instance, one open deployment per instance and desired-state hash, frozen snapshots, legal status
 /// changes) are enforced by the database itself, so they hold across processes. Errors are `ConvergeError`s.
-public protocol Store: DesiredStateStore, DeploymentStore, DispatchStore, RolloutStore, SecretStore, QueryStore {}
+public protocol Store: DesiredStateStore, DeploymentStore, DispatchStore, RolloutStore, SecretStore, QueryStore,
+    ChangeFeed
+{}
 
 /// The desired state the reconciler writes and reads, and what it records of each instance.
 public protocol DesiredStateStore: Sendable {
