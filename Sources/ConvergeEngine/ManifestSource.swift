@@ -186,6 +186,7 @@ public final class ManifestSource: Service, Sendable {
         defer { state.withLock { $0.checkedAt = now } }
         let result: ManifestLoader.Result
         do {
+            try await forgetAPIDocumentsIfMoved()
             result = try loader.reload(directory: directory, apiDocuments: try await appliedDocuments())
         } catch let error as ManifestErrors {
             refuse(error.diagnostics.map(\.description), now: now)
@@ -231,7 +232,16 @@ public final class ManifestSource: Service, Sendable {
         return try applied.withLock { $0?[key] }.map { try Value(json: $0) }
     }
 
-    /// The API-applied documents, read from the store once and then kept up to date by `apply` and `delete`.
+    /// Forgets the API-applied documents read before, when the recorded desired state moved past the last good load:
+    /// another daemon of the database wrote it (an API apply or delete through it), and what this daemon records next
+    /// must hold that daemon's documents, never undo them.
+    private func forgetAPIDocumentsIfMoved() async throws {
+        guard let known = current?.version, try await store.desiredStateVersion() != known else { return }
+        applied.withLock { $0 = nil }
+    }
+
+    /// The API-applied documents, read from the store once and then kept up to date by `apply` and `delete` (and read
+    /// again when another daemon moved the desired state).
     private func appliedDocuments() async throws -> [APIDocument] {
         if let documents = applied.withLock({ $0 }) { return Self.documents(documents) }
         let read = try await store.apiDocuments()
@@ -256,6 +266,7 @@ public final class ManifestSource: Service, Sendable {
         dryRun: Bool = false
     ) async throws -> (created: Set<ResourceKey>, specs: [ResourceKey: Value]) {
         try await serial.run {
+            try await self.forgetAPIDocumentsIfMoved()
             var applied = try await self.ownedByAPI(Array(documents.keys))
             let new = Set(documents.keys.filter { applied[$0] == nil })
             // A document applied again as it is writes nothing (and audits nothing), unless it carries a version
@@ -285,6 +296,7 @@ public final class ManifestSource: Service, Sendable {
         async throws
     {
         try await serial.run {
+            try await self.forgetAPIDocumentsIfMoved()
             var documents = try await self.ownedByAPI(keys)
             for key in keys where documents.removeValue(forKey: key) == nil {
                 throw ConvergeError(.notFound, "\(key.kind.rawValue.lowercased()) \(key.id) not found")

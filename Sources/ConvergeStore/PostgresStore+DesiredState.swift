@@ -134,6 +134,13 @@ extension PostgresStore: DesiredStateStore {
         }
     }
 
+    public func desiredStateVersion() async throws -> Int64 {
+        try await read { connection in
+            try await connection.one(
+                "SELECT value FROM counters WHERE name = 'desired_state_version'", Int64.self, logger: logger)!
+        }
+    }
+
     public func generations() async throws -> [ResourceKey: Int64] {
         try await read { connection in
             var generations: [ResourceKey: Int64] = [:]

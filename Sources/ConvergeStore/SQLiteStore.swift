@@ -265,6 +265,12 @@ extension SQLiteStore {
         }
     }
 
+    public func desiredStateVersion() async throws -> Int64 {
+        try readInPlace { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'desired_state_version'")!
+        }
+    }
+
     public func instance(_ id: String) async throws -> InstanceRecord {
         try readInPlace { db in try Self.fetchInstance(db, id) }
     }

@@ -28,6 +28,9 @@ public protocol DesiredStateStore: Sendable {
     /// The recorded desired state and its version.
     func desiredState() async throws -> (version: Int64, resources: [StoredResource])
 
+    /// The recorded desired state's version alone: whether another daemon of the database wrote it.
+    func desiredStateVersion() async throws -> Int64
+
     /// The generation of every recorded desired resource.
     func generations() async throws -> [ResourceKey: Int64]
 
