@@ -76,9 +76,11 @@ extension Engine {
             released += wave
         }
         guard next != rollout else { return rollout }
-        guard let saved = try await store.updateRollout(next, actor: Self.actor) else {
-            // Replaced meanwhile: the newer rollout governs.
-            return try await store.rollout(rollout.id)
+        guard let saved = try await store.updateRollout(next, from: rollout, actor: Self.actor) else {
+            // Replaced meanwhile (the newer rollout governs), or advanced by another daemon (its view is newer).
+            let recorded = try await store.rollout(rollout.id)
+            rollouts.govern(recorded)
+            return recorded
         }
         rollouts.govern(saved)
         if saved.status.isTerminal {
@@ -196,6 +198,12 @@ extension Engine {
                 }
             }
             for await _ in rollouts.signals {
+                // Rollouts started, advanced or replaced through another daemon of the database govern here too.
+                do {
+                    for rollout in try await store.governingRollouts() { rollouts.govern(rollout) }
+                } catch {
+                    logger.warning("cannot read the governing rollouts", metadata: ["error": "\(error)"])
+                }
                 for id in rollouts.running.map(\.id) {
                     do {
                         try await rollouts.turns.run {

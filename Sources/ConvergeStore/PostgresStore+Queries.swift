@@ -110,12 +110,12 @@ extension PostgresStore {
 
 /// Rollouts and preview expiries on PostgreSQL, as on SQLite.
 extension PostgresStore {
-    public func updateRollout(_ rollout: Rollout, actor: String) async throws -> Rollout? {
+    public func updateRollout(_ rollout: Rollout, from base: Rollout, actor: String) async throws -> Rollout? {
         try await transaction { connection in
             guard
                 let before = try await self.fetchRollouts(
                     connection, "SELECT * FROM rollouts WHERE id = \(rollout.id) AND status = 'RUNNING'"
-                ).first
+                ).first, before.wave == base.wave, before.items == base.items
             else { return nil }
             var updated = rollout
             if rollout.status.isTerminal && updated.finishedAt == nil { updated.finishedAt = date(self.now) }

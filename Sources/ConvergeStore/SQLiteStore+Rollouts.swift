@@ -78,12 +78,12 @@ extension SQLiteStore {
         }
     }
 
-    public func updateRollout(_ rollout: Rollout, actor: String) async throws -> Rollout? {
+    public func updateRollout(_ rollout: Rollout, from base: Rollout, actor: String) async throws -> Rollout? {
         try await transaction { db in
             guard
                 let before = try Self.fetchRollouts(
                     db, where: "id = ? AND status = 'RUNNING'", arguments: [rollout.id]
-                ).first
+                ).first, before.wave == base.wave, before.items == base.items
             else { return nil }
             var updated = rollout
             if rollout.status.isTerminal && updated.finishedAt == nil { updated.finishedAt = date(self.now) }

@@ -156,7 +156,11 @@ public protocol RolloutStore: Sendable {
 
     /// Writes a RUNNING rollout's progress or end (audited when it ends); nil when it is no longer RUNNING (a newer
     /// rollout replaced it), and then nothing is written.
-    func updateRollout(_ rollout: Rollout, actor: String) async throws -> Rollout?
+    ///
+    /// `base` is the rollout as the caller read it: the write happens only while the recorded rollout is still that
+    /// (its wave and items), so two daemons advancing one rollout at once never write an older view over a newer one;
+    /// the one that loses gets nil and reads the rollout again.
+    func updateRollout(_ rollout: Rollout, from base: Rollout, actor: String) async throws -> Rollout?
 
     /// A rollout by id; `not_found` when there is none.
     func rollout(_ id: String) async throws -> Rollout
