@@ -6,6 +6,8 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import OpenAPIHummingbird
 import OpenAPIRuntime
@@ -43,15 +45,19 @@ public struct ConvergeServer: Sendable {
     /// The application listening on `host:port`, a service for the daemon's `ServiceGroup`: at most
     /// `settings.maxConnections` connections at once, each closed when a request takes longer than
     /// `settings.requestTimeout` to arrive.
+    /// The HTTP server on `host:port`; over TLS with `certificate`.
     public func application(
-        host: String, port: Int, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    )
+        host: String, port: Int, certificate: ServerCertificate? = nil,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws
         -> some ApplicationProtocol
     {
         let timeout = settings.requestTimeout
+        let http1 = HTTPServerBuilder.http1(
+            configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(timeout: timeout)]))
         return Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(timeout: timeout)])),
+            server: try certificate.map { try .tls(http1, tlsConfiguration: try $0.tlsConfiguration) } ?? http1,
             configuration: .init(
                 address: .hostname(host, port: port), serverName: "converge",
                 availableConnectionsDelegate: .maximum(settings.maxConnections, logger: logger)),

@@ -33,6 +33,14 @@ struct Serve: AsyncParsableCommand {
             """)
     var database: String?
     @Option(
+        name: .customLong("tls-cert-file"),
+        help:
+            "The listener's TLS certificate chain (PEM), with --tls-key-file; read again on SIGHUP (default: plain HTTP)."
+    )
+    var tlsCertFile: String?
+    @Option(name: .customLong("tls-key-file"), help: "The key of --tls-cert-file (PEM).")
+    var tlsKeyFile: String?
+    @Option(
         name: .customLong("db-password-file"),
         help: "A file holding the PostgreSQL password (default: the PGPASSWORD variable).")
     var dbPasswordFile: String?
@@ -129,7 +137,7 @@ struct Serve: AsyncParsableCommand {
             "shutdownGraceSeconds": shutdownGraceSeconds, "callbackURL": callbackURL,
             "allowedProvisionerURLs": allowedProvisionerURLs, "gitWebhookSecretEnv": gitWebhookSecretEnv,
             "avatarURLTemplate": avatarURLTemplate, "tokensFile": tokensFile, "secretsKeyFile": secretsKeyFile,
-            "dbPasswordFile": dbPasswordFile,
+            "dbPasswordFile": dbPasswordFile, "tlsCertFile": tlsCertFile, "tlsKeyFile": tlsKeyFile,
             "logLevel": logLevel, "requestTimeoutSeconds": requestTimeoutSeconds, "maxConnections": maxConnections,
             "allowExecCommand": allowExecCommand.isEmpty ? nil : allowExecCommand.joined(separator: ","),
         ]
@@ -142,10 +150,14 @@ struct Serve: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let settings: ServeSettings
         let password: String?
+        let certificate: ServerCertificate?
         let secretBox: SecretBox
         do {
             settings = try self.settings(environment: environment)
             password = try settings.databasePassword(environment: environment)
+            certificate = try settings.tlsCertFile.map {
+                try ServerCertificate(certificateFile: $0, keyFile: settings.tlsKeyFile!)
+            }
             secretBox = try SecretBox(key: try SecretsKeyFile.load(from: settings.secretsKeyFile))
         } catch let error as ConvergeError {
             // One line a user can act on, and the usage-error status `converge validate` uses too.
@@ -189,12 +201,16 @@ struct Serve: AsyncParsableCommand {
         let server = ConvergeServer(
             engine: engine, store: store, metrics: registry, gitWebhookSecret: gitSecret,
             tokens: TokensFile(path: settings.tokensFile), settings: settings.serverSettings, logger: logger)
-        let application = server.application(host: settings.listenHost, port: settings.listenPort) { port in
+        let application = try server.application(
+            host: settings.listenHost, port: settings.listenPort, certificate: certificate
+        ) { port in
             logger.info("listening", metadata: ["http.address": "\(settings.listenHost):\(port)"])
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [store] + engine.services + [ReloadOnHangup(manifests: engine.manifests), application],
+                services: [store] + engine.services + [
+                    ReloadOnHangup(manifests: engine.manifests, certificate: certificate, logger: logger), application,
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info(
             "converge serve starting",
@@ -232,13 +248,26 @@ extension Serve {
     }
 }
 
-/// Re-reads the manifests on SIGHUP.
+/// Re-reads the manifests, and the TLS certificate and key, on SIGHUP.
 struct ReloadOnHangup: Service {
     let manifests: ManifestSource
+    let certificate: ServerCertificate?
+    let logger: Logger
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) { manifests.requestSync() }
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                manifests.requestSync()
+                guard let certificate else { continue }
+                do {
+                    try certificate.reload()
+                    logger.info(
+                        "TLS certificate reloaded", metadata: ["tls.certificate": "\(certificate.certificateFile)"])
+                } catch {
+                    logger.error(
+                        "TLS certificate not reloaded; the one in force stays", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 }

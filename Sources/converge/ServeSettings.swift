@@ -17,6 +17,9 @@ struct ServeSettings: Equatable {
     var database = "sqlite:converge.sqlite"
     /// A file holding the PostgreSQL password (else `PGPASSWORD`); never on the command line.
     var dbPasswordFile: String?
+    /// The listener's TLS certificate chain and key (PEM); both or neither. Read again on SIGHUP.
+    var tlsCertFile: String?
+    var tlsKeyFile: String?
     var listenHost = "127.0.0.1"
     var listenPort = 8787
     var maxConcurrentDeployments = 4
@@ -106,7 +109,7 @@ struct ServeSettings: Equatable {
         "leaseSeconds",
         "pollSeconds", "resyncSeconds", "shutdownGraceSeconds", "callbackURL", "allowedProvisionerURLs",
         "gitWebhookSecretEnv", "avatarURLTemplate", "tokensFile", "secretsKeyFile", "logLevel", "allowExecCommand",
-        "requestTimeoutSeconds", "maxConnections",
+        "requestTimeoutSeconds", "maxConnections", "tlsCertFile", "tlsKeyFile",
     ]
 
     /// The words of `name`: `allowedProvisionerURLs` is allowed, provisioner, urls; `avatarURLTemplate` is avatar,
@@ -183,6 +186,12 @@ struct ServeSettings: Equatable {
         case "dbPasswordFile":
             guard !text.isEmpty else { throw invalid("a file") }
             dbPasswordFile = text
+        case "tlsCertFile":
+            guard !text.isEmpty else { throw invalid("a PEM file") }
+            tlsCertFile = text
+        case "tlsKeyFile":
+            guard !text.isEmpty else { throw invalid("a PEM file") }
+            tlsKeyFile = text
         case "listen":
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
                 (1...65535).contains(port)
@@ -243,6 +252,14 @@ struct ServeSettings: Equatable {
         guard FileManager.default.fileExists(atPath: manifests, isDirectory: &isDirectory), isDirectory.boolValue
         else {
             throw invalid("manifests", "an existing directory", got: manifests)
+        }
+        if (tlsCertFile == nil) != (tlsKeyFile == nil) {
+            let (given, missing) = tlsCertFile == nil ? ("tlsKeyFile", "tlsCertFile") : ("tlsCertFile", "tlsKeyFile")
+            let origin = origins[given] ?? .defaults
+            throw ConvergeError(
+                .invalidArgument,
+                "\(origin): \(origin.spelling(of: given)) needs \(origin.spelling(of: missing)) too: TLS takes a "
+                    + "certificate and its key", details: ["setting": .string(missing)])
         }
         if let gitWebhookSecretEnv, environment[gitWebhookSecretEnv, default: ""].isEmpty {
             throw invalid("gitWebhookSecretEnv", "the name of a set, non-empty variable", got: gitWebhookSecretEnv)
@@ -341,7 +358,8 @@ struct ServeSettings: Equatable {
         configuration.shutdownGracePeriod = .seconds(shutdownGraceSeconds)
         configuration.avatarTemplate = avatarURLTemplate
         let host = listenHost.contains(":") ? "[\(listenHost)]" : listenHost
-        configuration.callbackBaseURL = callbackURL ?? "http://\(host):\(listenPort)"
+        configuration.callbackBaseURL =
+            callbackURL ?? "\(tlsCertFile == nil ? "http" : "https")://\(host):\(listenPort)"
         return configuration
     }
 

@@ -67,7 +67,7 @@ final class RawConnection {
         async throws
     {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let application = fixture.server.application(host: "127.0.0.1", port: 0) { continuation.yield($0) }
+        let application = try fixture.server.application(host: "127.0.0.1", port: 0) { continuation.yield($0) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await application.runService(gracefulShutdownSignals: []) }
             var iterator = ports.makeAsyncIterator()
