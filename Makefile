@@ -5,10 +5,14 @@ SWIFT_FORMAT := swift format
 
 .PHONY: deps python-tools build install lint format test validate schemas demo bench
 
-## deps: install the Debian packages the build needs, and python3 for the example provisioner the tests and
-## the demo run (as root with apt-get; otherwise print the command).
+## TEST_DEBIAN_PACKAGES: what `make test` needs beyond the build: systemd-analyze (package systemd) checks the unit of
+## manifests/deploy/.
+TEST_DEBIAN_PACKAGES := systemd
+
+## deps: install the Debian packages the build needs (and, for `make test`, TEST_DEBIAN_PACKAGES), and python3 for the
+## example provisioner the tests and the demo run (as root with apt-get; otherwise print the command).
 deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	@missing=""; for p in $(DEBIAN_PACKAGES) $(if $(filter test,$(MAKECMDGOALS)),$(TEST_DEBIAN_PACKAGES)); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
@@ -25,9 +29,10 @@ deps:
 
 ## python-tools: install the Python tools the tests use, pinned, into a virtual environment in $(PYTHON_VENV), once:
 ## moto in server mode (the AWS emulator the cloud drivers' tests run against), jsonschema and PyYAML (the checks of
-## the editor schemas and the CI example). The stamp file names the versions installed, so a second run does nothing
-## and a change of a version reinstalls.
-PYTHON_TOOLS := moto[server]==5.2.5 jsonschema==4.26.0 PyYAML==6.0.3
+## the editor schemas and the CI example), and kubernetes-validate (the check of the Kubernetes manifests, against the
+## schemas it bundles: no network). The stamp file names the versions installed, so a second run does nothing and a
+## change of a version reinstalls.
+PYTHON_TOOLS := moto[server]==5.2.5 jsonschema==4.26.0 PyYAML==6.0.3 kubernetes-validate==1.37.0
 PYTHON_VENV := .build/python-venv
 PYTHON := $(PYTHON_VENV)/bin/python
 PYTHON_STAMP := $(PYTHON_VENV)/.installed-$(shell echo '$(PYTHON_TOOLS)' | tr -c 'A-Za-z0-9.=\n' '_')
@@ -44,7 +49,7 @@ $(PYTHON_STAMP): | deps
 	@echo "installing $(PYTHON_TOOLS) into $(PYTHON_VENV)"
 	python3 -m venv --clear $(PYTHON_VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check $(foreach tool,$(PYTHON_TOOLS),"$(tool)")
-	$(PYTHON) -c "import moto.server, jsonschema, yaml"
+	$(PYTHON) -c "import moto.server, jsonschema, yaml, kubernetes_validate"
 	@touch $@
 
 build: deps
@@ -56,12 +61,14 @@ lint:
 format:
 	$(SWIFT_FORMAT) format -i -r Sources Tests Benchmarks
 
-## test: also checks that the editor schemas accept the examples (Tests/Scripts/check_schemas.py) and the CI
-## example's structure (Tests/Scripts/check_ci_workflow.py).
+## test: also checks that the editor schemas accept the examples (Tests/Scripts/check_schemas.py), the CI
+## example's structure (Tests/Scripts/check_ci_workflow.py), and the Kubernetes manifests and the systemd unit of
+## manifests/deploy/ (Tests/Scripts/check_deploy.py).
 test: deps lint python-tools
 	swift build --build-tests
 	$(PYTHON) Tests/Scripts/check_schemas.py .build/debug/converge
 	$(PYTHON) Tests/Scripts/check_ci_workflow.py .build/debug/converge "$(DEBIAN_PACKAGES)"
+	$(PYTHON) Tests/Scripts/check_deploy.py .build/debug/converge
 	swift test --skip-build --disable-xctest
 
 validate: build
