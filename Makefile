@@ -6,8 +6,8 @@ SWIFT_FORMAT := swift format
 .PHONY: deps python-tools build install lint format test validate schemas demo bench
 
 ## TEST_DEBIAN_PACKAGES: what `make test` needs beyond the build: systemd-analyze (package systemd) checks the unit of
-## manifests/deploy/.
-TEST_DEBIAN_PACKAGES := systemd
+## manifests/deploy/; openssl makes the certificates of the TLS tests, and curl is their client.
+TEST_DEBIAN_PACKAGES := systemd openssl curl
 
 ## deps: install the Debian packages the build needs (and, for `make test`, TEST_DEBIAN_PACKAGES), and python3 for the
 ## example provisioner the tests and the demo run (as root with apt-get; otherwise print the command).

@@ -36,8 +36,6 @@ ENVIRONMENT_FILE = "converge.env"
 KUBERNETES_VERSION = "1.30.0"
 # The unit's highest exposure, in tenths as systemd-analyze's --threshold takes it (a unit without hardening: ~96).
 MAX_EXPOSURE = 20
-# Flags of `converge serve` that issue 14 adds and the manifests use, which this build may not have yet.
-ISSUE_14_FLAGS = {"--db-password-file", "--tls-cert-file", "--tls-key-file"}
 # kubectl apply -k leaves this one out: applied, its empty values would replace a real Secret's.
 NOT_APPLIED = {"secret.yaml"}
 
@@ -62,7 +60,6 @@ def variable(flag):
 
 def unknown_settings(flags, variables, known, where):
     """The flags and CONVERGE_* variables of `where` that `converge serve` does not have."""
-    known = known | ISSUE_14_FLAGS
     return [f"{where}: converge serve has no flag {flag}" for flag in flags if flag not in known] + [
         f"{where}: converge serve has no setting {name}" for name in variables if name not in map(variable, known)
     ]
