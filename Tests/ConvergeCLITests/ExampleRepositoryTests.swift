@@ -27,6 +27,9 @@ import Testing
         #expect(
             app.createdAt >= db.finishedAt! && app.createdAt >= queue.finishedAt!, "the app waited for its upstreams")
         #expect(app.snapshot.connectionParams["database"]?["endpoint"] == "endpoint.ecomm-staging-db.example.internal")
+        // The database's password is a sensitive output: sealed where it is stored, in the app's snapshot too.
+        #expect(SensitiveValue.sealedText(of: db.outputs?["endpoint"]?["password"] ?? nil) != nil)
+        #expect(SensitiveValue.sealedText(of: app.snapshot.connectionParams["database"]?["password"] ?? nil) != nil)
         #expect(
             app.snapshot.connectionParams["network"] == [
                 "vpc_id": "vpc-0a1b2c3d4e5f", "cidr": "10.20.0.0/16", "region": "eu-west-1",
