@@ -81,7 +81,10 @@ extension Components.Schemas.Instance {
                     _type: $0.type.rawValue, status: $0.status, reason: $0.reason, message: $0.message,
                     lastTransitionTime: $0.lastTransitionTime)
             },
-            secrets: secrets, updatedAt: record.updatedAt, orphanedBy: record.orphanedBy)
+            secrets: secrets, updatedAt: record.updatedAt, orphanedBy: record.orphanedBy,
+            createdAt: record.details?.createdAt,
+            labels: record.details.map { .init(additionalProperties: $0.labels) },
+            provisioner: record.details?.provisioner, lastDeployment: record.details?.lastDeployment)
     }
 }
 
@@ -90,7 +93,7 @@ extension Components.Schemas.Resource {
         self.init(
             kind: stored.resource.kind.rawValue, id: stored.resource.id, spec: stored.resource.spec.container,
             generation: stored.generation, resourceVersion: String(stored.resourceVersion),
-            owner: stored.resource.source?.isAPI == false ? .manifests : .api,
+            owner: stored.resource.source?.isAPI == false ? .manifests : .api, createdAt: stored.createdAt,
             source: stored.resource.source.flatMap { $0.isAPI ? nil : $0.description })
     }
 }

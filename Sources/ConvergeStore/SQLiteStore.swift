@@ -277,25 +277,26 @@ extension SQLiteStore {
         }
     }
 
-    public func instance(_ id: String) async throws -> InstanceRecord {
-        try readInPlace { db in try Self.fetchInstance(db, id) }
+    public func instance(_ id: String, details: Bool) async throws -> InstanceRecord {
+        try readInPlace { db in try Self.fetchInstance(db, id, details: details) }
     }
 
-    static func fetchInstance(_ db: Database, _ id: String) throws -> InstanceRecord {
-        guard let record = try fetchInstanceIfAny(db, id) else {
+    static func fetchInstance(_ db: Database, _ id: String, details: Bool = false) throws -> InstanceRecord {
+        guard let record = try fetchInstanceIfAny(db, id, details: details) else {
             throw ConvergeError(.notFound, "instance \(id) not found")
         }
         return record
     }
 
-    /// An instance's record, if any; `configuration` and `outputs` false leave those JSON columns undecoded (nil).
-    static func fetchInstanceIfAny(_ db: Database, _ id: String, configuration: Bool = true, outputs: Bool = true)
-        throws -> InstanceRecord?
-    {
-        guard let row = try db.fetchRow(sql: "SELECT * FROM instances WHERE id = ?", arguments: [id]) else {
+    /// An instance's record, if any; `configuration` and `outputs` false leave those JSON columns undecoded (nil),
+    /// `details` true reads its details too.
+    static func fetchInstanceIfAny(
+        _ db: Database, _ id: String, configuration: Bool = true, outputs: Bool = true, details: Bool = false
+    ) throws -> InstanceRecord? {
+        guard let row = try db.fetchRow(sql: details ? instanceDetailsSQL : instanceSQL, arguments: [id]) else {
             return nil
         }
-        return InstanceRecord(
+        var record = InstanceRecord(
             id: row["id"], environment: row["environment"], bundle: row["bundle"],
             status: InstanceStatus(rawValue: row["status"]) ?? .initialized,
             params: configuration ? try (row["params"] as String?).map(Value.init(json:)) : nil,
@@ -304,6 +305,33 @@ extension SQLiteStore {
             observedGeneration: row["observed_generation"],
             conditions: conditions(row["conditions"]),
             updatedAt: date(row["updated_at"]), orphanedBy: row["orphaned_by"])
+        if details {
+            record.details = InstanceRecord.Details(
+                createdAt: date(row["created_at"]),
+                labels: try (row["labels"] as String?).map { try labels(Value(json: $0)) } ?? [:],
+                provisioner: row["provisioner"], lastDeployment: row["last_deployment"])
+        }
+        return record
+    }
+
+    static let instanceSQL = "SELECT * FROM instances WHERE id = ?"
+
+    /// An instance's row and its details: its declared labels, its bundle's provisioner, its newest deployment.
+    static let instanceDetailsSQL = """
+        SELECT instances.*,
+            (SELECT json_extract(spec, '$.labels') FROM resources
+                WHERE kind = 'Instance' AND resources.id = instances.id) AS labels,
+            (SELECT json_extract(spec, '$.provisioner') FROM resources
+                WHERE kind = 'Bundle' AND resources.id = instances.bundle) AS provisioner,
+            (SELECT id FROM deployments INDEXED BY deployments_history
+                WHERE instance_id = instances.id ORDER BY seq DESC LIMIT 1) AS last_deployment
+        FROM instances WHERE id = ?
+        """
+
+    /// A labels object's string members.
+    static func labels(_ value: Value) -> [String: String] {
+        guard case .object(let members) = value else { return [:] }
+        return members.compactMapValues(\.stringValue)
     }
 
     /// An instance's recorded conditions; a row that does not parse has none.

@@ -26,8 +26,8 @@ public protocol Store: Sendable {
     /// How many deployments there are in each status.
     func deploymentCounts() async throws -> [Deployment.Status: Int]
 
-    /// An instance's recorded state; `not_found` when it has none.
-    func instance(_ id: String) async throws -> InstanceRecord
+    /// An instance's recorded state, with its `details` when asked (the API's view); `not_found` when it has none.
+    func instance(_ id: String, details: Bool) async throws -> InstanceRecord
     /// The ids of every recorded instance, sorted.
     func instanceIDs() async throws -> [String]
     /// The generation of every recorded desired resource.
@@ -114,12 +114,15 @@ public protocol Store: Sendable {
     /// The audit log entries that match `filter`, newest first (like deployments), by cursor.
     func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry>
 
-    /// Recorded instances by id, of one environment or all, by cursor; with `drifted`, only those whose `Drifted`
-    /// condition holds (true) or does not (false).
-    func instances(environment: String?, drifted: Bool?, after cursor: String?, limit: Int) async throws
-        -> Page<InstanceRecord>
-    /// Desired resources of one kind by id, by cursor.
-    func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws -> Page<StoredResource>
+    /// Recorded instances by id, of one environment or all, by cursor, with their details; with `drifted`, only
+    /// those whose `Drifted` condition holds (true) or does not (false); with `labels`, only those whose declared
+    /// labels it selects (filtered in the query, so a page is short only at the end).
+    func instances(
+        environment: String?, drifted: Bool?, labels: LabelSelector?, after cursor: String?, limit: Int
+    ) async throws -> Page<InstanceRecord>
+    /// Desired resources of one kind by id, by cursor; with `labels`, only those whose labels it selects.
+    func resources(of kind: ResourceKind, labels: LabelSelector?, after cursor: String?, limit: Int) async throws
+        -> Page<StoredResource>
     /// One desired resource; `not_found` when there is none.
     func resource(_ key: ResourceKey) async throws -> StoredResource
 
@@ -172,11 +175,16 @@ public protocol Store: Sendable {
 }
 
 extension Store {
+    /// An instance's recorded state without its details; `not_found` when it has none.
+    public func instance(_ id: String) async throws -> InstanceRecord {
+        try await instance(id, details: false)
+    }
+
     /// Recorded instances by id, of one environment or all, by cursor.
     public func instances(environment: String?, after cursor: String?, limit: Int) async throws
         -> Page<InstanceRecord>
     {
-        try await instances(environment: environment, drifted: nil, after: cursor, limit: limit)
+        try await instances(environment: environment, drifted: nil, labels: nil, after: cursor, limit: limit)
     }
 
     /// Approves whichever step deployment `id` awaits, for a principal with the approver role, in an environment
@@ -218,6 +226,8 @@ public struct StoredResource: Equatable, Sendable {
     public var resource: DesiredResource
     public var generation: Int64
     public var resourceVersion: Int64
+    /// When it was first recorded.
+    public var createdAt: Date
 }
 
 /// An instance's recorded state: its current configuration and how its last deployment ended.
@@ -236,6 +246,17 @@ public struct InstanceRecord: Equatable, Sendable {
     public var updatedAt: Date
     /// Who stopped managing the instance (`converge instance orphan`); nil while it is managed.
     public var orphanedBy: String? = nil
+    /// What the API shows besides; read by `instance(_:)` and `instances(…)` only, nil in the engine's reads.
+    public var details: Details? = nil
+
+    /// When an instance was first recorded, its declared labels, its bundle's provisioner and its newest deployment.
+    public struct Details: Equatable, Sendable {
+        public var createdAt: Date
+        /// Empty once it is no longer declared.
+        public var labels: [String: String]
+        public var provisioner: String?
+        public var lastDeployment: String?
+    }
 }
 
 /// A request to create a deployment of an instance.

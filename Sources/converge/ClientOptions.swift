@@ -71,13 +71,14 @@ func describe(_ error: any Error) -> String {
 }
 
 /// A deployment, printed; with `--wait`, its progress on standard error until it ends, then it as it ended, and the
-/// exit status of the ending.
+/// exit status of the ending. Returns the deployment as printed.
+@discardableResult
 func show(
     _ deployment: Components.Schemas.Deployment, options: ClientOptions, wait: WaitOptions, client: ConvergeClient
-) async throws {
+) async throws -> Components.Schemas.Deployment {
     guard wait.wait else {
         try options.print(deployment, table: Tables.deployments)
-        return
+        return deployment
     }
     let progress = DeploymentProgress(
         client: client, write: { FileHandle.standardError.write(line: $0) }, isTerminal: isatty(STDERR_FILENO) == 1)
@@ -88,6 +89,7 @@ func show(
             line: "converge: deployment \(ended.id) is still \(ended.status.rawValue) after \(wait.timeout)s")
     }
     if outcome != .completed { throw ExitCode(outcome.rawValue) }
+    return ended
 }
 
 /// The table views of the API's objects.
@@ -96,7 +98,13 @@ enum Tables {
         columns: [
             .init("id", path: "id"), .init("instance", path: "instance"), .init("action", path: "action"),
             .init("status", path: "status"), .init("awaiting", path: "awaiting"),
-            .init("created by", path: "createdBy"), .init("created", path: "createdAt"), .init("error", path: "error"),
+            .init("created by", path: "createdBy"), .age(of: "createdAt"), .init("error", path: "error"),
+        ],
+        wideColumns: [
+            .init("mode") { $0["proposedBy"] == nil ? "direct" : "proposal" },
+            .init("approved by", path: "approvedBy"), .init("version", path: "version"),
+            .init("attempt", path: "attempt"), .init("commit", path: "metadata.commit"),
+            .init("created", path: "createdAt"), .init("finished", path: "finishedAt"),
         ], emptyMessage: "no deployments", kind: "deployment")
     static let instances = Table(
         columns: [
@@ -107,12 +115,23 @@ enum Tables {
                     $0["status"] == true ? "True" : "False"
                 }
             },
+            .age(of: "createdAt"),
+        ],
+        wideColumns: [
+            .init("provisioner", path: "provisioner"), .init("labels") { labels($0["labels"]) },
+            .init("last deployment", path: "lastDeployment"),
         ], emptyMessage: "no instances", kind: "instance")
     static let resources = Table(
         columns: [
             .init("kind", path: "kind"), .init("id", path: "id"), .init("owner", path: "owner"),
-            .init("generation", path: "generation"), .init("source", path: "source"),
-        ], emptyMessage: "no resources")
+            .init("generation", path: "generation"), .init("source", path: "source"), .age(of: "createdAt"),
+        ], wideColumns: [.init("labels") { labels($0["spec"]?["labels"]) }], emptyMessage: "no resources")
+
+    /// Labels as kubectl's `--show-labels` prints them: `key=value` pairs by key, separated by commas.
+    static func labels(_ value: Value?) -> String? {
+        value?.objectValue?.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.stringValue ?? "")" }
+            .joined(separator: ",")
+    }
     static let events = Table(
         columns: [.init("at", path: "at"), .init("kind", path: "kind"), .init("message", path: "message")],
         emptyMessage: "no events")

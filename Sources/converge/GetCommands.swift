@@ -31,6 +31,10 @@ struct Get: AsyncParsableCommand {
     @Option(help: "Deployments with this action: provision, plan or decommission.") var action: String?
     @Option(help: "Deployments created by this principal.") var actor: String?
     @Flag(help: "Only instances whose drift check reported changes (condition Drifted).") var drifted = false
+    @Option(
+        name: [.customShort("l"), .customLong("selector")],
+        help: "Only those whose labels meet every requirement: -l tier=data,env!=prod,critical,!legacy.")
+    var selector: String?
     @Option(help: "How many to list (1-500).") var limit = 50
     @Option(help: "The next page: a previous page's nextCursor (printed with -o json).") var cursor: String?
     @OptionGroup var options: ClientOptions
@@ -53,7 +57,9 @@ struct Get: AsyncParsableCommand {
                 try options.print(try await api.getInstance(path: .init(id: id)).ok.body.json, table: Tables.instances)
             case (.instances, nil):
                 let page = try await api.listInstances(
-                    query: .init(environment: environment, drifted: drifted ? true : nil, cursor: cursor, limit: limit)
+                    query: .init(
+                        environment: environment, drifted: drifted ? true : nil, labelSelector: selector,
+                        cursor: cursor, limit: limit)
                 ).ok.body.json
                 try options.print(page, table: Tables.instances)
             case (_, let id?):
@@ -61,7 +67,7 @@ struct Get: AsyncParsableCommand {
                 try options.print(resource, table: Tables.resources)
             case (_, nil):
                 let page = try await api.listResources(
-                    path: .init(kind: resourceKind), query: .init(cursor: cursor, limit: limit)
+                    path: .init(kind: resourceKind), query: .init(labelSelector: selector, cursor: cursor, limit: limit)
                 ).ok.body.json
                 try options.print(page, table: Tables.resources)
             }
@@ -71,6 +77,9 @@ struct Get: AsyncParsableCommand {
     func validate() throws {
         if drifted && (kind != .instances || id != nil) {
             throw ValidationError("--drifted lists instances: use it with `get instances` and no id")
+        }
+        if selector != nil && (kind == .deployments || id != nil) {
+            throw ValidationError("-l selects instances and desired resources by their labels: use it without an id")
         }
     }
 
