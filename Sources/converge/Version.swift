@@ -13,19 +13,21 @@ struct Version: AsyncParsableCommand {
 
     func run() async throws {
         var versions: [String: Value] = ["client": .string(convergeVersion)]
-        var failure: (any Error)?
+        var failure: String?
         if !client {
+            var server = "the server"
             do {
-                versions["server"] = .string(try await options.client().api.getVersion().ok.body.json.version)
+                let settings = try options.settings()
+                server = settings.server.absoluteString
+                versions["server"] = .string(
+                    try await ConvergeClient(settings: settings).api.getVersion().ok.body.json.version)
             } catch {
-                failure = error
+                failure = "cannot get the server's version from \(server): \(describe(error))"
             }
         }
         FileHandle.standardOutput.write(Data(render(.object(versions), as: options.output, table: nil).utf8))
         if let failure {
-            let server = (try? options.settings().server.absoluteString) ?? "the server"
-            FileHandle.standardError.write(
-                line: "converge: cannot get the server's version from \(server): \(describe(failure))")
+            FileHandle.standardError.write(line: "converge: \(failure)")
             throw ExitCode.failure
         }
     }
