@@ -22,6 +22,10 @@ struct APIHandler: APIProtocol {
         .ok(.init(body: .json(.init(status: "ok"))))
     }
 
+    func getVersion(_ input: Operations.GetVersion.Input) async throws -> Operations.GetVersion.Output {
+        .ok(.init(body: .json(.init(version: convergeVersion))))
+    }
+
     func getReadiness(_ input: Operations.GetReadiness.Input) async throws -> Operations.GetReadiness.Output {
         let (serving, ready, checks) = await server.readiness()
         let body = Components.Schemas.Readiness(ready: ready, serving: serving, checks: checks.container)

@@ -15,11 +15,23 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "The bearer token (default: $CONVERGE_TOKEN or the config file; prefer those to this flag).")
     var token: String?
 
-    @Option(name: [.short, .long], help: "Output: table, wide (more columns), name (kind/id lines), json or yaml.")
+    @Option(help: "The context of the config file to use (default: its current context; see converge login).")
+    var context: String?
+
+    @Option(
+        name: [.short, .long], help: "Output: table, wide (more columns), name (kind/id lines), json or yaml.",
+        completion: .list(OutputFormat.allValueStrings), transform: choice)
     var output: OutputFormat = .table
 
     func client() throws -> ConvergeClient {
-        ConvergeClient(settings: try ClientSettings.resolve(server: server, token: token))
+        ConvergeClient(settings: try settings())
+    }
+
+    /// Where the daemon is and who calls it; warns on standard error when the config file holding a token is open
+    /// to others.
+    func settings() throws -> ClientSettings {
+        let (config, path) = try ClientConfig.current()
+        return try ClientSettings.resolve(server: server, token: token, context: context, config: config, path: path)
     }
 
     /// Prints `value` (an API object or page) in the chosen format.
@@ -148,4 +160,17 @@ enum Tables {
             .init("before", cell: { $0["before"].map { $0.canonicalJSON } ?? "<absent>" }),
             .init("after", cell: { $0["after"].map { $0.canonicalJSON } ?? "<absent>" }),
         ], emptyMessage: "no differences")
+}
+
+extension ClientConfig {
+    /// The config file of this process's environment and its path, warning on standard error when it holds a token
+    /// and is open to group or others.
+    static func current() throws -> (ClientConfig, path: String) {
+        let path = path(environment: ProcessInfo.processInfo.environment)
+        let config = try load(path: path)
+        if let warning = config.permissionWarning(path: path) {
+            FileHandle.standardError.write(line: "converge: \(warning)")
+        }
+        return (config, path)
+    }
 }

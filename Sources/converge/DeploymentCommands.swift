@@ -109,7 +109,9 @@ struct Approve: AsyncParsableCommand {
         abstract: "Approve a proposal; it enters the queue. The proposer cannot approve their own.")
 
     @Argument(help: "The PROPOSED deployment.", transform: objectID) var deployment: String
-    @Option(help: "Approve only this step (review, plan or apply); refused when the proposal awaits another.")
+    @Option(
+        help: "Approve only this step (review, plan or apply); refused when the proposal awaits another.",
+        completion: .list(Components.Schemas.Decision.StepPayload.allValueStrings), transform: choice)
     var step: Components.Schemas.Decision.StepPayload?
     @OptionGroup var wait: WaitOptions
     @OptionGroup var options: ClientOptions

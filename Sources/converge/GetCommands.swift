@@ -23,12 +23,18 @@ struct Get: AsyncParsableCommand {
         abstract: "List deployments, instances or desired resources, or get one.",
         discussion: "Kinds: \(ObjectKind.allCases.map(\.rawValue).joined(separator: ", ")) (singular works too).")
 
-    @Argument(help: "The kind.") var kind: ObjectKind
+    @Argument(help: "The kind.", completion: .list(ObjectKind.allValueStrings), transform: choice) var kind: ObjectKind
     @Argument(help: "One object's id.", transform: objectID) var id: String?
     @Option(help: "Deployments of this instance.") var instance: String?
     @Option(help: "Deployments or instances of this environment.") var environment: String?
-    @Option(help: "Deployments in this status, or several separated by commas.") var status: String?
-    @Option(help: "Deployments with this action: provision, plan or decommission.") var action: String?
+    @Option(
+        help: "Deployments in this status, or several separated by commas.",
+        completion: .list(Deployment.Status.allValueStrings), transform: Self.statuses)
+    var status: String?
+    @Option(
+        help: "Deployments with this action: provision, plan or decommission.",
+        completion: .list(Components.Schemas.DeploymentAction.allValueStrings), transform: choice)
+    var action: Components.Schemas.DeploymentAction?
     @Option(help: "Deployments created by this principal.") var actor: String?
     @Flag(help: "Only instances whose drift check reported changes (condition Drifted).") var drifted = false
     @Option(
@@ -50,7 +56,7 @@ struct Get: AsyncParsableCommand {
                 let page = try await api.listDeployments(
                     query: .init(
                         instance: instance, environment: environment, status: status,
-                        action: try action.map(Self.action), actor: actor, cursor: cursor, limit: limit)
+                        action: action, actor: actor, cursor: cursor, limit: limit)
                 ).ok.body.json
                 try options.print(page, table: Tables.deployments)
             case (.instances, let id?):
@@ -87,11 +93,12 @@ struct Get: AsyncParsableCommand {
         Components.Schemas.ResourceKind(rawValue: kind.rawValue)!
     }
 
-    static func action(_ text: String) throws -> Components.Schemas.DeploymentAction {
-        guard let action = Components.Schemas.DeploymentAction(rawValue: text) else {
-            throw ValidationError("--action: expected provision, plan or decommission, got \"\(text)\"")
+    /// `--status`: statuses separated by commas, each one of a deployment's.
+    static func statuses(_ text: String) throws -> String {
+        for word in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let _: Deployment.Status = try choice(String(word))
         }
-        return action
+        return text
     }
 }
 
@@ -99,7 +106,7 @@ struct Get: AsyncParsableCommand {
 struct Describe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show every field of one object.")
 
-    @Argument(help: "The kind.") var kind: ObjectKind
+    @Argument(help: "The kind.", completion: .list(ObjectKind.allValueStrings), transform: choice) var kind: ObjectKind
     @Argument(help: "The object's id.", transform: objectID) var id: String
     @OptionGroup var options: ClientOptions
 
@@ -196,3 +203,6 @@ struct Status: AsyncParsableCommand {
         }
     }
 }
+
+extension Deployment.Status: ExpressibleByArgument {}
+extension Components.Schemas.DeploymentAction: ExpressibleByArgument {}

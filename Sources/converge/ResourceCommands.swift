@@ -69,7 +69,9 @@ struct Delete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete a resource applied through the API, once nothing refers to it.")
 
-    @Argument(help: "The kind: projects, environments, resources, bundles, provisioners, instances, previews.")
+    @Argument(
+        help: "The kind: projects, environments, resources, bundles, provisioners, instances, previews.",
+        completion: .list(ObjectKind.allValueStrings), transform: choice)
     var kind: ObjectKind
     @Argument(help: "The resource's id.") var id: String
     @Option(help: "Delete only while the resource has this resource version.") var resourceVersion: String?

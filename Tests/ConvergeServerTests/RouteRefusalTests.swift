@@ -62,6 +62,7 @@ import Testing
 
     static let rows: [String: Row] = [
         "getHealth": open(200),
+        "getVersion": open(200),
         "getReadiness": open(200),
         "getMetrics": open(200),
         "headHealth": open(200),
