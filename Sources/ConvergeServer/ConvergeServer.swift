@@ -82,7 +82,8 @@ public struct ConvergeServer: Sendable {
         return router
     }
 
-    /// Serving when the store answers and a good load of the manifests is in force: `/readyz` answers 200 then, so a
+    /// Serving when the store answers and can write (`"store": "cannot write: …"` while its writes fail for want of
+    /// storage) and a good load of the manifests is in force: `/readyz` answers 200 then, so a
     /// refused load (a bad commit) never takes every daemon out of a load balancer while each keeps serving its last
     /// good load. Ready when serving and the latest load was not refused. The manifests check shows when they were
     /// last read, the load in force (version, commit, when a load was last good) and, while loads are refused, since
@@ -94,6 +95,12 @@ public struct ConvergeServer: Sendable {
             try await store.ping()
         } catch {
             storeCheck = .string("unreachable: \(error)")
+            serving = false
+        }
+        do {
+            if serving { try await store.checkWritable() }
+        } catch {
+            storeCheck = .string((error as? ConvergeError)?.message ?? "\(error)")
             serving = false
         }
         let status = engine.manifests.status

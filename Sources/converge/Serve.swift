@@ -149,6 +149,9 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "converge")
+        // A write past the file size limit (`ulimit -f`) fails with EFBIG, which the store reports as it reports a
+        // full disk (and `/readyz` with it), instead of the signal killing the daemon.
+        signal(SIGXFSZ, SIG_IGN)
         let metrics = DaemonMetrics(version: Converge.version)
         MetricsSystem.bootstrap(metrics.factory)
 
