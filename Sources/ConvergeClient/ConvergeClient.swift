@@ -141,14 +141,17 @@ struct BearerTokenMiddleware: ClientMiddleware {
 }
 
 /// Turns every answer of 400 or more into an `APIFailure` from its `{code, message, details}` body, so callers
-/// handle only success.
+/// handle only success; except readiness's 503 (not serving), an answer with a body of its own that `converge status`
+/// shows.
 struct ErrorAnswerMiddleware: ClientMiddleware {
     func intercept(
         _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
         next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
     ) async throws -> (HTTPResponse, HTTPBody?) {
         let (response, responseBody) = try await next(request, body, baseURL)
-        guard response.status.code >= 400 else { return (response, responseBody) }
+        guard response.status.code >= 400,
+            !(operationID == Operations.GetReadiness.id && response.status == .serviceUnavailable)
+        else { return (response, responseBody) }
         var bytes: [UInt8] = []
         if let responseBody { bytes = try await [UInt8](collecting: responseBody, upTo: 1 << 20) }
         guard let error = try? Value(json: String(decoding: bytes, as: UTF8.self)),

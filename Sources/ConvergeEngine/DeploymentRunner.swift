@@ -77,7 +77,7 @@ struct DeploymentRunner: Sendable {
         let id = job.deployment.id
         let started = DispatchTime.now()
         defer {
-            Timer(label: "converge_dispatch_duration_seconds", preferredDisplayUnit: .seconds)
+            Timer(label: MetricFamily.dispatchDuration.name, preferredDisplayUnit: .seconds)
                 .recordInterval(since: started)
         }
         // What the provisioner says is redacted of the values it was sent; `record` redacts the current ones too.
@@ -136,8 +136,10 @@ struct DeploymentRunner: Sendable {
                 }
                 logger.info("deployment completed", metadata: metadata)
             case .failed(let error):
-                Counter(label: "converge_provisioner_errors_total", dimensions: [("kind", Self.kind(of: error))])
-                    .increment()
+                Counter(
+                    label: MetricFamily.provisionerErrors.name,
+                    dimensions: [("kind", ProvisionerErrorKind(error: error).rawValue)]
+                ).increment()
                 _ = try await retryingBusy {
                     try await store.fail(deployment.id, owner: lease.owner, epoch: lease.epoch, error: error)
                 }
@@ -188,13 +190,5 @@ struct DeploymentRunner: Sendable {
     func requeue(after deployment: Deployment) async {
         let downstream = manifests.current?.downstream[deployment.instanceID] ?? []
         await queue.add([deployment.instanceID] + downstream)
-    }
-
-    /// A coarse kind of provisioner error, for the metrics.
-    static func kind(of error: String) -> String {
-        if error.contains("timed out") || error.contains("no response within") { return "timeout" }
-        if error.hasPrefix("connection failed") { return "connection" }
-        if error.hasPrefix("the provisioner answered") { return "http" }
-        return "provisioner"
     }
 }

@@ -12,6 +12,8 @@ public final class SQLiteStore: Store, Service {
     let pool: DatabasePool
     let clock: @Sendable () -> Date
     let logger: Logger
+    /// The outcome of the latest write, for readiness.
+    let writeHealth = WriteHealth()
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
     public init(path: String, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger) throws {
@@ -62,10 +64,11 @@ public final class SQLiteStore: Store, Service {
     /// The current time in Unix milliseconds.
     var now: Int64 { Int64((clock().timeIntervalSince1970 * 1000).rounded()) }
 
-    /// Runs `body` in one IMMEDIATE transaction, mapping database errors to `ConvergeError`s.
+    /// Runs `body` in one IMMEDIATE transaction, mapping database errors to `ConvergeError`s. Whether it committed,
+    /// or failed for want of storage, is recorded in `writeHealth`.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.writeWithoutTransaction { db in
+            let result = try await pool.writeWithoutTransaction { db in
                 var result: T?
                 try db.inTransaction(.immediate) {
                     result = try body(db)
@@ -73,7 +76,15 @@ public final class SQLiteStore: Store, Service {
                 }
                 return result!
             }
+            writeHealth.record(failure: nil, at: clock())
+            return result
         } catch {
+            if let failure = WriteHealth.storageFailure(error) {
+                if writeHealth.failure == nil {
+                    logger.warning("the store cannot write", metadata: ["error": "\(failure)"])
+                }
+                writeHealth.record(failure: failure, at: clock())
+            }
             throw Self.mapped(error)
         }
     }

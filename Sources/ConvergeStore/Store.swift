@@ -23,6 +23,10 @@ public protocol Store: Sendable {
 
     /// Checks that the database answers.
     func ping() async throws
+    /// Checks that the database accepts writes: throws (`cannot write: …`) while the latest write failed for want of
+    /// storage (a full disk or database, an I/O error). When no write was tried for a couple of seconds it tries one
+    /// first (a row of its own rewritten), so the answer is current on an idle daemon and clears once space is freed.
+    func checkWritable() async throws
     /// How many deployments there are in each status.
     func deploymentCounts() async throws -> [Deployment.Status: Int]
 

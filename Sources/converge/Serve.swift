@@ -7,7 +7,6 @@ import ConvergeStore
 import Foundation
 import Logging
 import Metrics
-import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -150,8 +149,11 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "converge")
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        // A write past the file size limit (`ulimit -f`) fails with EFBIG, which the store reports as it reports a
+        // full disk (and `/readyz` with it), instead of the signal killing the daemon.
+        signal(SIGXFSZ, SIG_IGN)
+        let metrics = DaemonMetrics(version: Converge.version)
+        MetricsSystem.bootstrap(metrics.factory)
 
         // One daemon per SQLite file, however it is named: a second would run a concurrency limit of its own on the
         // same deployments. The lock is held until the process exits; it is taken before SQLite opens the file.
@@ -180,7 +182,7 @@ struct Serve: AsyncParsableCommand {
             }, logger: logger)
         let gitSecret = settings.gitWebhookSecretEnv.flatMap { environment[$0] }.map { Array($0.utf8) }
         let server = ConvergeServer(
-            engine: engine, store: store, metrics: registry, gitWebhookSecret: gitSecret,
+            engine: engine, store: store, metrics: metrics, gitWebhookSecret: gitSecret,
             tokens: TokensFile(path: settings.tokensFile), settings: settings.serverSettings, logger: logger)
         let application = server.application(host: settings.listenHost, port: settings.listenPort) { port in
             logger.info("listening", metadata: ["http.address": "\(settings.listenHost):\(port)"])
