@@ -152,7 +152,7 @@ struct Serve: AsyncParsableCommand {
         // A write past the file size limit (`ulimit -f`) fails with EFBIG, which the store reports as it reports a
         // full disk (and `/readyz` with it), instead of the signal killing the daemon.
         signal(SIGXFSZ, SIG_IGN)
-        let metrics = DaemonMetrics(version: Converge.version)
+        let metrics = DaemonMetrics(version: convergeVersion)
         MetricsSystem.bootstrap(metrics.factory)
 
         // One daemon per SQLite file, however it is named: a second would run a concurrency limit of its own on the

@@ -48,7 +48,8 @@ final class ServerFixture: Sendable {
             makeProvisioner: { _ in UnusedProvisioner() }, logger: quiet)
         tokens = TokensFile(path: directory.appendingPathComponent("tokens.json").path)
         server = ConvergeServer(
-            engine: engine, store: store, metrics: DaemonMetrics(version: "test"), gitWebhookSecret: gitWebhookSecret, tokens: tokens,
+            engine: engine, store: store, metrics: DaemonMetrics(version: "test"), gitWebhookSecret: gitWebhookSecret,
+            tokens: tokens,
             settings: settings, logger: quiet)
         let instance = DesiredResource(
             kind: .instance, id: "shop-dev-db",
