@@ -21,9 +21,9 @@ public struct APIFailure: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(message) (\(code))" }
 }
 
-/// Where the daemon is and who calls it, resolved from flags, then `CONVERGE_SERVER` / `CONVERGE_TOKEN`, then the
-/// config file (`$XDG_CONFIG_HOME/converge/config.json`, else `~/.config/converge/config.json`, with `server` and
-/// `token`), then the default server `http://127.0.0.1:8787`.
+/// Where the daemon is and who calls it, resolved from flags (`--server`, `--token`, `--context`), then
+/// `CONVERGE_SERVER` / `CONVERGE_TOKEN`, then the config file's current context (`ClientConfig`), then the default
+/// server `http://127.0.0.1:8787`.
 public struct ClientSettings: Equatable, Sendable {
     public var server: URL
     public var token: String?
@@ -33,33 +33,29 @@ public struct ClientSettings: Equatable, Sendable {
         self.token = token
     }
 
-    /// The settings from the layers, first given wins.
+    /// The settings from the layers, first given wins; `context` names a context of `config` (at `path`).
     public static func resolve(
-        server: String?, token: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+        server: String?, token: String?, context: String?, config: ClientConfig, path: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> ClientSettings {
-        let file = try configFile(environment: environment)
-        let text = server ?? environment["CONVERGE_SERVER"] ?? file["server"] ?? "http://127.0.0.1:8787"
+        let named = try context.map { try config.context(named: $0, path: path) }
+        let current = config.currentContext.flatMap { config.contexts[$0] }
+        // An empty value is no value: `CONVERGE_TOKEN= converge …` calls without a token.
+        func first(_ layers: String?...) -> String? { layers.compactMap { $0 }.first { !$0.isEmpty } }
+        let text =
+            first(server, named?.server, environment["CONVERGE_SERVER"], current?.server) ?? "http://127.0.0.1:8787"
+        let token = first(token, named?.token, environment["CONVERGE_TOKEN"], current?.token)
+        return ClientSettings(server: try url(text), token: token)
+    }
+
+    /// `text` as a daemon's URL: http or https, with a host; a trailing slash is dropped.
+    public static func url(_ text: String) throws -> URL {
         guard let url = URL(string: text.hasSuffix("/") ? String(text.dropLast()) : text),
             let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil
         else {
             throw ConvergeError(.invalidArgument, "server \"\(text)\": expected an http or https URL")
         }
-        let token = [token, environment["CONVERGE_TOKEN"], file["token"]].compactMap { $0 }.first { !$0.isEmpty }
-        return ClientSettings(server: url, token: token)
-    }
-
-    /// The config file's settings; none when it does not exist.
-    static func configFile(environment: [String: String]) throws -> [String: String] {
-        let base =
-            environment["XDG_CONFIG_HOME"].map { URL(fileURLWithPath: $0) }
-            ?? URL(fileURLWithPath: environment["HOME"] ?? NSHomeDirectory()).appendingPathComponent(".config")
-        let path = base.appendingPathComponent("converge/config.json").path
-        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
-        guard let settings = try? JSONDecoder().decode([String: String].self, from: data) else {
-            throw ConvergeError(
-                .invalidArgument, "\(path): expected a JSON object of strings, such as {\"server\": …, \"token\": …}")
-        }
-        return settings
+        return url
     }
 }
 
@@ -145,14 +141,17 @@ struct BearerTokenMiddleware: ClientMiddleware {
 }
 
 /// Turns every answer of 400 or more into an `APIFailure` from its `{code, message, details}` body, so callers
-/// handle only success.
+/// handle only success; except readiness's 503 (not serving), an answer with a body of its own that `converge status`
+/// shows.
 struct ErrorAnswerMiddleware: ClientMiddleware {
     func intercept(
         _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
         next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
     ) async throws -> (HTTPResponse, HTTPBody?) {
         let (response, responseBody) = try await next(request, body, baseURL)
-        guard response.status.code >= 400 else { return (response, responseBody) }
+        guard response.status.code >= 400,
+            !(operationID == Operations.GetReadiness.id && response.status == .serviceUnavailable)
+        else { return (response, responseBody) }
         var bytes: [UInt8] = []
         if let responseBody { bytes = try await [UInt8](collecting: responseBody, upTo: 1 << 20) }
         guard let error = try? Value(json: String(decoding: bytes, as: UTF8.self)),

@@ -1,5 +1,6 @@
 import ConvergeCore
 import ConvergeManifests
+import Foundation
 
 /// How a command prints what the API returned: a table (or a detail view) for people, `wide` with more columns,
 /// `name` as `kind/id` lines for scripts (`converge approve $(converge get deployments -o name …)`), JSON or YAML.
@@ -46,6 +47,22 @@ public struct Table: Sendable {
         public init(_ header: String, cell: @escaping @Sendable (Value) -> String?) {
             self.header = header
             self.cell = cell
+        }
+
+        /// kubectl's AGE column: how long before the time of printing the RFC 3339 time at key `key` of each row was
+        /// (`formattedAge`); `-` without one.
+        public static func age(of key: String) -> Column {
+            Column("age") { row in
+                row[key]?.stringValue.flatMap(parseTime).map { formattedAge(Date().timeIntervalSince($0)) }
+            }
+        }
+
+        /// An RFC 3339 time as the API writes it, with or without fractional seconds.
+        static func parseTime(_ text: String) -> Date? {
+            let formatter = ISO8601DateFormatter()
+            if let date = formatter.date(from: text) { return date }
+            formatter.formatOptions.insert(.withFractionalSeconds)
+            return formatter.date(from: text)
         }
     }
 
@@ -157,6 +174,35 @@ public struct Table: Sendable {
 
     private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+}
+
+/// A duration as kubectl prints an age (apimachinery's `HumanDuration`): seconds up to 2 minutes (`45s`), then minutes
+/// and seconds up to 10 minutes (`7m5s`), minutes up to 3 hours (`12m`), hours and minutes up to 8 hours (`3h20m`),
+/// hours up to 2 days (`30h`), days and hours up to 8 days (`2d5h`), days up to 2 years (`45d`), then years and days
+/// up to 8 years (`3y20d`) and years; a zero remainder is left out (`3h`). Whole seconds count: a duration up to a
+/// second below zero (clock skew) is `0s`, one further below `<invalid>`.
+public func formattedAge(_ duration: TimeInterval) -> String {
+    let whole = Int(duration.rounded(.towardZero))
+    if whole < -1 { return "<invalid>" }
+    let seconds = max(0, whole)
+    func pair(_ major: Int, _ majorUnit: String, _ minor: Int, _ minorUnit: String) -> String {
+        minor == 0 ? "\(major)\(majorUnit)" : "\(major)\(majorUnit)\(minor)\(minorUnit)"
+    }
+    let minutes = seconds / 60
+    let hours = minutes / 60
+    let days = hours / 24
+    let years = days / 365
+    switch seconds {
+    case ..<(2 * 60): return "\(seconds)s"
+    case ..<(10 * 60): return pair(minutes, "m", seconds % 60, "s")
+    case ..<(3 * 3600): return "\(minutes)m"
+    case ..<(8 * 3600): return pair(hours, "h", minutes % 60, "m")
+    case ..<(48 * 3600): return "\(hours)h"
+    case ..<(8 * 86400): return pair(days, "d", hours % 24, "h")
+    case ..<(2 * 365 * 86400): return "\(days)d"
+    case ..<(8 * 365 * 86400): return pair(years, "y", days % 365, "d")
+    default: return "\(years)y"
     }
 }
 

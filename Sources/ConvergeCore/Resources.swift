@@ -141,21 +141,6 @@ public struct ApproverRule: Equatable, Sendable, Codable {
     }
 }
 
-/// A Kubernetes-style label selector: it selects labels that hold every pair of `matchLabels` (an empty one selects
-/// everything).
-public struct LabelSelector: Equatable, Sendable, Codable {
-    public var matchLabels: [String: String]
-
-    public init(matchLabels: [String: String]) {
-        self.matchLabels = matchLabels
-    }
-
-    /// Whether `labels` hold every pair of `matchLabels`.
-    public func matches(_ labels: [String: String]) -> Bool {
-        matchLabels.allSatisfy { labels[$0.key] == $0.value }
-    }
-}
-
 /// An environment's automatic retry of failed deployments: each retry is a new deployment with the failed one's
 /// snapshot and `retryOf` pointing at it, up to `limit` retries of one change, the n-th after `backoff · 2^(n-1)`
 /// seconds.

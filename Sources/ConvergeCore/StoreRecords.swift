@@ -32,11 +32,14 @@ public struct StoredResource: Equatable, Sendable {
     public var resource: DesiredResource
     public var generation: Int64
     public var resourceVersion: Int64
+    /// When it was first recorded.
+    public var createdAt: Date
 
-    public init(resource: DesiredResource, generation: Int64, resourceVersion: Int64) {
+    public init(resource: DesiredResource, generation: Int64, resourceVersion: Int64, createdAt: Date) {
         self.resource = resource
         self.generation = generation
         self.resourceVersion = resourceVersion
+        self.createdAt = createdAt
     }
 }
 
@@ -56,6 +59,24 @@ public struct InstanceRecord: Equatable, Sendable {
     public var updatedAt: Date
     /// Who stopped managing the instance (`converge instance orphan`); nil while it is managed.
     public var orphanedBy: String?
+    /// What the API shows besides; read by `instance(_:details:)` and `instances(…)` only, nil in the engine's reads.
+    public var details: Details? = nil
+
+    /// When an instance was first recorded, its declared labels, its bundle's provisioner and its newest deployment.
+    public struct Details: Equatable, Sendable {
+        public var createdAt: Date
+        /// Empty once it is no longer declared.
+        public var labels: [String: String]
+        public var provisioner: String?
+        public var lastDeployment: String?
+
+        public init(createdAt: Date, labels: [String: String], provisioner: String?, lastDeployment: String?) {
+            self.createdAt = createdAt
+            self.labels = labels
+            self.provisioner = provisioner
+            self.lastDeployment = lastDeployment
+        }
+    }
 
     public init(
         id: String, environment: String, bundle: String, status: InstanceStatus, params: Value?,

@@ -38,6 +38,11 @@ public enum Value: Hashable, Sendable {
         return nil
     }
 
+    /// An object's string members (a labels object's labels); empty for anything else.
+    public var stringMembers: [String: String] {
+        objectValue?.compactMapValues(\.stringValue) ?? [:]
+    }
+
     /// The element or member at `key` of an object, or nil.
     public subscript(key: String) -> Value? {
         objectValue?[key]

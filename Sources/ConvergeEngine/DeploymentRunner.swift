@@ -14,6 +14,9 @@ struct PreparedDeployment: Sendable {
     /// The first start plus the provisioner's timeout: past it, the deployment fails without a verdict.
     var deadline: Date
     var timeoutSeconds: Int
+    /// Redacts what the provisioner says of the values it was sent: the instance's secrets and the sensitive outputs
+    /// of its connections.
+    var redactor: SecretRedactor
 }
 
 /// Hands RUNNING deployments to their provisioners and records how they ended, fenced by the lease it holds;
@@ -53,26 +56,31 @@ struct DeploymentRunner: Sendable {
         // A first send has the provisioner's whole timeout; a resumed one what is left of it.
         let resumed = (deployment.lease?.epoch ?? 1) > 1
         // Secrets are read fresh for every send (never snapshotted): a value set after the deployment was created is
-        // the one the provisioner gets.
+        // the one the provisioner gets. Sensitive outputs of its connections are snapshotted sealed, and opened only
+        // for the job.
+        let values = try await secrets.values(of: deployment.instanceID)
+        let connectionParams = try secrets.openingSealed(deployment.snapshot.connectionParams)
+        var sent = deployment
+        sent.snapshot.connectionParams = connectionParams.value
         let job = ProvisionJob(
-            deployment: deployment, artifacts: bundle.artifacts,
-            secrets: try await secrets.values(of: deployment.instanceID), callback: callback,
+            deployment: sent, artifacts: bundle.artifacts, secrets: values, callback: callback,
             timeLimit: resumed ? deadline.timeIntervalSince(clock.now) : nil, cloudResource: bundle.cloudResource)
         return PreparedDeployment(
-            provisioner: makeProvisioner(declared), job: job, deadline: deadline, timeoutSeconds: timeout)
+            provisioner: makeProvisioner(declared), job: job, deadline: deadline, timeoutSeconds: timeout,
+            redactor: SecretRedactor(Array(values.values) + connectionParams.opened))
     }
 
     /// What the provisioner says of `job`, its events appended to the deployment's log; a thrown error is a failure.
     /// Nil when the call was cancelled (the lease was lost, or the daemon is stopping): nothing is to be recorded.
-    func call(_ provisioner: any DeploymentProvisioner, with job: ProvisionJob) async -> ProvisionOutcome? {
+    func call(_ prepared: PreparedDeployment) async -> ProvisionOutcome? {
+        let (provisioner, job, redactor) = (prepared.provisioner, prepared.job, prepared.redactor)
         let id = job.deployment.id
         let started = DispatchTime.now()
         defer {
-            Timer(label: "converge_dispatch_duration_seconds", preferredDisplayUnit: .seconds)
+            Timer(label: MetricFamily.dispatchDuration.name, preferredDisplayUnit: .seconds)
                 .recordInterval(since: started)
         }
         // What the provisioner says is redacted of the values it was sent; `record` redacts the current ones too.
-        let redactor = SecretRedactor(job.secrets.values)
         do {
             let outcome = try await provisioner.provision(job) { [store] events in
                 try? await store.appendEvents(events.map(redactor.redact), to: id)
@@ -84,22 +92,25 @@ struct DeploymentRunner: Sendable {
         }
     }
 
-    /// Appends events to a deployment's log with the instance's current secret values redacted: the one way
+    /// Appends events to a deployment's log with the values its provisioner may echo redacted: the one way
     /// callbacks record what a provisioner reports.
     func appendRedacted(_ events: [DeploymentEventDraft], of deployment: Deployment) async throws {
-        let redactor = await redactor(for: deployment.instanceID)
+        let redactor = await redactor(for: deployment)
         try await store.appendEvents(events.map(redactor.redact), to: deployment.id)
     }
 
-    /// A redactor of an instance's current secret values; when they cannot be read, one that redacts everything,
-    /// so that nothing recorded can hold a value.
-    func redactor(for instanceID: String) async -> SecretRedactor {
+    /// A redactor of the values a deployment's provisioner may echo: its instance's current secret values and the
+    /// sensitive outputs of its connections. When they cannot be read, one that redacts everything, so that nothing
+    /// recorded can hold a value.
+    func redactor(for deployment: Deployment) async -> SecretRedactor {
         do {
-            return try await secrets.redactor(for: instanceID)
+            return try await secrets.redactor(
+                for: deployment.instanceID,
+                alsoRedacting: try secrets.openingSealed(deployment.snapshot.connectionParams).opened)
         } catch {
             logger.warning(
                 "cannot read the instance's secrets to redact what is recorded; recording it redacted whole",
-                metadata: ["instance.id": "\(instanceID)", "error": "\(error)"])
+                metadata: ["instance.id": "\(deployment.instanceID)", "error": "\(error)"])
             return .everything
         }
     }
@@ -109,8 +120,8 @@ struct DeploymentRunner: Sendable {
     @discardableResult
     func record(_ unredacted: ProvisionOutcome, of deployment: Deployment, lease: Deployment.Lease) async -> Bool {
         // Whatever path the outcome came by (an answer, a callback, an exec line, a cloud driver), the store never
-        // sees a secret value in its outputs, plan result or error.
-        let outcome = await redactor(for: deployment.instanceID).redact(unredacted)
+        // sees a secret value in its outputs, plan result or error, nor a sensitive output unsealed.
+        let outcome = await redactor(for: deployment).redact(sealingSensitive(unredacted))
         let metadata: Logger.Metadata = [
             "deployment.id": "\(deployment.id)", "instance.id": "\(deployment.instanceID)",
             "lease.epoch": "\(lease.epoch)",
@@ -125,8 +136,10 @@ struct DeploymentRunner: Sendable {
                 }
                 logger.info("deployment completed", metadata: metadata)
             case .failed(let error):
-                Counter(label: "converge_provisioner_errors_total", dimensions: [("kind", Self.kind(of: error))])
-                    .increment()
+                Counter(
+                    label: MetricFamily.provisionerErrors.name,
+                    dimensions: [("kind", ProvisionerErrorKind(error: error).rawValue)]
+                ).increment()
                 _ = try await retryingBusy {
                     try await store.fail(deployment.id, owner: lease.owner, epoch: lease.epoch, error: error)
                 }
@@ -144,6 +157,19 @@ struct DeploymentRunner: Sendable {
         }
         await requeue(after: deployment)
         return true
+    }
+
+    /// `outcome` with the values its provisioner marked sensitive (in its outputs, or its plan result) sealed;
+    /// failed when they cannot be (no key).
+    private func sealingSensitive(_ outcome: ProvisionOutcome) -> ProvisionOutcome {
+        guard case .completed(let outputs, let planResult) = outcome else { return outcome }
+        do {
+            return .completed(
+                outputs: try secrets.sealingSensitive(outputs), planResult: try planResult.map(secrets.sealingSensitive)
+            )
+        } catch {
+            return .failed("cannot store the provisioner's sensitive outputs: \(error)")
+        }
     }
 
     /// Runs a store write again while the database is busy (`aborted`), a few times with a short backoff.
@@ -164,13 +190,5 @@ struct DeploymentRunner: Sendable {
     func requeue(after deployment: Deployment) async {
         let downstream = manifests.current?.downstream[deployment.instanceID] ?? []
         await queue.add([deployment.instanceID] + downstream)
-    }
-
-    /// A coarse kind of provisioner error, for the metrics.
-    static func kind(of error: String) -> String {
-        if error.contains("timed out") || error.contains("no response within") { return "timeout" }
-        if error.hasPrefix("connection failed") { return "connection" }
-        if error.hasPrefix("the provisioner answered") { return "http" }
-        return "provisioner"
     }
 }

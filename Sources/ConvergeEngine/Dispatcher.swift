@@ -150,7 +150,7 @@ public final class Dispatcher: Service, Sendable {
             return
         }
         let outcome = await whileHolding(lease, of: deployment) {
-            await self.runner.call(prepared.provisioner, with: prepared.job)
+            await self.runner.call(prepared)
         }
         guard let outcome, !(await runner.record(outcome, of: deployment, lease: lease)) else { return }
         await awaitCallbacks(deployment, lease: lease, prepared: prepared)

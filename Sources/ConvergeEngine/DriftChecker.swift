@@ -21,8 +21,6 @@ import Synchronization
 public final class DriftChecker: Service, Sendable {
     /// The metadata key that marks a drift check's plan.
     static let metadataKey = "driftCheck"
-    /// The counter of drift plans queued.
-    static let plansQueuedLabel = "converge_drift_plans_queued_total"
 
     let store: any DesiredStateStore
     let manifests: ManifestSource
@@ -88,7 +86,7 @@ public final class DriftChecker: Service, Sendable {
                     DeploymentRequest(instanceID: id, snapshot: snapshot, mode: .direct, actor: ReconcilePlanner.actor))
                 if creation.created {
                     queued += 1
-                    Counter(label: Self.plansQueuedLabel).increment()
+                    Counter(label: MetricFamily.driftPlansQueued.name).increment()
                 }
             } catch let error as ConvergeError where error.code == .failedPrecondition {
                 // The instance changed since it was read (a change queued, an orphan): the store refused the check.

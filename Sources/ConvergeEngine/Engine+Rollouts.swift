@@ -44,7 +44,7 @@ extension Engine {
             ])
         if let replaced {
             Counter(
-                label: "converge_rollouts_ended_total",
+                label: MetricFamily.rolloutsEnded.name,
                 dimensions: [("action", replaced.action.rawValue), ("status", replaced.status.rawValue)]
             ).increment()
             dispatcher.wakeUp()
@@ -85,7 +85,7 @@ extension Engine {
         rollouts.govern(saved)
         if saved.status.isTerminal {
             Counter(
-                label: "converge_rollouts_ended_total",
+                label: MetricFamily.rolloutsEnded.name,
                 dimensions: [("action", saved.action.rawValue), ("status", saved.status.rawValue)]
             ).increment()
             logger.info(

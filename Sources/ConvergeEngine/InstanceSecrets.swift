@@ -80,12 +80,35 @@ public struct InstanceSecrets: Sendable {
         return values
     }
 
-    /// A redactor of an instance's current secret values. One that does not open under this daemon's key is left
-    /// out: this daemon never sent it (a dispatch with such a secret fails before the provisioner is called).
-    func redactor(for instanceID: String) async throws -> SecretRedactor {
-        guard let box else { return SecretRedactor([]) }
+    /// A redactor of an instance's current secret values and of `alsoRedacting`. A secret that does not open under
+    /// this daemon's key is left out: this daemon never sent it (a dispatch with such a secret fails before the
+    /// provisioner is called).
+    func redactor(for instanceID: String, alsoRedacting: [String] = []) async throws -> SecretRedactor {
+        guard let box else { return SecretRedactor(alsoRedacting) }
         let sealed = try await store.sealedSecrets(of: instanceID)
-        return SecretRedactor(sealed.compactMap { try? box.open($0.value, instanceID: instanceID, name: $0.key) })
+        return SecretRedactor(
+            sealed.compactMap { try? box.open($0.value, instanceID: instanceID, name: $0.key) } + alsoRedacting)
+    }
+
+    /// `outputs` with every value the provisioner marked sensitive sealed: the one form they are stored in.
+    func sealingSensitive(_ outputs: Value) throws -> Value {
+        try outputs.replacingObjects { value in
+            guard let marked = SensitiveValue.marked(in: value) else { return nil }
+            return SensitiveValue.sealed(try requireBox().sealOutput(marked))
+        }
+    }
+
+    /// `value` (a deployment's connection params) with every sealed value opened, and the texts opened: what its
+    /// provisioner is sent, and what is redacted from whatever it echoes back, as its own secrets are.
+    func openingSealed(_ value: Value) throws -> (value: Value, opened: [String]) {
+        var opened: [String] = []
+        let open = try value.replacingObjects { value in
+            guard let text = SensitiveValue.sealedText(of: value) else { return nil }
+            let plain = try requireBox().openOutput(text)
+            opened += plain.strings
+            return plain
+        }
+        return (open, opened)
     }
 
     private func requireBox() throws -> SecretBox {
@@ -94,5 +117,17 @@ public struct InstanceSecrets: Sendable {
                 .failedPrecondition, "the daemon has no secrets key (converge serve --secrets-key-file)")
         }
         return box
+    }
+}
+
+extension Value {
+    /// The strings in this value (not its keys), where an opened sensitive value could be echoed back.
+    fileprivate var strings: [String] {
+        switch self {
+        case .string(let text): [text]
+        case .array(let items): items.flatMap(\.strings)
+        case .object(let members): members.values.flatMap(\.strings)
+        case .null, .bool, .int, .double: []
+        }
     }
 }

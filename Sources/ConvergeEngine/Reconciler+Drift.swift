@@ -37,7 +37,6 @@ extension Reconciler {
 /// goes back to an older count.
 final class DriftedGauge: Sendable {
     static let shared = DriftedGauge()
-    static let label = "converge_instances_drifted"
 
     private let tickets = Mutex<(issued: UInt64, recorded: UInt64)>((0, 0))
 
@@ -50,7 +49,7 @@ final class DriftedGauge: Sendable {
         tickets.withLock { state in
             guard ticket > state.recorded else { return }
             state.recorded = ticket
-            Gauge(label: Self.label).record(count)
+            Gauge(label: MetricFamily.instancesDrifted.name).record(count)
         }
     }
 }

@@ -201,11 +201,10 @@ extension Reconciler {
         case (.direct, _):
             let environment = context.record?.environment ?? context.desired?.environment ?? "?"
             if context.environment?.policy == .auto, let selector = context.environment?.reviewSelector {
-                let labels = selector.matchLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 throw ConvergeError(
                     .failedPrecondition,
                     "instance \(context.instanceID) is selected by the reviewSelector of environment \(environment) "
-                        + "(\(labels.joined(separator: ", "))): a change must be proposed and approved")
+                        + "(\(selector)): a change must be proposed and approved")
             }
             throw ConvergeError(
                 .failedPrecondition,

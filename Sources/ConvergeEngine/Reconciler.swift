@@ -55,12 +55,12 @@ public final class Reconciler: Service, Sendable {
     private func work() async {
         while let key = await queue.next() {
             let metadata: Logger.Metadata = ["instance.id": "\(key)"]
-            Counter(label: "converge_reconciles_total").increment()
+            Counter(label: MetricFamily.reconciles.name).increment()
             do {
                 let requeueAfter = try await reconcile(key)
                 await queue.done(key, succeeded: true, requeueAfter: requeueAfter)
             } catch {
-                Counter(label: "converge_reconcile_errors_total").increment()
+                Counter(label: MetricFamily.reconcileErrors.name).increment()
                 logger.warning(
                     "reconcile failed; retrying with backoff", metadata: metadata.merging(["error": "\(error)"]) { $1 })
                 await queue.done(key, succeeded: false)

@@ -48,7 +48,8 @@ public struct SecretRedactor: Sendable {
         return changed ? String(decoding: bytes, as: UTF8.self) : text
     }
 
-    /// `value` with every string in it (keys too) redacted.
+    /// `value` with every string in it (keys too) redacted, but for its sensitive values: a value the provisioner
+    /// marked sensitive is sealed whole (it may carry a secret downstream on purpose), and a sealed one holds none.
     public func redact(_ value: Value) -> Value {
         guard !isEmpty else { return value }
         switch value {
@@ -57,6 +58,7 @@ public struct SecretRedactor: Sendable {
         case .array(let items):
             return .array(items.map(redact))
         case .object(let members):
+            if SensitiveValue.isSensitive(value) { return value }
             return .object(
                 Dictionary(members.map { (redact($0.key), redact($0.value)) }, uniquingKeysWith: { first, _ in first }))
         case .null, .bool, .int, .double:

@@ -87,38 +87,3 @@ extension Shape.StringRule {
         }
     }
 }
-
-/// A suggestion for a misspelt or cut-short name: `; did you mean "policy"?` when one candidate is within a few
-/// edits, or starts with the (at least four-character) text; else empty.
-///
-/// Only candidates whose length is within three characters of the text's are scored (no closer one could be
-/// suggested), so a megabyte of text costs one pass over it, not a megabyte-by-name table of edits.
-public func didYouMean(_ text: String, among candidates: [String]) -> String {
-    let longest = candidates.map(\.count).max() ?? 0
-    guard text.utf8.count <= 4 * (longest + 3) else { return "" }
-    let length = text.count
-    let lowered = text.lowercased()
-    let scored = candidates.filter { abs($0.count - length) <= 3 }.map { ($0, editDistance(lowered, $0.lowercased())) }
-    if let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(1, min(3, best.0.count / 3)) {
-        return "; did you mean \"\(best.0)\"?"
-    }
-    if length >= 4, let longer = candidates.sorted().first(where: { $0.lowercased().hasPrefix(lowered) }) {
-        return "; did you mean \"\(longer)\"?"
-    }
-    return ""
-}
-
-/// The Levenshtein distance between two strings.
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a)
-    let b = Array(b)
-    var previous = Array(0...b.count)
-    for i in 1...max(1, a.count) where !a.isEmpty {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...max(1, b.count) where !b.isEmpty {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return a.isEmpty ? b.count : previous[b.count]
-}

@@ -108,7 +108,9 @@ public struct ExecProvisioner: DeploymentProvisioner {
             group.addTask {
                 for try await line in execution.standardOutput.strings() {
                     await transcript.stdout(line)
-                    await events([DeploymentEventDraft(kind: .log, message: line, data: ["stream": "stdout"])])
+                    // The last line may carry outputs marked sensitive: they are logged by name only.
+                    let logged = SensitiveValue.showingByName(inLine: line)
+                    await events([DeploymentEventDraft(kind: .log, message: logged, data: ["stream": "stdout"])])
                 }
                 return .drained
             }

@@ -3,6 +3,7 @@ import ConvergeCore
 import ConvergeEngine
 import ConvergeStore
 import Foundation
+import OpenAPIRuntime
 
 /// The records of the store as the document's schemas spell them.
 extension Components.Schemas.Deployment {
@@ -11,13 +12,12 @@ extension Components.Schemas.Deployment {
             id: deployment.id, sequence: deployment.sequence, instance: deployment.instanceID,
             action: .init(deployment.action), status: .init(rawValue: deployment.status.rawValue)!,
             params: deployment.snapshot.params.container,
-            connectionParams: deployment.snapshot.connectionParams.container,
+            connectionParams: deployment.snapshot.connectionParams.shown,
             version: deployment.snapshot.version, metadata: deployment.snapshot.metadata.container,
             desiredHash: deployment.desiredHash, createdBy: deployment.createdBy, proposedBy: deployment.proposedBy,
             approvedBy: deployment.approvedBy, createdAt: deployment.createdAt, updatedAt: deployment.updatedAt,
             startedAt: deployment.startedAt, finishedAt: deployment.finishedAt, attempt: deployment.attempt,
-            error: deployment.error, outputs: deployment.outputs?.container,
-            planResult: deployment.planResult?.container,
+            error: deployment.error, outputs: deployment.outputs?.shown, planResult: deployment.planResult?.shown,
             retryOf: deployment.retryOf, rollbackOf: deployment.rollbackOf,
             approvalStep: deployment.approvalStep.flatMap { .init(rawValue: $0.rawValue) },
             awaiting: deployment.awaitedApproval.map {
@@ -30,7 +30,7 @@ extension Components.Schemas.Deployment {
             planDeployment: deployment.planDeploymentID.map { id in
                 .init(
                     id: id, status: .init(rawValue: (deployment.planOutcome?.status ?? .pending).rawValue)!,
-                    result: deployment.planOutcome?.result?.container)
+                    result: deployment.planOutcome?.result?.shown)
             },
             approvals: deployment.approvals.isEmpty
                 ? nil
@@ -53,13 +53,19 @@ extension Deployment.Action {
 }
 
 extension Deployment {
-    /// What `compare` compares: the desired state of the snapshot, not its metadata.
+    /// What `compare` compares: the desired state of the snapshot, not its metadata, as it is shown.
     var comparable: Value {
         [
-            "params": snapshot.params, "connectionParams": snapshot.connectionParams,
+            "params": snapshot.params, "connectionParams": snapshot.connectionParams.showingSensitiveByName,
             "version": .string(snapshot.version),
         ]
     }
+}
+
+extension Value {
+    /// The value of outputs, connection params or a plan result as every answer shows it: sensitive values by name
+    /// only (`[sensitive]`), never sealed nor plain.
+    var shown: OpenAPIValueContainer { showingSensitiveByName.container }
 }
 
 extension Components.Schemas.Instance {
@@ -68,14 +74,17 @@ extension Components.Schemas.Instance {
         self.init(
             id: record.id, environment: record.environment, bundle: record.bundle,
             status: .init(rawValue: record.status.rawValue)!, params: record.params?.container,
-            connectionParams: record.connectionParams?.container, version: record.version,
-            outputs: record.outputs?.container, observedGeneration: record.observedGeneration,
+            connectionParams: record.connectionParams?.shown, version: record.version,
+            outputs: record.outputs?.shown, observedGeneration: record.observedGeneration,
             conditions: record.conditions.map {
                 .init(
                     _type: $0.type.rawValue, status: $0.status, reason: $0.reason, message: $0.message,
                     lastTransitionTime: $0.lastTransitionTime)
             },
-            secrets: secrets, updatedAt: record.updatedAt, orphanedBy: record.orphanedBy)
+            secrets: secrets, updatedAt: record.updatedAt, orphanedBy: record.orphanedBy,
+            createdAt: record.details?.createdAt,
+            labels: record.details.map { .init(additionalProperties: $0.labels) },
+            provisioner: record.details?.provisioner, lastDeployment: record.details?.lastDeployment)
     }
 }
 
@@ -84,7 +93,7 @@ extension Components.Schemas.Resource {
         self.init(
             kind: stored.resource.kind.rawValue, id: stored.resource.id, spec: stored.resource.spec.container,
             generation: stored.generation, resourceVersion: String(stored.resourceVersion),
-            owner: stored.resource.source?.isAPI == false ? .manifests : .api,
+            owner: stored.resource.source?.isAPI == false ? .manifests : .api, createdAt: stored.createdAt,
             source: stored.resource.source.flatMap { $0.isAPI ? nil : $0.description })
     }
 }

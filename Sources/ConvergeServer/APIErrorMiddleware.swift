@@ -1,6 +1,5 @@
 import ConvergeAPI
 import ConvergeCore
-import ConvergeManifests
 import HTTPTypes
 import Hummingbird
 import Logging

@@ -14,7 +14,7 @@ extension APIHandler {
         if Identifier.problem(withSegment: text) == nil {
             var cursor: String?
             repeat {
-                let projects = try await store.resources(of: .project, after: cursor, limit: 500)
+                let projects = try await store.resources(of: .project, labels: nil, after: cursor, limit: 500)
                 for project in projects.items {
                     let id = Identifier.join(project.resource.id, text)
                     if try await environmentExists(id) { candidates.append(id) }

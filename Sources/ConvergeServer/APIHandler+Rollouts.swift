@@ -80,7 +80,7 @@ extension Components.Schemas.Preview {
             instances: status.instances.map { record in
                 .init(
                     id: record.id, name: String(record.id.dropFirst(status.environment.count + 1)),
-                    status: .init(rawValue: record.status.rawValue)!, outputs: record.outputs?.container)
+                    status: .init(rawValue: record.status.rawValue)!, outputs: record.outputs?.shown)
             })
     }
 }

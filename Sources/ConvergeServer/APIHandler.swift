@@ -22,6 +22,10 @@ struct APIHandler: APIProtocol {
         .ok(.init(body: .json(.init(status: "ok"))))
     }
 
+    func getVersion(_ input: Operations.GetVersion.Input) async throws -> Operations.GetVersion.Output {
+        .ok(.init(body: .json(.init(version: convergeVersion))))
+    }
+
     func getReadiness(_ input: Operations.GetReadiness.Input) async throws -> Operations.GetReadiness.Output {
         let (serving, ready, checks) = await server.readiness()
         let body = Components.Schemas.Readiness(ready: ready, serving: serving, checks: checks.container)
@@ -75,7 +79,8 @@ struct APIHandler: APIProtocol {
 
     func listResources(_ input: Operations.ListResources.Input) async throws -> Operations.ListResources.Output {
         let page = try await store.resources(
-            of: ResourceKind(input.path.kind), after: input.query.cursor, limit: input.query.limit ?? 50)
+            of: ResourceKind(input.path.kind), labels: try Self.labelSelector(input.query.labelSelector),
+            after: input.query.cursor, limit: input.query.limit ?? 50)
         return .ok(
             .init(
                 body: .json(.init(items: page.items.map(Components.Schemas.Resource.init), nextCursor: page.nextCursor))
@@ -90,7 +95,7 @@ struct APIHandler: APIProtocol {
     func listInstances(_ input: Operations.ListInstances.Input) async throws -> Operations.ListInstances.Output {
         let page = try await store.instances(
             environment: try await environmentID(input.query.environment), drifted: input.query.drifted,
-            after: input.query.cursor,
+            labels: try Self.labelSelector(input.query.labelSelector), after: input.query.cursor,
             limit: input.query.limit ?? 50)
         return .ok(
             .init(
@@ -99,7 +104,19 @@ struct APIHandler: APIProtocol {
     }
 
     func getInstance(_ input: Operations.GetInstance.Input) async throws -> Operations.GetInstance.Output {
-        .ok(.init(body: .json(try await instanceView(store.instance(input.path.id)))))
+        .ok(.init(body: .json(try await instanceView(store.instance(input.path.id, details: true)))))
+    }
+
+    /// The `labelSelector` parameter, parsed; a malformed one is `invalid_argument` naming it.
+    static func labelSelector(_ text: String?) throws -> LabelSelector? {
+        guard let text else { return nil }
+        do {
+            return try LabelSelector(parsing: text)
+        } catch {
+            var details = error.details?.objectValue ?? [:]
+            details["field"] = "labelSelector"
+            throw ConvergeError(error.code, "labelSelector: \(error.message)", details: .object(details))
+        }
     }
 
     // MARK: deployments

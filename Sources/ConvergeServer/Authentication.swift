@@ -6,7 +6,7 @@ import OpenAPIRuntime
 
 /// How an operation is authenticated, and the least role it needs.
 enum Access: Equatable, Sendable {
-    /// Health, readiness and metrics: open to anyone who reaches the port.
+    /// Health, readiness, version and metrics: open to anyone who reaches the port.
     case open
     /// A provisioner's callback: the per-attempt token it was given.
     case callbackToken
@@ -19,6 +19,7 @@ enum Access: Equatable, Sendable {
     /// every operation of `openapi.yaml` is here.
     static let operations: [String: Access] = [
         Operations.GetHealth.id: .open,
+        Operations.GetVersion.id: .open,
         Operations.GetReadiness.id: .open,
         Operations.GetMetrics.id: .open,
         Operations.HeadHealth.id: .open,

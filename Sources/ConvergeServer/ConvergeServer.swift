@@ -11,7 +11,6 @@ import HummingbirdTLS
 import Logging
 import OpenAPIHummingbird
 import OpenAPIRuntime
-import Prometheus
 
 /// The daemon's HTTP surface: the API of `openapi.yaml` (health, readiness, metrics, the `/v1` operations and
 /// provisioner callbacks), served by Hummingbird.
@@ -21,7 +20,7 @@ public struct ConvergeServer: Sendable {
 
     let engine: Engine
     let store: any Store
-    let metrics: PrometheusCollectorRegistry
+    let metrics: DaemonMetrics
     /// The secret of the inbound git push webhook; nil leaves the endpoint off.
     let gitWebhookSecret: [UInt8]?
     /// The bearer tokens of the API.
@@ -30,7 +29,7 @@ public struct ConvergeServer: Sendable {
     let logger: Logger
 
     public init(
-        engine: Engine, store: any Store, metrics: PrometheusCollectorRegistry, gitWebhookSecret: [UInt8]?,
+        engine: Engine, store: any Store, metrics: DaemonMetrics, gitWebhookSecret: [UInt8]?,
         tokens: TokensFile, settings: Settings, logger: Logger
     ) {
         self.engine = engine
@@ -89,7 +88,8 @@ public struct ConvergeServer: Sendable {
         return router
     }
 
-    /// Serving when the store answers and a good load of the manifests is in force: `/readyz` answers 200 then, so a
+    /// Serving when the store answers and can write (`"store": "cannot write: …"` while its writes fail for want of
+    /// storage) and a good load of the manifests is in force: `/readyz` answers 200 then, so a
     /// refused load (a bad commit) never takes every daemon out of a load balancer while each keeps serving its last
     /// good load. Ready when serving and the latest load was not refused. The manifests check shows when they were
     /// last read, the load in force (version, commit, when a load was last good) and, while loads are refused, since
@@ -101,6 +101,12 @@ public struct ConvergeServer: Sendable {
             try await Self.within(Self.storePingDeadline) { [store] in try await store.ping() }
         } catch {
             storeCheck = .string("unreachable: \(error)")
+            serving = false
+        }
+        do {
+            if serving { try await store.checkWritable() }
+        } catch {
+            storeCheck = .string((error as? ConvergeError)?.message ?? "\(error)")
             serving = false
         }
         let status = engine.manifests.status
@@ -152,16 +158,19 @@ public struct ConvergeServer: Sendable {
         }
     }
 
-    /// The metrics in the Prometheus text format, with the gauges read at scrape time brought up to date.
+    /// The metrics in the Prometheus text format, with the gauges read at scrape time brought up to date: the
+    /// deployments by status, the work queue, whether the latest manifest load was refused, and the process.
     func prometheusText() async -> [UInt8] {
         if let counts = try? await store.deploymentCounts() {
             for status in Deployment.Status.allCases {
-                metrics.makeGauge(name: "converge_deployments_by_status", labels: [("status", status.rawValue)])
-                    .set(Double(counts[status] ?? 0))
+                metrics.set(
+                    .deploymentsByStatus, labels: [("status", status.rawValue)], to: Double(counts[status] ?? 0))
             }
         }
-        metrics.makeGauge(name: "converge_workqueue_depth", labels: []).set(Double(await engine.queue.depth))
-        return metrics.emitToBuffer()
+        metrics.set(.workqueueDepth, to: Double(await engine.queue.depth))
+        metrics.set(.manifestLoadRefused, to: engine.manifests.status.refusedAt == nil ? 0 : 1)
+        metrics.recordProcess()
+        return metrics.text()
     }
 
     /// Refuses `token` as `unauthenticated` unless it is the callback token of one of deployment `id`'s attempts

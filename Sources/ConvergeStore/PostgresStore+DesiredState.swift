@@ -152,9 +152,29 @@ extension PostgresStore: DesiredStateStore {
         }
     }
 
-    public func instance(_ id: String) async throws -> InstanceRecord {
-        try await read { connection in try await self.fetchInstance(connection, id) }
+    public func instance(_ id: String, details: Bool) async throws -> InstanceRecord {
+        guard details else { return try await read { connection in try await self.fetchInstance(connection, id) } }
+        return try await read { connection in
+            guard
+                let row = try await connection.row(
+                    "\(unescaped: Self.instanceDetailsSQL) WHERE id = \(id)",
+                    logger: logger)
+            else { throw ConvergeError(.notFound, "instance \(id) not found") }
+            return try Self.instanceRecord(from: row, details: true)
+        }
     }
+
+    /// Instances' rows and their details: their declared labels, their bundle's provisioner, their newest deployment;
+    /// a `WHERE` clause follows.
+    static let instanceDetailsSQL = """
+        SELECT instances.*,
+            (SELECT (spec::jsonb -> 'labels')::text FROM resources
+                WHERE kind = 'Instance' AND resources.id = instances.id) AS labels,
+            (SELECT spec::jsonb ->> 'provisioner' FROM resources
+                WHERE kind = 'Bundle' AND resources.id = instances.bundle) AS provisioner,
+            (SELECT id FROM deployments WHERE instance_id = instances.id ORDER BY seq DESC LIMIT 1) AS last_deployment
+        FROM instances
+        """
 
     public func instanceIDs() async throws -> [String] {
         try await read { connection in
@@ -319,10 +339,11 @@ extension PostgresStore: DesiredStateStore {
         return try Self.instanceRecord(from: row, configuration: configuration, outputs: outputs)
     }
 
-    static func instanceRecord(from row: PostgresRandomAccessRow, configuration: Bool = true, outputs: Bool = true)
-        throws -> InstanceRecord
-    {
-        InstanceRecord(
+    /// An instance's record from its row; `details` reads the columns `instanceDetailsSQL` adds.
+    static func instanceRecord(
+        from row: PostgresRandomAccessRow, configuration: Bool = true, outputs: Bool = true, details: Bool = false
+    ) throws -> InstanceRecord {
+        var record = InstanceRecord(
             id: try row.value("id"), environment: try row.value("environment"), bundle: try row.value("bundle"),
             status: InstanceStatus(rawValue: try row.value("status")) ?? .initialized,
             params: configuration ? try row.value("params", as: String?.self).map(Value.init(json:)) : nil,
@@ -333,6 +354,13 @@ extension PostgresStore: DesiredStateStore {
             observedGeneration: try row.value("observed_generation"),
             conditions: InstanceCondition.list(fromJSON: try row.value("conditions")),
             updatedAt: date(try row.value("updated_at")), orphanedBy: try row.value("orphaned_by"))
+        if details {
+            record.details = InstanceRecord.Details(
+                createdAt: date(try row.value("created_at")),
+                labels: try row.value("labels", as: String?.self).map { try Value(json: $0).stringMembers } ?? [:],
+                provisioner: try row.value("provisioner"), lastDeployment: try row.value("last_deployment"))
+        }
+        return record
     }
 
     static func storedResource(from row: PostgresRandomAccessRow) throws -> StoredResource {
@@ -341,6 +369,7 @@ extension PostgresStore: DesiredStateStore {
                 kind: ResourceKind(rawValue: try row.value("kind"))!, id: try row.value("id"),
                 spec: try Value(json: try row.value("spec")),
                 source: try row.value("source", as: String?.self).flatMap(SourceLocation.init(parsing:))),
-            generation: try row.value("generation"), resourceVersion: try row.value("resource_version"))
+            generation: try row.value("generation"), resourceVersion: try row.value("resource_version"),
+            createdAt: date(try row.value("created_at")))
     }
 }

@@ -23,6 +23,63 @@ extension PostgresStore {
         }
     }
 
+    /// The conditions of a page newest first by `seq`: each given column equal to its value, and `seq` before
+    /// `before`; their arguments, then `limit + 1` (the last binding, for the `LIMIT`), appended to `bindings`.
+    static func pageConditions(
+        _ equalities: [(column: String, value: String?)], before: Int64, limit: Int, bindings: inout PostgresBindings
+    ) -> [String] {
+        var conditions: [String] = []
+        for (column, value) in equalities {
+            guard let value else { continue }
+            bindings.append(value)
+            conditions.append("\(column) = $\(bindings.count)")
+        }
+        bindings.append(before)
+        conditions.append("seq < $\(bindings.count)")
+        bindings.append(Int64(limit + 1))
+        return conditions
+    }
+
+    /// Every deployment that matches `filter`, newest first, by cursor. The planner picks the index of the most
+    /// selective given field, each on `(column, seq)`; several statuses are one indexed range each, merged newest
+    /// first (`UNION ALL` of limited branches), so a page stops reading once it is full.
+    public func listDeployments(_ filter: DeploymentFilter, after cursor: String?, limit: Int) async throws
+        -> Page<Deployment>
+    {
+        try Paging.checkLimit(limit)
+        if filter.statuses?.isEmpty == true {
+            throw ConvergeError(.invalidArgument, "a status filter must name at least one status")
+        }
+        let before = try Paging.sequence(of: cursor, default: Int64.max)
+        var bindings = PostgresBindings()
+        let conditions = Self.pageConditions(
+            [
+                ("instance_id", filter.instanceID), ("environment", filter.environment),
+                ("action", filter.action?.rawValue), ("created_by", filter.actor),
+            ], before: before, limit: limit, bindings: &bindings)
+        let limitParameter = "$\(bindings.count)"
+        let statuses: [String?] = filter.statuses.map { $0.map(\.rawValue).sorted() } ?? [nil]
+        let branches = statuses.map { status in
+            var branch = conditions
+            if let status {
+                bindings.append(status)
+                branch.append("status = $\(bindings.count)")
+            }
+            return "(SELECT * FROM deployments WHERE \(branch.joined(separator: " AND ")) ORDER BY seq DESC "
+                + "LIMIT \(limitParameter))"
+        }
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT * FROM (\(branches.joined(separator: " UNION ALL "))) AS listed ORDER BY seq DESC "
+                + "LIMIT \(limitParameter)",
+            binds: bindings)
+        return try await read { connection in
+            let items = try await self.fetchDeployments(connection, query)
+            return Page(
+                items: Array(items.prefix(limit)),
+                nextCursor: items.count > limit ? String(items[limit - 1].sequence) : nil)
+        }
+    }
+
     public func latestDeploymentChange() async throws -> Int64 {
         try await read { connection in
             try await connection.one(
@@ -33,19 +90,12 @@ extension PostgresStore {
     public func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry> {
         try Paging.checkLimit(limit)
         let before = try Paging.sequence(of: cursor, default: Int64.max)
-        var conditions: [String] = []
         var bindings = PostgresBindings()
-        for (column, value) in [
-            ("target_id", filter.targetID), ("actor", filter.actor), ("action", filter.action),
-            ("target_kind", filter.targetKind),
-        ] {
-            guard let value else { continue }
-            bindings.append(value)
-            conditions.append("\(column) = $\(bindings.count)")
-        }
-        bindings.append(before)
-        conditions.append("seq < $\(bindings.count)")
-        bindings.append(Int64(limit + 1))
+        let conditions = Self.pageConditions(
+            [
+                ("target_id", filter.targetID), ("actor", filter.actor), ("action", filter.action),
+                ("target_kind", filter.targetKind),
+            ], before: before, limit: limit, bindings: &bindings)
         let query = PostgresQuery(
             unsafeSQL: "SELECT * FROM audit_log WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC "
                 + "LIMIT $\(bindings.count)", binds: bindings)
@@ -63,35 +113,70 @@ extension PostgresStore {
         }
     }
 
-    public func instances(environment: String?, drifted: Bool?, after cursor: String?, limit: Int) async throws
-        -> Page<InstanceRecord>
-    {
+    public func instances(
+        environment: String?, drifted: Bool?, labels: LabelSelector?, after cursor: String?, limit: Int
+    ) async throws -> Page<InstanceRecord> {
         try Paging.checkLimit(limit)
+        var bindings = PostgresBindings()
+        bindings.append(cursor ?? "")
+        var conditions = ["id > $1"]
+        if let environment {
+            bindings.append(environment)
+            conditions.append("environment = $\(bindings.count)")
+        }
+        if let drifted { conditions.append(drifted ? "drifted" : "NOT drifted") }
+        conditions += Self.labelConditions(
+            labels, of: "(SELECT spec FROM resources WHERE kind = 'Instance' AND resources.id = instances.id)",
+            bindings: &bindings)
+        bindings.append(Int64(limit + 1))
+        let query = PostgresQuery(
+            unsafeSQL: Self.instanceDetailsSQL + " WHERE \(conditions.joined(separator: " AND ")) ORDER BY id "
+                + "LIMIT $\(bindings.count)", binds: bindings)
         return try await read { connection in
-            let rows = try await connection.rows(
-                """
-                SELECT * FROM instances
-                WHERE id > \(cursor ?? "") AND (\(environment)::text IS NULL OR environment = \(environment))
-                    AND (\(drifted)::boolean IS NULL OR drifted = \(drifted))
-                ORDER BY id LIMIT \(limit + 1)
-                """, logger: logger)
-            let records = try rows.prefix(limit).map { try Self.instanceRecord(from: $0) }
+            let rows = try await connection.rows(query, logger: logger)
+            let records = try rows.prefix(limit).map { try Self.instanceRecord(from: $0, details: true) }
             return Page(items: records, nextCursor: rows.count > limit ? records.last?.id : nil)
         }
     }
 
-    public func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws
-        -> Page<StoredResource>
+    public func resources(of kind: ResourceKind, labels: LabelSelector?, after cursor: String?, limit: Int)
+        async throws -> Page<StoredResource>
     {
         try Paging.checkLimit(limit)
+        var bindings = PostgresBindings()
+        bindings.append(kind.rawValue)
+        bindings.append(cursor ?? "")
+        let conditions = ["kind = $1", "id > $2"] + Self.labelConditions(labels, of: "spec", bindings: &bindings)
+        bindings.append(Int64(limit + 1))
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT * FROM resources WHERE \(conditions.joined(separator: " AND ")) ORDER BY id "
+                + "LIMIT $\(bindings.count)", binds: bindings)
         return try await read { connection in
-            let rows = try await connection.rows(
-                """
-                SELECT * FROM resources WHERE kind = \(kind.rawValue) AND id > \(cursor ?? "") ORDER BY id
-                LIMIT \(limit + 1)
-                """, logger: logger)
+            let rows = try await connection.rows(query, logger: logger)
             let items = try rows.prefix(limit).map(Self.storedResource(from:))
             return Page(items: items, nextCursor: rows.count > limit ? items.last?.resource.id : nil)
+        }
+    }
+
+    /// The conditions under which the `labels` member of the JSON text `spec` (a column or a subquery) meets
+    /// `selector`, their arguments appended to `bindings`; none for no selector. A missing document or label is
+    /// NULL, so `!=` and `!` hold for it, as in Kubernetes.
+    static func labelConditions(_ selector: LabelSelector?, of spec: String, bindings: inout PostgresBindings)
+        -> [String]
+    {
+        (selector?.requirements ?? []).map { requirement in
+            let label = "(\(spec)::jsonb -> 'labels' ->> $\(bindings.count + 1))"
+            switch requirement {
+            case .equals(let key, let value), .notEquals(let key, let value):
+                bindings.append(key)
+                bindings.append(value)
+                let comparison = if case .equals = requirement { "=" } else { "IS DISTINCT FROM" }
+                return "\(label) \(comparison) $\(bindings.count)"
+            case .exists(let key), .notExists(let key):
+                bindings.append(key)
+                let test = if case .exists = requirement { "IS NOT NULL" } else { "IS NULL" }
+                return "\(label) \(test)"
+            }
         }
     }
 
@@ -110,6 +195,45 @@ extension PostgresStore {
 
 /// Rollouts and preview expiries on PostgreSQL, as on SQLite.
 extension PostgresStore {
+    public func startRollout(_ rollout: Rollout) async throws -> (rollout: Rollout, replaced: Rollout?) {
+        try await transaction { connection in
+            var replaced: Rollout?
+            if var running = try await self.fetchRollouts(
+                connection,
+                "SELECT * FROM rollouts WHERE environment = \(rollout.environment) AND status = 'RUNNING' FOR UPDATE"
+            ).first {
+                let before = running
+                for item in running.items where item.outcome == .deploying {
+                    guard let id = item.deploymentID else { continue }
+                    let deployment = try await self.fetchDeployment(connection, id)
+                    guard [.proposed, .approved, .pending].contains(deployment.status) else { continue }
+                    let reason = "rollout \(running.id) was replaced by rollout \(rollout.id)"
+                    _ = try await self.move(
+                        connection, deployment, to: .aborted, actor: rollout.createdBy, because: reason,
+                        set: ["error": reason, "finished_at": self.now])
+                }
+                running.status = .replaced
+                running.replacedBy = rollout.id
+                running.finishedAt = date(self.now)
+                try await self.save(connection, running, actor: rollout.createdBy, before: before)
+                replaced = running
+            }
+            try await connection.query(
+                """
+                INSERT INTO rollouts (id, environment, action, status, wave, items, created_by, created_at, updated_at,
+                    delete_environment)
+                VALUES (\(rollout.id), \(rollout.environment), \(rollout.action.rawValue), 'RUNNING', \(rollout.wave),
+                    \(Rollout.itemsValue(rollout.items).canonicalJSON), \(rollout.createdBy), \(self.now), \(self.now),
+                    \(rollout.deleteEnvironment))
+                """, logger: self.logger)
+            let started = try await self.fetchRollouts(connection, "SELECT * FROM rollouts WHERE id = \(rollout.id)")[0]
+            try await self.audit(
+                connection, actor: rollout.createdBy, action: "rollout.started", kind: "Rollout", id: rollout.id,
+                before: nil, after: started.auditValue)
+            return (started, replaced)
+        }
+    }
+
     public func updateRollout(_ rollout: Rollout, from base: Rollout, actor: String) async throws -> Rollout? {
         try await transaction { connection in
             guard

@@ -11,7 +11,7 @@ import ServiceLifecycle
 /// another, as on SQLite; claims alone run READ COMMITTED with `FOR UPDATE SKIP LOCKED`, so one daemon's claim never
 /// waits for another's. The invariants are the database's own (partial unique indexes and triggers), as on SQLite.
 /// Times are Unix milliseconds from the injected clock.
-public final class PostgresStore: Service, Sendable {
+public final class PostgresStore: Store, Service {
     let client: PostgresClient
     let clock: @Sendable () -> Date
     let logger: Logger
@@ -22,6 +22,8 @@ public final class PostgresStore: Service, Sendable {
     private let pool: Task<Void, Never>
     /// Signalled on every `NOTIFY` of the database's deployment changes, whichever daemon made them.
     public let changes = ChangeSignal()
+    /// The outcome of the latest write, for readiness.
+    let writeHealth = WriteHealth()
 
     /// A store on the database `url` names; call `migrate()` before the first call that needs the schema.
     public init(url: PostgresURL, password: String?, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger)
@@ -43,7 +45,7 @@ public final class PostgresStore: Service, Sendable {
     /// Holds the connection pool open until graceful shutdown, then closes it; first in the daemon's service group, so
     /// the last to stop.
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown { await self.listen() }
+        await cancelWhenGracefulShutdown { await self.listen() }
         await close()
     }
 
@@ -84,20 +86,27 @@ public final class PostgresStore: Service, Sendable {
     static let attempts = 20
 
     /// Runs `body` in one SERIALIZABLE transaction, retried on a serialization failure or deadlock, mapping database
-    /// errors to `ConvergeError`s.
+    /// errors to `ConvergeError`s. Whether a write committed, or failed for want of storage, is recorded in
+    /// `writeHealth`.
     func transaction<T: Sendable>(
         isolation: String = "SERIALIZABLE", _ body: @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
+            let writes = !isolation.hasSuffix("READ ONLY")
             do {
-                return try await client.withTransaction(logger: logger) { connection in
+                let result = try await client.withTransaction(logger: logger) { connection in
                     try await connection.query(
                         PostgresQuery(unsafeSQL: "SET TRANSACTION ISOLATION LEVEL \(isolation)"), logger: logger)
                     return try await body(connection)
                 }
+                if writes { writeHealth.record(failure: nil, at: clock(), logger: logger) }
+                return result
             } catch {
+                if writes, let failure = Self.storageFailure(error) {
+                    writeHealth.record(failure: failure, at: clock(), logger: logger)
+                }
                 let mapped = Self.mapped(error)
                 if mapped.retryable && attempt < Self.attempts {
                     try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))

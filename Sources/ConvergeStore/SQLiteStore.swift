@@ -14,6 +14,8 @@ public final class SQLiteStore: Store, Service {
     let logger: Logger
     /// Signalled after each commit: one daemon per file, so its own commits are every change.
     public let changes = ChangeSignal()
+    /// The outcome of the latest write, for readiness.
+    let writeHealth = WriteHealth()
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
     public init(path: String, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger) throws {
@@ -64,10 +66,11 @@ public final class SQLiteStore: Store, Service {
     /// The current time in Unix milliseconds.
     var now: Int64 { unixMillis(clock()) }
 
-    /// Runs `body` in one IMMEDIATE transaction, mapping database errors to `ConvergeError`s.
+    /// Runs `body` in one IMMEDIATE transaction, mapping database errors to `ConvergeError`s. Whether it committed,
+    /// or failed for want of storage, is recorded in `writeHealth`.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.writeWithoutTransaction { db in
+            let result = try await pool.writeWithoutTransaction { db in
                 var result: T?
                 try db.inTransaction(.immediate) {
                     result = try body(db)
@@ -76,7 +79,12 @@ public final class SQLiteStore: Store, Service {
                 changes.notify()
                 return result!
             }
+            writeHealth.record(failure: nil, at: clock(), logger: logger)
+            return result
         } catch {
+            if let failure = Self.storageFailure(error) {
+                writeHealth.record(failure: failure, at: clock(), logger: logger)
+            }
             throw Self.mapped(error)
         }
     }
@@ -271,25 +279,26 @@ extension SQLiteStore {
         }
     }
 
-    public func instance(_ id: String) async throws -> InstanceRecord {
-        try readInPlace { db in try Self.fetchInstance(db, id) }
+    public func instance(_ id: String, details: Bool) async throws -> InstanceRecord {
+        try readInPlace { db in try Self.fetchInstance(db, id, details: details) }
     }
 
-    static func fetchInstance(_ db: Database, _ id: String) throws -> InstanceRecord {
-        guard let record = try fetchInstanceIfAny(db, id) else {
+    static func fetchInstance(_ db: Database, _ id: String, details: Bool = false) throws -> InstanceRecord {
+        guard let record = try fetchInstanceIfAny(db, id, details: details) else {
             throw ConvergeError(.notFound, "instance \(id) not found")
         }
         return record
     }
 
-    /// An instance's record, if any; `configuration` and `outputs` false leave those JSON columns undecoded (nil).
-    static func fetchInstanceIfAny(_ db: Database, _ id: String, configuration: Bool = true, outputs: Bool = true)
-        throws -> InstanceRecord?
-    {
-        guard let row = try db.fetchRow(sql: "SELECT * FROM instances WHERE id = ?", arguments: [id]) else {
+    /// An instance's record, if any; `configuration` and `outputs` false leave those JSON columns undecoded (nil),
+    /// `details` true reads its details too.
+    static func fetchInstanceIfAny(
+        _ db: Database, _ id: String, configuration: Bool = true, outputs: Bool = true, details: Bool = false
+    ) throws -> InstanceRecord? {
+        guard let row = try db.fetchRow(sql: details ? instanceDetailsSQL : instanceSQL, arguments: [id]) else {
             return nil
         }
-        return InstanceRecord(
+        var record = InstanceRecord(
             id: row["id"], environment: row["environment"], bundle: row["bundle"],
             status: InstanceStatus(rawValue: row["status"]) ?? .initialized,
             params: configuration ? try (row["params"] as String?).map(Value.init(json:)) : nil,
@@ -298,7 +307,28 @@ extension SQLiteStore {
             observedGeneration: row["observed_generation"],
             conditions: InstanceCondition.list(fromJSON: row["conditions"]),
             updatedAt: date(row["updated_at"]), orphanedBy: row["orphaned_by"])
+        if details {
+            record.details = InstanceRecord.Details(
+                createdAt: date(row["created_at"]),
+                labels: try (row["labels"] as String?).map { try Value(json: $0).stringMembers } ?? [:],
+                provisioner: row["provisioner"], lastDeployment: row["last_deployment"])
+        }
+        return record
     }
+
+    static let instanceSQL = "SELECT * FROM instances WHERE id = ?"
+
+    /// An instance's row and its details: its declared labels, its bundle's provisioner, its newest deployment.
+    static let instanceDetailsSQL = """
+        SELECT instances.*,
+            (SELECT json_extract(spec, '$.labels') FROM resources
+                WHERE kind = 'Instance' AND resources.id = instances.id) AS labels,
+            (SELECT json_extract(spec, '$.provisioner') FROM resources
+                WHERE kind = 'Bundle' AND resources.id = instances.bundle) AS provisioner,
+            (SELECT id FROM deployments INDEXED BY deployments_history
+                WHERE instance_id = instances.id ORDER BY seq DESC LIMIT 1) AS last_deployment
+        FROM instances WHERE id = ?
+        """
 
     public func ping() async throws {
         _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }

@@ -47,8 +47,8 @@ public protocol DesiredStateStore: Sendable {
     /// nothing is deleted), each with the same version check as `putAPIDocuments`. Audited.
     func deleteAPIDocuments(_ keys: [ResourceKey], expectedVersions: [ResourceKey: Int64], actor: String) async throws
 
-    /// An instance's recorded state; `not_found` when it has none.
-    func instance(_ id: String) async throws -> InstanceRecord
+    /// An instance's recorded state, with its `details` when asked (the API's view); `not_found` when it has none.
+    func instance(_ id: String, details: Bool) async throws -> InstanceRecord
 
     /// The ids of every recorded instance, sorted.
     func instanceIDs() async throws -> [String]
@@ -206,6 +206,11 @@ public protocol QueryStore: Sendable {
     /// Checks that the database answers.
     func ping() async throws
 
+    /// Checks that the database accepts writes: throws (`cannot write: …`) while the latest write failed for want of
+    /// storage (a full disk or database, an I/O error). When no write was tried for a couple of seconds it tries one
+    /// first (a row of its own rewritten), so the answer is current on an idle daemon and clears once space is freed.
+    func checkWritable() async throws
+
     /// How many deployments there are in each status.
     func deploymentCounts() async throws -> [Deployment.Status: Int]
 
@@ -232,16 +237,24 @@ public protocol QueryStore: Sendable {
     /// The audit log entries that match `filter`, newest first (like deployments), by cursor.
     func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry>
 
-    /// Recorded instances by id, of one environment or all, by cursor; with `drifted`, only those whose `Drifted`
-    /// condition holds (true) or does not (false).
-    func instances(environment: String?, drifted: Bool?, after cursor: String?, limit: Int) async throws
-        -> Page<InstanceRecord>
-
-    /// Desired resources of one kind by id, by cursor.
-    func resources(of kind: ResourceKind, after cursor: String?, limit: Int) async throws -> Page<StoredResource>
-
+    /// Recorded instances by id, of one environment or all, by cursor, with their details; with `drifted`, only
+    /// those whose `Drifted` condition holds (true) or does not (false); with `labels`, only those whose declared
+    /// labels it selects (filtered in the query, so a page is short only at the end).
+    func instances(
+        environment: String?, drifted: Bool?, labels: LabelSelector?, after cursor: String?, limit: Int
+    ) async throws -> Page<InstanceRecord>
+    /// Desired resources of one kind by id, by cursor; with `labels`, only those whose labels it selects.
+    func resources(of kind: ResourceKind, labels: LabelSelector?, after cursor: String?, limit: Int) async throws
+        -> Page<StoredResource>
     /// One desired resource; `not_found` when there is none.
     func resource(_ key: ResourceKey) async throws -> StoredResource
+}
+
+extension DesiredStateStore {
+    /// An instance's recorded state without its details; `not_found` when it has none.
+    public func instance(_ id: String) async throws -> InstanceRecord {
+        try await instance(id, details: false)
+    }
 }
 
 extension QueryStore {
@@ -249,7 +262,7 @@ extension QueryStore {
     public func instances(environment: String?, after cursor: String?, limit: Int) async throws
         -> Page<InstanceRecord>
     {
-        try await instances(environment: environment, drifted: nil, after: cursor, limit: limit)
+        try await instances(environment: environment, drifted: nil, labels: nil, after: cursor, limit: limit)
     }
 }
 

@@ -15,11 +15,23 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "The bearer token (default: $CONVERGE_TOKEN or the config file; prefer those to this flag).")
     var token: String?
 
-    @Option(name: [.short, .long], help: "Output: table, wide (more columns), name (kind/id lines), json or yaml.")
+    @Option(help: "The context of the config file to use (default: its current context; see converge login).")
+    var context: String?
+
+    @Option(
+        name: [.short, .long], help: "Output: table, wide (more columns), name (kind/id lines), json or yaml.",
+        completion: .list(OutputFormat.allValueStrings), transform: choice)
     var output: OutputFormat = .table
 
     func client() throws -> ConvergeClient {
-        ConvergeClient(settings: try ClientSettings.resolve(server: server, token: token))
+        ConvergeClient(settings: try settings())
+    }
+
+    /// Where the daemon is and who calls it; warns on standard error when the config file holding a token is open
+    /// to others.
+    func settings() throws -> ClientSettings {
+        let (config, path) = try ClientConfig.current()
+        return try ClientSettings.resolve(server: server, token: token, context: context, config: config, path: path)
     }
 
     /// Prints `value` (an API object or page) in the chosen format.
@@ -71,13 +83,14 @@ func describe(_ error: any Error) -> String {
 }
 
 /// A deployment, printed; with `--wait`, its progress on standard error until it ends, then it as it ended, and the
-/// exit status of the ending.
+/// exit status of the ending. Returns the deployment as printed.
+@discardableResult
 func show(
     _ deployment: Components.Schemas.Deployment, options: ClientOptions, wait: WaitOptions, client: ConvergeClient
-) async throws {
+) async throws -> Components.Schemas.Deployment {
     guard wait.wait else {
         try options.print(deployment, table: Tables.deployments)
-        return
+        return deployment
     }
     let progress = DeploymentProgress(
         client: client, write: { FileHandle.standardError.write(line: $0) }, isTerminal: isatty(STDERR_FILENO) == 1)
@@ -88,6 +101,7 @@ func show(
             line: "converge: deployment \(ended.id) is still \(ended.status.rawValue) after \(wait.timeout)s")
     }
     if outcome != .completed { throw ExitCode(outcome.rawValue) }
+    return ended
 }
 
 /// The table views of the API's objects.
@@ -96,7 +110,13 @@ enum Tables {
         columns: [
             .init("id", path: "id"), .init("instance", path: "instance"), .init("action", path: "action"),
             .init("status", path: "status"), .init("awaiting", path: "awaiting"),
-            .init("created by", path: "createdBy"), .init("created", path: "createdAt"), .init("error", path: "error"),
+            .init("created by", path: "createdBy"), .age(of: "createdAt"), .init("error", path: "error"),
+        ],
+        wideColumns: [
+            .init("mode") { $0["proposedBy"] == nil ? "direct" : "proposal" },
+            .init("approved by", path: "approvedBy"), .init("version", path: "version"),
+            .init("attempt", path: "attempt"), .init("commit", path: "metadata.commit"),
+            .init("created", path: "createdAt"), .init("finished", path: "finishedAt"),
         ], emptyMessage: "no deployments", kind: "deployment")
     static let instances = Table(
         columns: [
@@ -107,12 +127,23 @@ enum Tables {
                     $0["status"] == true ? "True" : "False"
                 }
             },
+            .age(of: "createdAt"),
+        ],
+        wideColumns: [
+            .init("provisioner", path: "provisioner"), .init("labels") { labels($0["labels"]) },
+            .init("last deployment", path: "lastDeployment"),
         ], emptyMessage: "no instances", kind: "instance")
     static let resources = Table(
         columns: [
             .init("kind", path: "kind"), .init("id", path: "id"), .init("owner", path: "owner"),
-            .init("generation", path: "generation"), .init("source", path: "source"),
-        ], emptyMessage: "no resources")
+            .init("generation", path: "generation"), .init("source", path: "source"), .age(of: "createdAt"),
+        ], wideColumns: [.init("labels") { labels($0["spec"]?["labels"]) }], emptyMessage: "no resources")
+
+    /// Labels as kubectl's `--show-labels` prints them: `key=value` pairs by key, separated by commas.
+    static func labels(_ value: Value?) -> String? {
+        value?.objectValue?.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.stringValue ?? "")" }
+            .joined(separator: ",")
+    }
     static let events = Table(
         columns: [.init("at", path: "at"), .init("kind", path: "kind"), .init("message", path: "message")],
         emptyMessage: "no events")
@@ -129,4 +160,17 @@ enum Tables {
             .init("before", cell: { $0["before"].map { $0.canonicalJSON } ?? "<absent>" }),
             .init("after", cell: { $0["after"].map { $0.canonicalJSON } ?? "<absent>" }),
         ], emptyMessage: "no differences")
+}
+
+extension ClientConfig {
+    /// The config file of this process's environment and its path, warning on standard error when it holds a token
+    /// and is open to group or others.
+    static func current() throws -> (ClientConfig, path: String) {
+        let path = path(environment: ProcessInfo.processInfo.environment)
+        let config = try load(path: path)
+        if let warning = config.permissionWarning(path: path) {
+            FileHandle.standardError.write(line: "converge: \(warning)")
+        }
+        return (config, path)
+    }
 }

@@ -71,8 +71,35 @@ struct Plan: AsyncParsableCommand {
                     path: .init(id: instance!), body: .json(.init(action: .plan))
                 ).deployment
             }
-            try await show(deployment, options: options, wait: wait, client: client)
+            let ended = try await show(deployment, options: options, wait: wait, client: client)
+            if wait.wait && options.output.isTable {
+                let instance = try await client.api.getInstance(path: .init(id: ended.instance)).ok.body.json
+                print(Self.changes(from: instance, to: ended), terminator: "")
+            }
         }
+    }
+
+    /// What a completed plan would change, after its row: each leaf of the instance's recorded configuration
+    /// (params, connection params, version: what was last applied) that the planned snapshot changes, as
+    /// `path: before -> after`, and what the provisioner's result reports changing.
+    static func changes(from instance: Components.Schemas.Instance, to plan: Components.Schemas.Deployment) -> String {
+        func configuration(params: Value?, connectionParams: Value?, version: String?) -> Value {
+            var fields: [String: Value] = ["params": params ?? [:], "connectionParams": connectionParams ?? [:]]
+            fields["version"] = version.map(Value.string)
+            return .object(fields)
+        }
+        let changes = configuration(
+            params: instance.params.map(Value.init), connectionParams: instance.connectionParams.map(Value.init),
+            version: instance.version
+        ).changes(
+            to: configuration(
+                params: Value(plan.params), connectionParams: Value(plan.connectionParams), version: plan.version))
+        var text = "\n" + (changes.isEmpty ? "no changes to the recorded configuration\n" : "changes:\n")
+        for change in changes { text += "  \(change)\n" }
+        if let reported = plan.planResult.map(Value.init)?["changes"], reported != [], reported != [:] {
+            text += "the provisioner reports: \(reported.canonicalJSON)\n"
+        }
+        return text
     }
 }
 
@@ -82,7 +109,9 @@ struct Approve: AsyncParsableCommand {
         abstract: "Approve a proposal; it enters the queue. The proposer cannot approve their own.")
 
     @Argument(help: "The PROPOSED deployment.", transform: objectID) var deployment: String
-    @Option(help: "Approve only this step (review, plan or apply); refused when the proposal awaits another.")
+    @Option(
+        help: "Approve only this step (review, plan or apply); refused when the proposal awaits another.",
+        completion: .list(Components.Schemas.Decision.StepPayload.allValueStrings), transform: choice)
     var step: Components.Schemas.Decision.StepPayload?
     @OptionGroup var wait: WaitOptions
     @OptionGroup var options: ClientOptions

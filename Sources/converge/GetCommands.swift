@@ -23,14 +23,24 @@ struct Get: AsyncParsableCommand {
         abstract: "List deployments, instances or desired resources, or get one.",
         discussion: "Kinds: \(ObjectKind.allCases.map(\.rawValue).joined(separator: ", ")) (singular works too).")
 
-    @Argument(help: "The kind.") var kind: ObjectKind
+    @Argument(help: "The kind.", completion: .list(ObjectKind.allValueStrings), transform: choice) var kind: ObjectKind
     @Argument(help: "One object's id.", transform: objectID) var id: String?
     @Option(help: "Deployments of this instance.") var instance: String?
     @Option(help: "Deployments or instances of this environment.") var environment: String?
-    @Option(help: "Deployments in this status, or several separated by commas.") var status: String?
-    @Option(help: "Deployments with this action: provision, plan or decommission.") var action: String?
+    @Option(
+        help: "Deployments in this status, or several separated by commas.",
+        completion: .list(Deployment.Status.allValueStrings), transform: Self.statuses)
+    var status: String?
+    @Option(
+        help: "Deployments with this action: provision, plan or decommission.",
+        completion: .list(Components.Schemas.DeploymentAction.allValueStrings), transform: choice)
+    var action: Components.Schemas.DeploymentAction?
     @Option(help: "Deployments created by this principal.") var actor: String?
     @Flag(help: "Only instances whose drift check reported changes (condition Drifted).") var drifted = false
+    @Option(
+        name: [.customShort("l"), .customLong("selector")],
+        help: "Only those whose labels meet every requirement: -l tier=data,env!=prod,critical,!legacy.")
+    var selector: String?
     @Option(help: "How many to list (1-500).") var limit = 50
     @Option(help: "The next page: a previous page's nextCursor (printed with -o json).") var cursor: String?
     @OptionGroup var options: ClientOptions
@@ -46,14 +56,16 @@ struct Get: AsyncParsableCommand {
                 let page = try await api.listDeployments(
                     query: .init(
                         instance: instance, environment: environment, status: status,
-                        action: try action.map(Self.action), actor: actor, cursor: cursor, limit: limit)
+                        action: action, actor: actor, cursor: cursor, limit: limit)
                 ).ok.body.json
                 try options.print(page, table: Tables.deployments)
             case (.instances, let id?):
                 try options.print(try await api.getInstance(path: .init(id: id)).ok.body.json, table: Tables.instances)
             case (.instances, nil):
                 let page = try await api.listInstances(
-                    query: .init(environment: environment, drifted: drifted ? true : nil, cursor: cursor, limit: limit)
+                    query: .init(
+                        environment: environment, drifted: drifted ? true : nil, labelSelector: selector,
+                        cursor: cursor, limit: limit)
                 ).ok.body.json
                 try options.print(page, table: Tables.instances)
             case (_, let id?):
@@ -61,7 +73,7 @@ struct Get: AsyncParsableCommand {
                 try options.print(resource, table: Tables.resources)
             case (_, nil):
                 let page = try await api.listResources(
-                    path: .init(kind: resourceKind), query: .init(cursor: cursor, limit: limit)
+                    path: .init(kind: resourceKind), query: .init(labelSelector: selector, cursor: cursor, limit: limit)
                 ).ok.body.json
                 try options.print(page, table: Tables.resources)
             }
@@ -72,17 +84,21 @@ struct Get: AsyncParsableCommand {
         if drifted && (kind != .instances || id != nil) {
             throw ValidationError("--drifted lists instances: use it with `get instances` and no id")
         }
+        if selector != nil && (kind == .deployments || id != nil) {
+            throw ValidationError("-l selects instances and desired resources by their labels: use it without an id")
+        }
     }
 
     var resourceKind: Components.Schemas.ResourceKind {
         Components.Schemas.ResourceKind(rawValue: kind.rawValue)!
     }
 
-    static func action(_ text: String) throws -> Components.Schemas.DeploymentAction {
-        guard let action = Components.Schemas.DeploymentAction(rawValue: text) else {
-            throw ValidationError("--action: expected provision, plan or decommission, got \"\(text)\"")
+    /// `--status`: statuses separated by commas, each one of a deployment's.
+    static func statuses(_ text: String) throws -> String {
+        for word in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let _: Deployment.Status = try choice(String(word))
         }
-        return action
+        return text
     }
 }
 
@@ -90,7 +106,7 @@ struct Get: AsyncParsableCommand {
 struct Describe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show every field of one object.")
 
-    @Argument(help: "The kind.") var kind: ObjectKind
+    @Argument(help: "The kind.", completion: .list(ObjectKind.allValueStrings), transform: choice) var kind: ObjectKind
     @Argument(help: "The object's id.", transform: objectID) var id: String
     @OptionGroup var options: ClientOptions
 
@@ -187,3 +203,6 @@ struct Status: AsyncParsableCommand {
         }
     }
 }
+
+extension Deployment.Status: ExpressibleByArgument {}
+extension Components.Schemas.DeploymentAction: ExpressibleByArgument {}

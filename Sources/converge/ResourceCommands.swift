@@ -69,7 +69,9 @@ struct Delete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete a resource applied through the API, once nothing refers to it.")
 
-    @Argument(help: "The kind: projects, environments, resources, bundles, provisioners, instances, previews.")
+    @Argument(
+        help: "The kind: projects, environments, resources, bundles, provisioners, instances, previews.",
+        completion: .list(ObjectKind.allValueStrings), transform: choice)
     var kind: ObjectKind
     @Argument(help: "The resource's id.") var id: String
     @Option(help: "Delete only while the resource has this resource version.") var resourceVersion: String?
@@ -101,14 +103,19 @@ extension ResourceKey {
 struct Diff: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what applying manifests would change (a server-side dry run), leaf by leaf.",
-        discussion: "Exit status: 0 no difference, 1 differences, 2 or more an error (as kubectl diff).")
+        discussion: """
+            -o json|yaml: {"items": [...]}, one per changed leaf: resource (instance/ID), path, before and after \
+            (absent where the leaf is), action (create, add, remove or change); -o name: the changed resources.
+            Exit status: 0 no difference, 1 differences, 2 or more an error (as kubectl diff).
+            """)
 
     @OptionGroup var manifests: ManifestFileOptions
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
         let documents = try manifests.documents(exitingWith: ExitCode(2))
-        var differs = false
+        var changed: [String] = []
+        var items: [Value] = []
         do {
             let api = try options.client().api
             for document in documents {
@@ -125,19 +132,40 @@ struct Diff: AsyncParsableCommand {
                 let before = current.map { Value($0.spec) }
                 let changes = (before ?? [:]).changes(to: Value(would.spec))
                 guard before == nil || !changes.isEmpty else { continue }
-                differs = true
                 let name = "\(document.key.kind.rawValue.lowercased())/\(document.key.id)"
-                print(before == nil ? "\(name) (new)" : name)
-                for change in changes {
-                    let from = change.before?.canonicalJSON ?? "<absent>"
-                    let to = change.after?.canonicalJSON ?? "<absent>"
-                    print("  \(change.path): \(from) -> \(to)")
+                changed.append(name)
+                items += changes.map { Self.item(resource: name, created: before == nil, change: $0) }
+                if options.output.isTable {
+                    print(before == nil ? "\(name) (new)" : name)
+                    for change in changes { print("  \(change)") }
                 }
             }
         } catch {
             FileHandle.standardError.write(line: "converge: \(describe(error))")
             throw ExitCode(2)
         }
-        if differs { throw ExitCode.failure }
+        switch options.output {
+        case .table, .wide: break
+        case .name: for name in changed { print(name) }
+        case .json, .yaml: try options.print(Value.object(["items": .array(items)]), table: nil)
+        }
+        if !changed.isEmpty { throw ExitCode.failure }
+    }
+
+    /// One change as `-o json|yaml` lists it: the resource (`instance/ecomm-staging-db`), the leaf's path, its value
+    /// before and after (left out where absent), and the action: `create` (a new resource), `add`, `remove` or
+    /// `change` (a leaf of an existing one).
+    static func item(resource: String, created: Bool, change: ValueChange) -> Value {
+        var item: [String: Value] = ["resource": .string(resource), "path": .string(change.path)]
+        item["before"] = change.before
+        item["after"] = change.after
+        item["action"] =
+            switch (created, change.before, change.after) {
+            case (true, _, _): "create"
+            case (false, nil, _): "add"
+            case (false, _, nil): "remove"
+            default: "change"
+            }
+        return .object(item)
     }
 }

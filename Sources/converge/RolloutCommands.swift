@@ -122,8 +122,9 @@ extension Tables {
                 guard case .int(let wave)? = row["wave"], case .int(let waves)? = row["waves"] else { return "" }
                 return "\(min(wave + 1, waves))/\(waves)"
             },
-            .init("created by", path: "createdBy"), .init("created", path: "createdAt"), .init("error", path: "error"),
-        ], emptyMessage: "no rollouts")
+            .init("created by", path: "createdBy"), .age(of: "createdAt"), .init("error", path: "error"),
+        ], wideColumns: [.init("created", path: "createdAt"), .init("finished", path: "finishedAt")],
+        emptyMessage: "no rollouts")
     /// A rollout's instances (the table view shows a rollout's `items`).
     static let rollout = Table(
         columns: [

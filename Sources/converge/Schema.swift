@@ -51,12 +51,3 @@ struct Schema: ParsableCommand {
         return .object(schema)
     }
 }
-
-/// `converge version`.
-struct Version: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the version.")
-
-    func run() {
-        print("converge \(Converge.version)")
-    }
-}

@@ -7,7 +7,6 @@ import ConvergeStore
 import Foundation
 import Logging
 import Metrics
-import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -171,14 +170,17 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "converge")
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        // A write past the file size limit (`ulimit -f`) fails with EFBIG, which the store reports as it reports a
+        // full disk (and `/readyz` with it), instead of the signal killing the daemon.
+        signal(SIGXFSZ, SIG_IGN)
+        let metrics = DaemonMetrics(version: convergeVersion)
+        MetricsSystem.bootstrap(metrics.factory)
 
         let store = try await Self.openStore(settings.storeLocation, password: password, logger: logger)
         let manifestsURL = URL(fileURLWithPath: settings.manifests, isDirectory: true).standardizedFileURL
         var configuration = settings.engineConfiguration(manifests: manifestsURL)
         configuration.secretBox = secretBox
-        configuration.version = Converge.version
+        configuration.version = convergeVersion
         let webhookSettings = settings.webhookSettings
         let cloudSettings = settings.cloudSettings
         let engine = try await Engine(
@@ -199,7 +201,7 @@ struct Serve: AsyncParsableCommand {
             }, logger: logger)
         let gitSecret = settings.gitWebhookSecretEnv.flatMap { environment[$0] }.map { Array($0.utf8) }
         let server = ConvergeServer(
-            engine: engine, store: store, metrics: registry, gitWebhookSecret: gitSecret,
+            engine: engine, store: store, metrics: metrics, gitWebhookSecret: gitSecret,
             tokens: TokensFile(path: settings.tokensFile), settings: settings.serverSettings, logger: logger)
         let application = try server.application(
             host: settings.listenHost, port: settings.listenPort, certificate: certificate

@@ -26,7 +26,8 @@ struct Token: ParsableCommand {
         @Option(help: "Who the token is for; the actor of everything it does.")
         var name: String
 
-        @Option(help: "viewer, deployer, approver or admin.")
+        @Option(
+            help: "viewer, deployer, approver or admin.", completion: .list(Role.allValueStrings), transform: choice)
         var role: Role
 
         @OptionGroup var file: FileOptions

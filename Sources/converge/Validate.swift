@@ -14,7 +14,9 @@ struct Validate: ParsableCommand {
     @Argument(help: "The manifests directory.", completion: .directory)
     var directory: String = "."
 
-    @Option(name: [.short, .long], help: "Output: table (a summary for people), json or yaml.")
+    @Option(
+        name: [.short, .long], help: "Output: table (a summary for people), json or yaml.",
+        completion: .list(["table", "json", "yaml"]), transform: choice)
     var output: OutputFormat = .table
 
     @OptionGroup var limits: LimitOptions

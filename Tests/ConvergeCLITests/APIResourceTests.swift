@@ -34,7 +34,7 @@ import Testing
         #expect(try await daemon.cli(dora, "diff", "-f", file.path).status == 1)
         #expect(try await daemon.cli(dora, "apply", "-f", file.path).status == 0)
         try await eventually("c is deployed") {
-            let newest = try await store.history(of: "p-dev-c", after: nil, limit: 1).items.first
+            let newest = try await store.history("p-dev-c").first
             return newest?.snapshot.params == ["size": 3] && newest?.status == .completed
         }
     }
@@ -47,10 +47,7 @@ import Testing
         let vera = try await daemon.token("vera", role: "viewer")
         try await daemon.start()
         let store = try daemon.store()
-        func latest(_ id: String) async throws -> Deployment? {
-            try await store.history(of: id, after: nil, limit: 1).items.first
-        }
-        try await eventually("a is deployed") { try await latest("p-dev-a")?.status == .completed }
+        try await eventually("a is deployed") { try await store.history("p-dev-a").first?.status == .completed }
         let file = daemon.directory.appendingPathComponent("b.yaml")
         try instance("b", size: 2).write(to: file, atomically: true, encoding: .utf8)
 
@@ -60,7 +57,7 @@ import Testing
         let applied = try await daemon.cli(dora, "apply", "-f", file.path)
         #expect(applied.status == 0, "\(applied.stderr)")
         #expect(applied.stdout == "instance/p-dev-b created\n")
-        try await eventually("b is deployed") { try await latest("p-dev-b")?.status == .completed }
+        try await eventually("b is deployed") { try await store.history("p-dev-b").first?.status == .completed }
         let recorded = try await store.resource(ResourceKey(.instance, "p-dev-b"))
         #expect(recorded.resource.source?.isAPI == true)
         #expect(try await daemon.cli(dora, "apply", "-f", file.path).stdout == "instance/p-dev-b unchanged\n")
@@ -110,14 +107,14 @@ import Testing
         try daemon.write(repository(url: server.url, instances: ["a": ["size": 5]]))
         #expect(try await daemon.sync() == 202)
         try await eventually("a is deployed again") {
-            let newest = try await latest("p-dev-a")
+            let newest = try await store.history("p-dev-a").first
             return newest?.snapshot.params == ["size": 5] && newest?.status == .completed
         }
         try await daemon.stop()
         try await daemon.start()
         try await eventually("the daemon is ready") { await daemon.isReady() }
         #expect(try await store.resource(ResourceKey(.instance, "p-dev-b")).resource.source?.isAPI == true)
-        #expect(try await store.history(of: "p-dev-b", after: nil, limit: 10).items.count == 1)
+        #expect(try await store.history("p-dev-b").count == 1)
 
         let deleted = try await daemon.cli(dora, "delete", "instances", "p-dev-b")
         #expect(deleted.status == 0, "\(deleted.stderr)")

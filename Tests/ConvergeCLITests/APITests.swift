@@ -34,7 +34,7 @@ import Testing
         let bob = try await daemon.token("bob", role: "approver")
         try await daemon.start()
         try await eventually("the reconciler proposes a") {
-            try await daemon.store().history(of: "p-dev-a", after: nil, limit: 1).items.first?.status == .proposed
+            try await daemon.store().history("p-dev-a").first?.status == .proposed
         }
         let listed = try await daemon.cli(vera, "get", "deployments", "--status", "PROPOSED", "-o", "json")
         #expect(listed.status == 0, "\(listed.stderr)")
@@ -100,27 +100,24 @@ import Testing
         let dora = try await daemon.token("dora", role: "deployer")
         try await daemon.start()
         let store = try daemon.store()
-        func latest(_ id: String) async throws -> Deployment? {
-            try await store.history(of: id, after: nil, limit: 1).items.first
-        }
         func deployed(_ params: Value) async throws -> Deployment {
             try daemon.write(repository(url: server.url, instances: ["a": params, "b": ["size": 1]]))
             try await eventually("a is deployed with \(params.canonicalJSON)", timeout: .seconds(30)) {
-                let newest = try await latest("p-dev-a")
+                let newest = try await store.history("p-dev-a").first
                 return newest?.snapshot.params == params && newest?.status.isTerminal == true
             }
-            return try #require(try await latest("p-dev-a"))
+            return try #require(try await store.history("p-dev-a").first)
         }
         try await eventually("a and b are deployed") {
-            let a = try await latest("p-dev-a")?.status
-            let b = try await latest("p-dev-b")?.status
+            let a = try await store.history("p-dev-a").first?.status
+            let b = try await store.history("p-dev-b").first?.status
             return a == .completed && b == .completed
         }
-        let first = try #require(try await latest("p-dev-a"))
+        let first = try #require(try await store.history("p-dev-a").first)
         let second = try await deployed(["size": 2])
         let failed = try await deployed(["size": 3, "fail": true])
         #expect(second.status == .completed && failed.status == .failed)
-        let other = try #require(try await latest("p-dev-b"))
+        let other = try #require(try await store.history("p-dev-b").first)
 
         let toFailed = try await daemon.cli(dora, "rollback", "p-dev-a", "--to", failed.id)
         #expect(toFailed.status == 1)
@@ -144,7 +141,7 @@ import Testing
         try await eventually("the reconciler has seen the rollback complete") {
             try await store.instance("p-dev-a").conditions.contains { $0.message.contains(rollbackID) }
         }
-        #expect(try await latest("p-dev-a")?.id == rollbackID)
+        #expect(try await store.history("p-dev-a").first?.id == rollbackID)
         // A change of the instance in the manifests deploys again.
         let next = try await deployed(["size": 4])
         #expect(next.status == .completed && next.rollbackOf == nil)
@@ -159,9 +156,9 @@ import Testing
         try await daemon.start()
         let store = try daemon.store()
         try await eventually("a has a deployment") {
-            try await store.history(of: "p-dev-a", after: nil, limit: 1).items.first != nil
+            try await store.history("p-dev-a").first != nil
         }
-        let id = try #require(try await store.history(of: "p-dev-a", after: nil, limit: 1).items.first?.id)
+        let id = try #require(try await store.history("p-dev-a").first?.id)
         let followed = try await daemon.cli(vera, "logs", "-f", id, "-o", "json")
         #expect(followed.status == 0, "\(followed.stderr)")
         let lines = followed.stdout.split(separator: "\n").map { try? Value(json: String($0)) }
@@ -182,7 +179,7 @@ import Testing
         try await eventually("every instance is deployed") {
             var done = 0
             for id in ["p-dev-a", "p-dev-b", "p-dev-c"] {
-                if try await store.history(of: id, after: nil, limit: 1).items.first?.status == .completed { done += 1 }
+                if try await store.history(id).first?.status == .completed { done += 1 }
             }
             return done == 3
         }

@@ -13,7 +13,7 @@ import Testing
     ) async throws -> Deployment {
         let store = try daemon.store()
         let find = {
-            try await store.history(of: "p-dev-a", after: nil, limit: 10).items.first {
+            try await store.history("p-dev-a").first {
                 $0.action == action && $0.snapshot.params == ["size": .int(size)] && $0.status == status
             }
         }

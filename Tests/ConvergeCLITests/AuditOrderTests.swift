@@ -14,7 +14,7 @@ import Testing
         try await daemon.start()
         let store = try daemon.store()
         try await eventually("a is deployed") {
-            try await store.history(of: "p-dev-a", after: nil, limit: 1).items.first?.status == .completed
+            try await store.history("p-dev-a").first?.status == .completed
         }
 
         let first = try Value(json: try await daemon.cli(vera, "audit", "--limit", "2", "-o", "json").stdout)

@@ -253,32 +253,30 @@ import Testing
         ]
         try await daemon.start()
         let store = try daemon.store()
-        func newest(_ id: String) async throws -> Deployment? {
-            try await store.history(of: id, after: nil, limit: 5).items.first
-        }
         try await eventually("every deployment ended", timeout: .seconds(60)) {
             for id in ["p-dev-throttled", "p-dev-denied", "p-dev-unreachable", "p-dev-elsewhere", "p-dev-keyed"] {
-                guard let status = try await newest(id)?.status, [.completed, .failed].contains(status) else {
+                guard let status = try await store.history(id).first?.status, [.completed, .failed].contains(status)
+                else {
                     return false
                 }
             }
             return true
         }
-        let throttled = try #require(try await newest("p-dev-throttled"))
+        let throttled = try #require(try await store.history("p-dev-throttled").first)
         #expect(throttled.status == .completed, "retried through the throttling: \(throttled.error ?? "")")
         #expect(await proxy.requests.count >= 3)
-        let denied = try #require(try await newest("p-dev-denied"))
+        let denied = try #require(try await store.history("p-dev-denied").first)
         #expect(denied.status == .failed)
         #expect(denied.error?.hasPrefix("AWS ") == true, "\(denied.error ?? "")")
         #expect(denied.error?.contains("not-the-secret") == false, "the secret is never in an error")
-        let unreachable = try #require(try await newest("p-dev-unreachable"))
+        let unreachable = try #require(try await store.history("p-dev-unreachable").first)
         #expect(unreachable.status == .failed)
         #expect(unreachable.error?.contains("connection failed") == true, "\(unreachable.error ?? "")")
-        let elsewhere = try #require(try await newest("p-dev-elsewhere"))
+        let elsewhere = try #require(try await store.history("p-dev-elsewhere").first)
         #expect(elsewhere.error == "the AWS endpoint http://10.0.0.1:4566 is not allowed by the daemon's configuration")
 
         // Credentials the daemon does not have: a clear failure, then the instance's own secrets of those names.
-        let keyed = try #require(try await newest("p-dev-keyed"))
+        let keyed = try #require(try await store.history("p-dev-keyed").first)
         #expect(
             keyed.error
                 == "no AWS credentials: set QUEUE_KEY_ID and QUEUE_SECRET in the daemon's environment or as the "
@@ -292,7 +290,7 @@ import Testing
         }
         let deployed = try await daemon.cli(dora, "deploy", "p-dev-keyed", "--wait")
         #expect(deployed.status == 0, "\(deployed.stdout) \(deployed.stderr)")
-        let events = try await daemon.cli(dora, "logs", try #require(try await newest("p-dev-keyed")).id)
+        let events = try await daemon.cli(dora, "logs", try #require(try await store.history("p-dev-keyed").first).id)
         #expect(!events.stdout.contains(moto.secretAccessKey), "credentials are never in the log")
         try await daemon.stop()
     }

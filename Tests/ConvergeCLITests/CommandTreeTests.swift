@@ -10,7 +10,7 @@ import Testing
 @Suite struct CommandTreeTests {
     /// The command that drives each operation, as words after `converge`.
     static let commands: [String: [[String]]] = [
-        "getHealth": [["status"]], "getReadiness": [["status"]], "requestSync": [["sync"]],
+        "getHealth": [["status"]], "getVersion": [["version"]], "getReadiness": [["status"]], "requestSync": [["sync"]],
         "getPrincipal": [["whoami"]], "listResources": [["get"]], "getResource": [["get"], ["describe"]],
         "applyResource": [["apply"], ["diff"]], "deleteResource": [["delete"]], "listInstances": [["get"]],
         "getInstance": [["get"], ["describe"]], "createDeployment": [["deploy"], ["propose"], ["plan"]],

@@ -27,21 +27,21 @@ struct ConvergeBinary {
     }
 
     /// Runs the binary (or `program`) with `arguments`, and `environment` added to the test's, in the repository,
-    /// on a thread of its own while the caller awaits it: a test waiting on a process must not hold one of the few
-    /// threads every other test's loopback servers answer on.
-    static func run(_ arguments: [String], environment: [String: String] = [:], program: URL = executable)
-        async throws -> Result
-    {
+    /// with `input` on its standard input (none: the test's), on a thread of its own while the caller awaits it: a
+    /// test waiting on a process must not hold one of the few threads every other test's loopback servers answer on.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], input: String? = nil, program: URL = executable
+    ) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Swift.Result { try runBlocking(program, arguments, environment) })
+                continuation.resume(with: Swift.Result { try runBlocking(program, arguments, environment, input) })
             }
         }
     }
 
-    private static func runBlocking(_ program: URL, _ arguments: [String], _ environment: [String: String]) throws
-        -> Result
-    {
+    private static func runBlocking(
+        _ program: URL, _ arguments: [String], _ environment: [String: String], _ input: String?
+    ) throws -> Result {
         let process = Process()
         process.executableURL = program
         process.arguments = arguments
@@ -51,7 +51,13 @@ struct ConvergeBinary {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        let stdin = Pipe()
+        if input != nil { process.standardInput = stdin }
         try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -118,9 +124,9 @@ struct ConvergeBinary {
     }
 
     @Test func version_andHelp_exitZero() async throws {
-        let version = try await ConvergeBinary.run("version")
+        let version = try await ConvergeBinary.run("version", "--client")
         #expect(version.status == 0)
-        #expect(version.stdout.hasPrefix("converge "))
+        #expect(version.stdout.hasPrefix("client: "))
         #expect(try await ConvergeBinary.run("--help").status == 0)
     }
 

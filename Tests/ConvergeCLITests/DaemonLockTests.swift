@@ -49,7 +49,7 @@ import Testing
 
     /// The status of instance a's newest deployment once it has `count` deployments, nil before.
     private func status(_ daemon: DaemonProcess, count: Int) async throws -> Deployment.Status? {
-        let deployments = try await daemon.store().history(of: "p-dev-a", after: nil, limit: 10).items
+        let deployments = try await daemon.store().history("p-dev-a")
         return deployments.count == count ? deployments.first?.status : nil
     }
 }

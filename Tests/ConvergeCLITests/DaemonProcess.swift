@@ -261,6 +261,31 @@ extension DaemonProcess {
         send(SIGCONT)
     }
 
+    /// Sets the running daemon's file size limit (`ulimit -f`, RLIMIT_FSIZE; nil for none): from then on every
+    /// write of its past `bytes` into any file fails with EFBIG, as writes fail on a full disk (the daemon ignores
+    /// SIGXFSZ). No privilege is needed to lower it, nor to lift it up to the hard limit again.
+    func limitFileSize(to bytes: rlim_t?) throws {
+        guard let pid else { throw TimedOut(description: "the daemon is not running") }
+        // prlimit(2) is a GNU extension the Glibc module does not import; libc has it.
+        typealias Prlimit =
+            @convention(c) (
+                pid_t, Int32, UnsafePointer<rlimit>?, UnsafeMutablePointer<rlimit>?
+            ) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "prlimit") else {
+            throw TimedOut(description: "no prlimit in libc")
+        }
+        let prlimit = unsafeBitCast(symbol, to: Prlimit.self)
+        let resource = Int32(RLIMIT_FSIZE.rawValue)
+        var limit = rlimit()
+        guard prlimit(pid, resource, nil, &limit) == 0 else {
+            throw TimedOut(description: "prlimit: \(String(cString: strerror(errno)))")
+        }
+        limit.rlim_cur = bytes ?? limit.rlim_max
+        guard prlimit(pid, resource, &limit, nil) == 0 else {
+            throw TimedOut(description: "prlimit: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// The last `count` lines of the daemon's log, stdout and stderr of every run together.
     func logTail(_ count: Int = 40) -> String {
         logText.split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")

@@ -193,7 +193,7 @@ import Testing
         try await eventually("all 50 deployments exist") {
             var count = 0
             for name in names {
-                count += try await store.history(of: "p-dev-\(name)", after: nil, limit: 10).items.count
+                count += try await store.history("p-dev-\(name)").count
             }
             return count == 50
         }
@@ -201,7 +201,7 @@ import Testing
         #expect(try await daemon.stop(signal: SIGKILL) == SIGKILL)
         var runningAtKill = 0
         for name in names {
-            runningAtKill += try await store.history(of: "p-dev-\(name)", after: nil, limit: 10).items.filter {
+            runningAtKill += try await store.history("p-dev-\(name)").filter {
                 $0.status == .running
             }.count
         }
@@ -209,7 +209,7 @@ import Testing
         try await daemon.start()
         try await eventually("every deployment ends", timeout: .seconds(90)) {
             for name in names {
-                let items = try await store.history(of: "p-dev-\(name)", after: nil, limit: 10).items
+                let items = try await store.history("p-dev-\(name)")
                 if items.count != 2 || items.contains(where: { !$0.status.isTerminal }) { return false }
             }
             return true
@@ -217,7 +217,7 @@ import Testing
         try await daemon.stop()
 
         var deployments: [Deployment] = []
-        for name in names { deployments += try await store.history(of: "p-dev-\(name)", after: nil, limit: 10).items }
+        for name in names { deployments += try await store.history("p-dev-\(name)") }
         #expect(deployments.count == 50)
         #expect(deployments.allSatisfy { $0.status == .completed })
         let requests = await server.requests

@@ -23,9 +23,9 @@ import Testing
         let store = try daemon.store()
         func newest(_ status: Deployment.Status) async throws -> Deployment {
             try await eventually("a \(status.rawValue) deployment", timeout: .seconds(30)) {
-                try await store.history(of: "p-dev-a", after: nil, limit: 1).items.first?.status == status
+                try await store.history("p-dev-a").first?.status == status
             }
-            return try #require(try await store.history(of: "p-dev-a", after: nil, limit: 1).items.first)
+            return try #require(try await store.history("p-dev-a").first)
         }
 
         let failed = try await newest(.failed)

@@ -31,7 +31,7 @@ import Testing
         }
         // Checked, and not drifted: the provisioner's state is what converge applied.
         try await eventually("a drift check of a completed", timeout: .seconds(60)) {
-            try await store.history(of: "p-dev-a", after: nil, limit: 5).items.contains {
+            try await store.history("p-dev-a").contains {
                 $0.action == .plan && $0.status == .completed && $0.snapshot.metadata["driftCheck"] == true
             }
         }

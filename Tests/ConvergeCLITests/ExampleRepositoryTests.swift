@@ -12,21 +12,22 @@ import Testing
         defer { withExtendedLifetime(provisioner) {} }
         let daemon = try await provisioner.startDaemon()
         let store = try daemon.store()
-        func latest(_ id: String) async throws -> Deployment? {
-            try await store.history(of: id, after: nil, limit: 10).items.first
-        }
         try await eventually("staging is deployed", timeout: .seconds(60)) {
-            for name in ["db", "queue", "app"] where try await latest("ecomm-staging-\(name)")?.status != .completed {
+            for name in ["db", "queue", "app"]
+            where try await store.history("ecomm-staging-\(name)").first?.status != .completed {
                 return false
             }
             return true
         }
-        let db = try #require(try await latest("ecomm-staging-db"))
-        let queue = try #require(try await latest("ecomm-staging-queue"))
-        let app = try #require(try await latest("ecomm-staging-app"))
+        let db = try #require(try await store.history("ecomm-staging-db").first)
+        let queue = try #require(try await store.history("ecomm-staging-queue").first)
+        let app = try #require(try await store.history("ecomm-staging-app").first)
         #expect(
             app.createdAt >= db.finishedAt! && app.createdAt >= queue.finishedAt!, "the app waited for its upstreams")
         #expect(app.snapshot.connectionParams["database"]?["endpoint"] == "endpoint.ecomm-staging-db.example.internal")
+        // The database's password is a sensitive output: sealed where it is stored, in the app's snapshot too.
+        #expect(SensitiveValue.sealedText(of: db.outputs?["endpoint"]?["password"] ?? nil) != nil)
+        #expect(SensitiveValue.sealedText(of: app.snapshot.connectionParams["database"]?["password"] ?? nil) != nil)
         #expect(
             app.snapshot.connectionParams["network"] == [
                 "vpc_id": "vpc-0a1b2c3d4e5f", "cidr": "10.20.0.0/16", "region": "eu-west-1",
@@ -34,9 +35,9 @@ import Testing
         // The queue and the app go through the exec provisioner, whose output lines are the log.
         let log = try await store.events(of: app.id, after: nil, limit: 100).items.map(\.message)
         #expect(log.contains { $0.hasPrefix("provision ecomm-staging-app at version 2.3.0") })
-        #expect(try await latest("ecomm-production-network")?.status == .proposed)
-        #expect(try await latest("ecomm-production-queue")?.status == .proposed)
-        #expect(try await latest("ecomm-production-db") == nil)
+        #expect(try await store.history("ecomm-production-network").first?.status == .proposed)
+        #expect(try await store.history("ecomm-production-queue").first?.status == .proposed)
+        #expect(try await store.history("ecomm-production-db").first == nil)
         let blocked = try await store.instance("ecomm-production-db").conditions.first { $0.type == .blocked }
         #expect(blocked?.message == "waiting for ecomm-production-network to produce vpc")
         try await daemon.stop()
@@ -51,7 +52,7 @@ import Testing
         daemon.environment = ["TEST_GIT_SECRET": "s3cret"]
         try await daemon.start()
         try await eventually("a is deployed") {
-            try await daemon.store().history(of: "p-dev-a", after: nil, limit: 5).items.first?.status == .completed
+            try await daemon.store().history("p-dev-a").first?.status == .completed
         }
         let payload = Data(#"{"ref": "refs/heads/main"}"#.utf8)
         let signature = HMAC<SHA256>.authenticationCode(for: payload, using: SymmetricKey(data: Data("s3cret".utf8)))

@@ -38,7 +38,7 @@ final class FaultScenario {
 
     /// An instance's newest deployment; nil before the first.
     func latest(_ instance: String) async throws -> Deployment? {
-        try await store().history(of: instance, after: nil, limit: 1).items.first
+        try await history(instance).first
     }
 
     /// Starts the daemon for the first time and opens its database once it is ready (so that the test's migration

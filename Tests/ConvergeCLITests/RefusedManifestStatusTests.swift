@@ -52,7 +52,7 @@ import Testing
         #expect(good.stdout.contains("ready:     true"), "\(good.stdout)")
         // The one daemon of a SQLite file lists itself, with its version.
         #expect(good.stdout.contains("daemons:   1 alive"), "\(good.stdout)")
-        #expect(good.stdout.contains(", version \(Converge.version), since "), "\(good.stdout)")
+        #expect(good.stdout.contains(", version \(convergeVersion), since "), "\(good.stdout)")
 
         // Broken: the daemon keeps serving the last good load, status says so and fails, each error on its line.
         let brokenFile = daemon.manifests.appendingPathComponent("broken.yaml")

@@ -263,7 +263,7 @@ import Testing
         let rollout = try await store.rollout(id)
         for item in rollout.items {
             #expect(item.outcome == .completed, "\(item.instance)")
-            let provisions = try await store.history(of: item.instance, after: nil, limit: 50).items.filter {
+            let provisions = try await store.history(item.instance).filter {
                 $0.action == .provision && $0.createdAt >= rollout.createdAt
             }
             #expect(provisions.count == 1, "\(item.instance): one deployment, resumed, not repeated")

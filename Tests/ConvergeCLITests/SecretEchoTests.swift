@@ -21,12 +21,9 @@ import Testing
         let alice = try await daemon.token("alice", role: "approver")
         try await daemon.start()
         let store = try daemon.store()
-        func newest(_ instance: String) async throws -> Deployment? {
-            try await store.history(of: instance, after: nil, limit: 1).items.first
-        }
         try await eventually("a and b are proposed") {
-            let a = try await newest("p-dev-a")?.status
-            let b = try await newest("p-dev-b")?.status
+            let a = try await store.history("p-dev-a").first?.status
+            let b = try await store.history("p-dev-b").first?.status
             return a == .proposed && b == .proposed
         }
         let file = daemon.directory.appendingPathComponent("secret.txt")
@@ -35,7 +32,7 @@ import Testing
         for instance in ["p-dev-a", "p-dev-b"] {
             let set = try await daemon.cli(dora, "secret", "set", instance, "TOKEN", "--from-file", file.path)
             #expect(set.status == 0, "\(set.stderr)")
-            let id = try #require(try await newest(instance)?.id)
+            let id = try #require(try await store.history(instance).first?.id)
             let approved = try await daemon.cli(alice, "approve", id)
             #expect(approved.status == 0, "\(approved.stderr)")
             ids.append(id)
@@ -92,40 +89,28 @@ import Testing
     /// and instances a (applied) and b (failing).
     static func repository() -> [String: String] {
         [
-            "repository.yaml": """
-            apiVersion: converge/v1
-            kind: Project
-            metadata: {name: p}
-            ---
-            apiVersion: converge/v1
-            kind: Environment
-            metadata: {name: dev, project: p}
-            spec: {policy: review}
-            ---
-            apiVersion: converge/v1
-            kind: Provisioner
-            metadata: {name: echo}
-            spec:
-              exec: {command: [/bin/sh, ../echo.sh], timeoutSeconds: 30}
-            ---
-            apiVersion: converge/v1
-            kind: Bundle
-            metadata: {name: thing}
-            spec:
-              provisioner: echo
-              artifacts: {out: {type: thing-out}}
-              paramsSchema: {type: object, properties: {fail: {type: boolean}}}
-            ---
-            apiVersion: converge/v1
-            kind: Instance
-            metadata: {name: a, project: p, environment: dev}
-            spec: {bundle: thing, version: 1.0.0, params: {}}
-            ---
-            apiVersion: converge/v1
-            kind: Instance
-            metadata: {name: b, project: p, environment: dev}
-            spec: {bundle: thing, version: 1.0.0, params: {fail: true}}
-            """
+            "repository.yaml": baseManifests(
+                environment: "policy: review", provisioner: "echo",
+                spec: "{exec: {command: [/bin/sh, ../echo.sh], timeoutSeconds: 30}}")
+                    + """
+                    apiVersion: converge/v1
+                    kind: Bundle
+                    metadata: {name: thing}
+                    spec:
+                      provisioner: echo
+                      artifacts: {out: {type: thing-out}}
+                      paramsSchema: {type: object, properties: {fail: {type: boolean}}}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Instance
+                    metadata: {name: a, project: p, environment: dev}
+                    spec: {bundle: thing, version: 1.0.0, params: {}}
+                    ---
+                    apiVersion: converge/v1
+                    kind: Instance
+                    metadata: {name: b, project: p, environment: dev}
+                    spec: {bundle: thing, version: 1.0.0, params: {fail: true}}
+                    """
         ]
     }
 

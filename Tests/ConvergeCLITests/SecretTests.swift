@@ -86,7 +86,7 @@ import Testing
         try await daemon.start()
         let store = try daemon.store()
         func proposal(_ instance: String) async throws -> Deployment? {
-            try await store.history(of: instance, after: nil, limit: 1).items.first { $0.status == .proposed }
+            try await store.history(instance).first { $0.status == .proposed }
         }
         try await eventually("a and b are proposed") {
             let a = try await proposal("p-dev-a")

@@ -46,11 +46,11 @@ import Testing
     ) async throws -> Deployment {
         let store = try daemon.store()
         try await eventually("a \(status.rawValue) \(action.rawValue) of \(instance)", timeout: .seconds(30)) {
-            try await store.history(of: instance, after: nil, limit: 5).items.first { $0.action == action }?.status
+            try await store.history(instance).first { $0.action == action }?.status
                 == status
         }
         return try #require(
-            try await store.history(of: instance, after: nil, limit: 5).items.first { $0.action == action })
+            try await store.history(instance).first { $0.action == action })
     }
 
     @Test func twoPhase_planThenPlanApprovalThenApplyApproval_completes() async throws {
@@ -147,13 +147,13 @@ import Testing
             #expect(try await daemon.sync() == 202)
             let store = try daemon.store()
             try await eventually("a proposal of size \(size)", timeout: .seconds(30)) {
-                let newest = try await store.history(of: "p-dev-a", after: nil, limit: 5).items.first {
+                let newest = try await store.history("p-dev-a").first {
                     $0.action == .provision
                 }
                 return newest?.snapshot.params == ["size": .int(size)] && newest?.status == .proposed
             }
             return try #require(
-                try await store.history(of: "p-dev-a", after: nil, limit: 5).items.first { $0.action == .provision }?.id
+                try await store.history("p-dev-a").first { $0.action == .provision }?.id
             )
         }
         let second = try await proposalOf(size: 2)

@@ -1,5 +1,6 @@
 import ConvergeClient
 import ConvergeCore
+import Foundation
 import Testing
 
 @Suite struct OutputTests {
@@ -140,5 +141,29 @@ import Testing
     @Test func outputFormat_namesTheFormats() {
         #expect(OutputFormat.allCases.map(\.rawValue) == ["table", "wide", "name", "json", "yaml"])
         #expect(OutputFormat(rawValue: "yaml") == .yaml)
+    }
+}
+
+/// kubectl's AGE format, its table taken from apimachinery's `HumanDuration` tests.
+@Suite struct FormattedAgeTests {
+    @Test(
+        arguments: [
+            (-2.0, "<invalid>"), (-1.5, "0s"), (-0.5, "0s"), (0, "0s"), (1.9, "1s"), (45, "45s"), (119, "119s"),
+            (120, "2m"), (121, "2m1s"), (9 * 60 + 59, "9m59s"), (10 * 60, "10m"), (10 * 60 + 30, "10m"),
+            (3 * 3600 - 1, "179m"), (3 * 3600, "3h"), (3 * 3600 + 20 * 60, "3h20m"), (8 * 3600, "8h"),
+            (30 * 3600, "30h"),
+            (48 * 3600 - 1, "47h"), (48 * 3600, "2d"), (53 * 3600, "2d5h"), (8 * 86400, "8d"), (45 * 86400, "45d"),
+            (2 * 365 * 86400 - 1, "729d"), (2 * 365 * 86400, "2y"), (3 * 365 * 86400 + 20 * 86400, "3y20d"),
+            (8 * 365 * 86400, "8y"), (10 * 365 * 86400 + 100 * 86400, "10y"),
+        ] as [(Double, String)])
+    func formatsLikeKubectl(seconds: Double, age: String) {
+        #expect(formattedAge(seconds) == age)
+    }
+
+    @Test func ageColumn_showsTheAgeOfTheTimeAtItsKey_orADash() {
+        let table = Table(columns: [.init("id", path: "id"), .age(of: "createdAt")], emptyMessage: "none")
+        let hourAgo = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3 * 3600 - 30))
+        let rows: Value = ["items": [["id": "a", "createdAt": .string(hourAgo)], ["id": "b"]]]
+        #expect(render(rows, as: .table, table: table) == "ID  AGE\na   3h\nb   -\n")
     }
 }

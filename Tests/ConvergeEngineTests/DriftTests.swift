@@ -39,7 +39,8 @@ import Testing
     }
 
     func drifted(_ fixture: EngineFixture) async throws -> [String] {
-        try await fixture.store.instances(environment: nil, drifted: true, after: nil, limit: 50).items.map(\.id)
+        try await fixture.store.instances(environment: nil, drifted: true, labels: nil, after: nil, limit: 50).items
+            .map(\.id)
     }
 
     @Test func schedule_queuesOnePlanPerProvisionedInstanceOfTheRecordedSnapshot_andNoSecondWhileOneIsOpen()

@@ -1,4 +1,5 @@
 import ConvergeCore
+import Foundation
 import Testing
 
 @testable import ConvergeEngine
@@ -14,6 +15,22 @@ import Testing
         #expect(!String(decoding: sealed, as: UTF8.self).contains("hunter2"))
         // A fresh nonce every time: the same value never seals to the same bytes.
         #expect(try box.seal("hunter2 ✓", instanceID: "p-dev-a", name: "PASSWORD") != sealed)
+    }
+
+    @Test func aSensitiveOutput_sealsToTheSameText_opensUnderItsKeyOnly_andNeverAsASecret() throws {
+        let box = try SecretBox(key: key)
+        let value: Value = ["user": "app", "password": "hunter2 ✓"]
+        let sealed = try box.sealOutput(value)
+        #expect(try box.openOutput(sealed) == value)
+        #expect(!sealed.contains("hunter2"))
+        // The same value, the same text (an unchanged upstream output does not redeploy its downstream); another
+        // value, another text.
+        #expect(try box.sealOutput(value) == sealed)
+        #expect(try box.sealOutput(["user": "app", "password": "hunter3 ✓"]) != sealed)
+        #expect(throws: ConvergeError.self) { try SecretBox(key: SecretBox.newKey()).openOutput(sealed) }
+        #expect(throws: ConvergeError.self) { try box.openOutput("not base64!") }
+        let secret = try box.seal("hunter2", instanceID: "p-dev-a", name: "PASSWORD")
+        #expect(throws: ConvergeError.self) { try box.openOutput(Data(secret).base64EncodedString()) }
     }
 
     @Test func aSealedValue_doesNotOpen_underAnotherInstanceNameOrKey_orTampered() throws {

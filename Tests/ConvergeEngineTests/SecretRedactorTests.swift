@@ -34,6 +34,20 @@ import Testing
         }
     }
 
+    /// A value marked sensitive may carry a secret downstream on purpose: it is sealed whole, not redacted; a sealed
+    /// one is left as it is (redacting its base64 could break it).
+    @Test func sensitiveValues_areLeftWhole_andTheRestRedacted() {
+        let redactor = SecretRedactor(["s3cr3t", "QUJD"])
+        let outputs: Value = [
+            "password": ["value": "s3cr3t", "sensitive": true], "sealed": ["$sealed": "xQUJDx"], "echo": "s3cr3t",
+        ]
+        #expect(
+            redactor.redact(outputs) == [
+                "password": ["value": "s3cr3t", "sensitive": true], "sealed": ["$sealed": "xQUJDx"],
+                "echo": "[redacted]",
+            ])
+    }
+
     @Test func anOutcome_isRedactedInItsOutputsPlanResultAndError() {
         let redactor = SecretRedactor(["s3cr3t"])
         let base64 = Data("s3cr3t".utf8).base64EncodedString()

@@ -69,7 +69,9 @@ enum Paths {
         ),
         (
             "dangling-default",
-            [#"case.yaml:5:23: spec.defaults.aws-vpc: unknown resource "vcp" in environment shop-qa or project shop"#]
+            [
+                #"case.yaml:5:23: spec.defaults.aws-vpc: unknown resource "vcp" in environment shop-qa or project shop; did you mean "vpc"?"#
+            ]
         ),
         (
             "wrong-artifact-type",

@@ -161,16 +161,4 @@ import Testing
         #expect(long.isTooLongToQuote)
         #expect(long.quotedForError == "\"\(sixty)…(\(long.utf8.count) bytes)\"")
     }
-
-    @Test func didYouMean_suggestsOnlyCloseNames() {
-        #expect(didYouMean("polcy", among: ["policy", "prune"]) == #"; did you mean "policy"?"#)
-        #expect(didYouMean("zzzzzz", among: ["policy", "prune"]) == "")
-        #expect(didYouMean("paramsSch", among: ["params", "paramsSchema"]) == #"; did you mean "paramsSchema"?"#)
-        #expect(didYouMean("par", among: ["paramsSchema"]) == "")
-        #expect(editDistance("kitten", "sitting") == 3)
-        #expect(editDistance("", "abc") == 3)
-        #expect(didYouMean(String(repeating: "p", count: 1 << 20), among: ["policy", "prune"]) == "")
-        #expect(
-            didYouMean("policyy", among: ["policy", String(repeating: "p", count: 50)]) == #"; did you mean "policy"?"#)
-    }
 }

@@ -81,9 +81,7 @@ import Testing
 
             let sync = try await client.execute(
                 uri: "/v1/sync", method: .post, headers: [.authorization: "Bearer \(viewer)"])
-            #expect(sync.status == .forbidden)
-            let object = try json(sync)
-            #expect(object["code"] as? String == "permission_denied")
+            let object = try refusal(sync, .forbidden, code: "permission_denied")
             #expect(object["message"] as? String == "vera has the role viewer; requestSync needs deployer")
         }
     }

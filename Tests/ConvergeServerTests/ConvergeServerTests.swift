@@ -10,83 +10,6 @@ import Testing
 
 @testable import ConvergeServer
 
-/// A provisioner the router tests never reach: they run no engine service.
-struct UnusedProvisioner: DeploymentProvisioner {
-    func provision(_ job: ProvisionJob, events: @escaping @Sendable ([DeploymentEventDraft]) async -> Void)
-        async throws -> ProvisionOutcome
-    {
-        .failed("the router tests run no deployment")
-    }
-}
-
-/// A server on a fresh SQLite store, with one deployment RUNNING at attempt 1 whose callback token is `token`.
-final class ServerFixture: Sendable {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "converge-server-\(UUID().uuidString)")
-    let store: SQLiteStore
-    let engine: Engine
-    let server: ConvergeServer
-    let tokens: TokensFile
-    let deploymentID: String
-    let token: String
-
-    init(gitWebhookSecret: [UInt8]? = nil, settings: ConvergeServer.Settings = ServerFixture.settings) async throws {
-        let manifests = directory.appendingPathComponent("manifests")
-        try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
-        let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        store = try SQLiteStore(path: directory.appendingPathComponent("c.sqlite").path, logger: quiet)
-        var configuration = EngineConfiguration(manifests: manifests)
-        configuration.callbackBaseURL = "http://127.0.0.1:1"
-        // The daemon refuses to start without a secrets key, so the router always has one.
-        configuration.secretBox = try SecretBox(key: SecretBox.newKey())
-        engine = try await Engine(
-            configuration: configuration, store: store, clock: SystemClock(),
-            makeProvisioner: { _ in UnusedProvisioner() }, logger: quiet)
-        tokens = TokensFile(path: directory.appendingPathComponent("tokens.json").path)
-        server = ConvergeServer(
-            engine: engine, store: store, metrics: .init(), gitWebhookSecret: gitWebhookSecret, tokens: tokens,
-            settings: settings, logger: quiet)
-        let instance = DesiredResource(
-            kind: .instance, id: "shop-dev-db",
-            spec: ["id": "shop-dev-db", "environment": "shop-dev", "bundle": "database", "params": [:]], source: nil)
-        _ = try await store.replaceDesiredState([instance], expectedVersion: nil, actor: "test")
-        let snapshot = DeploymentSnapshot(
-            action: .provision, params: [:], connectionParams: [:], version: "1.0.0", metadata: [:])
-        let created = try await store.createDeployment(
-            DeploymentRequest(instanceID: "shop-dev-db", snapshot: snapshot, mode: .direct, actor: "test"))
-        deploymentID = created.deployment.id
-        let claimed = try await store.claimNextDeployments(owner: "test", leaseDuration: 600, limit: 1)
-        #expect(claimed.map(\.attempt) == [1])
-        token = CallbackToken(key: try await store.secret(named: "callback-token-key")).token(
-            deploymentID: deploymentID, attempt: 1)
-    }
-
-    /// The daemon's defaults: no exec command allowed through the API.
-    static let settings = ConvergeServer.Settings(
-        allowedExecCommands: [], requestTimeout: .seconds(30), maxConnections: 512)
-
-    deinit {
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    var eventsPath: String { "/v1/deployments/\(deploymentID)/events" }
-
-    /// Runs `body` with a client of the server's router, without sockets.
-    func withClient(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        try await Application(router: server.router).test(.router, body)
-    }
-}
-
-/// A response body as JSON, for assertions.
-func json(_ response: TestResponse) throws -> [String: Any] {
-    try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
-}
-
-/// A JSON request body.
-func body(_ text: String) -> ByteBuffer {
-    ByteBuffer(string: text)
-}
-
 @Suite struct ConvergeServerTests {
     @Test func unknownPath_is404InTheErrorShape() async throws {
         let fixture = try await ServerFixture()
@@ -133,9 +56,7 @@ func body(_ text: String) -> ByteBuffer {
             let announced = try await client.execute(
                 uri: "/v1/hooks/git", method: .post, headers: [.contentLength: "\(limit + 1)"], body: oversized)
             for response in [streamed, announced] {
-                #expect(response.status == .contentTooLarge)
-                let object = try json(response)
-                #expect(object["code"] as? String == "resource_exhausted")
+                let object = try refusal(response, .contentTooLarge, code: "resource_exhausted")
                 #expect(object["message"] as? String == "the request body must be at most \(limit) bytes")
                 #expect((object["details"] as? [String: Any])?["limitBytes"] as? Int == limit)
             }
@@ -162,9 +83,7 @@ func body(_ text: String) -> ByteBuffer {
                 uri: fixture.eventsPath, method: .post, headers: wrong,
                 body: ByteBuffer(repeating: UInt8(ascii: "x"), count: ConvergeServer.maxBodyBytes + 1))
             for response in [unparsable, oversized] {
-                #expect(response.status == .unauthorized)
-                let object = try json(response)
-                #expect(object["code"] as? String == "unauthenticated")
+                let object = try refusal(response, .unauthorized, code: "unauthenticated")
                 #expect(
                     object["message"] as? String
                         == "the callback token is not valid for deployment \(fixture.deploymentID)")
@@ -204,9 +123,7 @@ func body(_ text: String) -> ByteBuffer {
             let response = try await client.execute(
                 uri: fixture.eventsPath, method: .post, headers: [.authorization: "Bearer \(fixture.token)"],
                 body: body(text))
-            #expect(response.status == .badRequest)
-            let object = try json(response)
-            #expect(object["code"] as? String == "invalid_argument")
+            let object = try refusal(response, .badRequest, code: "invalid_argument")
             #expect(object["message"] as? String == message)
             #expect((object["details"] as? [String: Any])?["field"] as? String == field)
         }
@@ -260,9 +177,7 @@ func body(_ text: String) -> ByteBuffer {
         let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         try await Application(router: router, logger: quiet).test(.router) { client in
             let response = try await client.execute(uri: "/boom", method: .get)
-            #expect(response.status == .internalServerError)
-            let object = try json(response)
-            #expect(object["code"] as? String == "internal")
+            let object = try refusal(response, .internalServerError, code: "internal")
             #expect(object["message"] as? String == "the request failed inside the daemon; its log has the cause")
         }
     }

@@ -13,14 +13,12 @@ import Testing
     /// Regression: a plan asked as a proposal was accepted and ran directly, dropping the mode without a word.
     @Test func aPlanAskedAsAProposal_isInvalidArgument_andCreatesNothing() async throws {
         let fixture = try await ServerFixture()
-        let deployer = try fixture.tokens.create(name: "dan", role: .deployer)
+        let deployer = try fixture.bearer(.deployer)
         try await fixture.withClient { client in
             let response = try await client.execute(
                 uri: "/v1/instances/shop-dev-db/deployments", method: .post,
-                headers: [.authorization: "Bearer \(deployer)"], body: body(#"{"action": "plan", "mode": "proposal"}"#))
-            #expect(response.status == .badRequest)
-            let object = try json(response)
-            #expect(object["code"] as? String == "invalid_argument")
+                headers: deployer, body: body(#"{"action": "plan", "mode": "proposal"}"#))
+            let object = try refusal(response, .badRequest, code: "invalid_argument")
             #expect(
                 object["message"] as? String
                     == "mode: a plan runs directly; only provision and decommission can be proposed")

@@ -17,17 +17,14 @@ import Testing
     }
 
     @Test func anExecCommandNotOnTheAllowList_isPermissionDeniedNamingTheSetting_dryRunToo() async throws {
-        let fixture = try await ServerFixture()
-        #expect(await fixture.engine.manifests.load())
-        let admin = try fixture.tokens.create(name: "ann", role: .admin)
+        let fixture = try await ServerFixture(loaded: true)
+        let admin = try fixture.bearer(.admin)
         try await fixture.withClient { client in
             for uri in ["/v1/resources/provisioners/x", "/v1/resources/provisioners/x?dryRun=true"] {
                 let response = try await client.execute(
-                    uri: uri, method: .put, headers: [.authorization: "Bearer \(admin)"],
+                    uri: uri, method: .put, headers: admin,
                     body: Self.provisioner(["sh", "-c", "touch /tmp/pwned"]))
-                #expect(response.status == .forbidden)
-                let object = try json(response)
-                #expect(object["code"] as? String == "permission_denied")
+                let object = try refusal(response, .forbidden, code: "permission_denied")
                 #expect((object["message"] as? String)?.contains("--allow-exec-command") == true)
             }
         }
@@ -37,16 +34,15 @@ import Testing
     @Test func anAllowedCommand_isApplied_matchedOnArgv0Exactly() async throws {
         let settings = ConvergeServer.Settings(
             allowedExecCommands: ["/usr/bin/tofu"], requestTimeout: .seconds(30), maxConnections: 512)
-        let fixture = try await ServerFixture(settings: settings)
-        #expect(await fixture.engine.manifests.load())
-        let admin = try fixture.tokens.create(name: "ann", role: .admin)
+        let fixture = try await ServerFixture(loaded: true, settings: settings)
+        let admin = try fixture.bearer(.admin)
         try await fixture.withClient { client in
             let other = try await client.execute(
-                uri: "/v1/resources/provisioners/x", method: .put, headers: [.authorization: "Bearer \(admin)"],
+                uri: "/v1/resources/provisioners/x", method: .put, headers: admin,
                 body: Self.provisioner(["tofu", "apply"]))
             #expect(other.status == .forbidden)
             let allowed = try await client.execute(
-                uri: "/v1/resources/provisioners/x", method: .put, headers: [.authorization: "Bearer \(admin)"],
+                uri: "/v1/resources/provisioners/x", method: .put, headers: admin,
                 body: Self.provisioner(["/usr/bin/tofu", "apply"]))
             #expect(allowed.status == .created, "\(String(buffer: allowed.body))")
         }

@@ -12,16 +12,13 @@ import Testing
 @Suite struct ResourceKindPathTests {
     @Test func anUnknownKindInThePath_isNotFound_suggestingThePlural() async throws {
         let fixture = try await ServerFixture()
-        let admin = try fixture.tokens.create(name: "ann", role: .admin)
+        let admin = try fixture.bearer(.admin)
         try await fixture.withClient { client in
             for (method, uri) in [
                 (HTTPRequest.Method.put, "/v1/resources/provisioner/x"), (.get, "/v1/resources/provisioner"),
             ] {
-                let response = try await client.execute(
-                    uri: uri, method: method, headers: [.authorization: "Bearer \(admin)"], body: body("{}"))
-                #expect(response.status == .notFound)
-                let object = try json(response)
-                #expect(object["code"] as? String == "not_found")
+                let response = try await client.execute(uri: uri, method: method, headers: admin, body: body("{}"))
+                let object = try refusal(response, .notFound, code: "not_found")
                 #expect(
                     (object["message"] as? String)?.hasPrefix(
                         #"unknown kind provisioner; did you mean "provisioners"?"#)

@@ -62,6 +62,7 @@ import Testing
 
     static let rows: [String: Row] = [
         "getHealth": open(200),
+        "getVersion": open(200),
         "getReadiness": open(200),
         "getMetrics": open(200),
         "headHealth": open(200),
@@ -142,13 +143,10 @@ import Testing
 
     @Test func everyRouteAskedBadly_answersItsRow() async throws {
         let secret = Array("hook-secret".utf8)
-        let fixture = try await ServerFixture(gitWebhookSecret: secret)
-        // A first good load (of no manifests), so that lookups answer instead of "not loaded yet".
-        #expect(await fixture.engine.manifests.load())
-        let tokens = try Dictionary(
-            uniqueKeysWithValues: [Role.viewer, .deployer, .approver, .admin].map { role in
-                (role, try fixture.tokens.create(name: role.rawValue, role: role))
-            })
+        // Loaded (no manifests), so that lookups answer instead of "not loaded yet".
+        let fixture = try await ServerFixture(loaded: true, gitWebhookSecret: secret)
+        let bearers = try Dictionary(
+            uniqueKeysWithValues: [Role.viewer, .deployer, .approver, .admin].map { ($0, try fixture.bearer($0)) })
         let document = APIDocumentTests.document
         let operations = APIDocumentTests.operations
         try await fixture.withClient { client in
@@ -200,7 +198,7 @@ import Testing
                     "bad token", operation, path: path, headers: badToken, body: body, expected: row.badToken)
                 if let expected = row.lowRole, let below {
                     try await check(
-                        "role \(below.rawValue)", operation, path: path, headers: bearer(tokens[below]!), body: body,
+                        "role \(below.rawValue)", operation, path: path, headers: bearers[below]!, body: body,
                         expected: expected)
                 }
                 // The credentials that let a request through: the callback token of the fixture's deployment, a
@@ -210,7 +208,7 @@ import Testing
                     switch access {
                     case .callbackToken: bearer(fixture.token)
                     case .gitSignature: signed(payload)
-                    default: bearer(tokens[needed == .viewer ? .viewer : .admin]!)
+                    default: bearers[needed == .viewer ? .viewer : .admin]!
                     }
                 }
                 if let expected = row.malformedBody {
@@ -231,7 +229,7 @@ import Testing
                 let wrong = try #require(["PATCH", "DELETE", "PUT", "POST"].first { !methods.contains($0) })
                 let response = try await client.execute(
                     uri: Self.concrete(path, id: "nope"), method: HTTPRequest.Method(wrong)!,
-                    headers: bearer(tokens[.admin]!))
+                    headers: bearers[.admin]!)
                 #expect(response.status == .methodNotAllowed, "\(wrong) \(path)")
                 #expect(try json(response)["code"] as? String == "method_not_allowed", "\(wrong) \(path)")
                 let allowed = Set(

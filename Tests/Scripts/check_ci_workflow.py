@@ -39,8 +39,8 @@ def main():
     steps = workflow["jobs"]["preview"]["steps"]
     runs = [step.get("run", "") for step in steps]
 
-    with open(os.path.join(ROOT, "Sources", "converge", "Converge.swift")) as file:
-        release = "v" + re.search(r'static let version = "([^"]+)"', file.read()).group(1)
+    with open(os.path.join(ROOT, "Sources", "ConvergeCore", "Version.swift")) as file:
+        release = "v" + re.search(r'let convergeVersion = "([^"]+)"', file.read()).group(1)
     version = str(workflow["env"].get("CONVERGE_VERSION", ""))
     expect(
         version == release or re.fullmatch(r"[0-9a-f]{40}", version),

@@ -8,7 +8,7 @@ Copy it as the start of your own. It runs two ways:
 
 It keeps state per instance (a JSON file per instance in the state directory), waits a configurable delay,
 prints log lines, and answers with outputs for every artifact of the bundle (ids, endpoints) that downstream
-connections use. It fails a deployment whose params ask for it ({"fail": true}) or whose instance is listed in
+connections use; a database endpoint's password is marked sensitive ({"value": ..., "sensitive": true}). It fails a deployment whose params ask for it ({"fail": true}) or whose instance is listed in
 CONVERGE_EXAMPLE_FAIL_INSTANCES.
 
 A plan (action "plan") changes nothing: it compares the params in the instance's state file with the deployment's
@@ -74,6 +74,11 @@ def apply(document, log):
             "instance": instance,
             "endpoint": f"{name}.{instance}.example.internal",
         }
+        if artifact_type == "postgres-endpoint":
+            # Marked sensitive: converge stores it sealed, shows it as [sensitive], and sends it only to the
+            # provisioner of an instance connected to this one, in its connectionParams.
+            password = hashlib.sha256(f"password of {instance}".encode()).hexdigest()[:20]
+            outputs[name]["password"] = {"value": password, "sensitive": True}
         log(f"created {artifact_type} {outputs[name]['id']}")
     with open(state_file, "w") as f:
         json.dump({"params": params, "version": deployment.get("version"), "outputs": outputs}, f, indent=2)
