@@ -325,8 +325,11 @@ struct Bench {
 
     /// What bounds dispatch on PostgreSQL.
     static let postgresDispatchBound =
-        "bound: each deployment is a claim, a completion and reads, each a transaction of several round trips "
-        + "(BEGIN, SET TRANSACTION, statements, COMMIT), while the ceiling is one INSERT per transaction"
+        "bound: each deployment is a claim (READ COMMITTED, SKIP LOCKED), an instance read, events appended and a "
+        + "SERIALIZABLE completion (lease check, update, audit, events), each a transaction of several round trips "
+        + "(BEGIN, SET TRANSACTION, its statements, COMMIT), and every NOTIFY wakes every engine to look for work; "
+        + "the ceiling is one INSERT per transaction. On this machine the server, the engines and the bench share "
+        + "the cores, so three engines add contention rather than throughput"
 
     /// The real daemon on PostgreSQL: start → all COMPLETED, and status change → `/v1/watch` event.
     func postgresDaemonRows(repository: RepositoryGenerator.Repository, webhook: InstantWebhook) async -> [Row] {
