@@ -10,10 +10,15 @@ SWIFT_FORMAT := swift format
 ## server every PostgreSQL test runs on (a throwaway one, started for the run).
 TEST_DEBIAN_PACKAGES := systemd openssl curl postgresql
 
-## deps: install the Debian packages the build needs (and, for `make test`, TEST_DEBIAN_PACKAGES), and python3 for the
-## example provisioner the tests and the demo run (as root with apt-get; otherwise print the command).
+## BENCH_DEBIAN_PACKAGES: what `make bench` needs beyond the build: the PostgreSQL server its PostgreSQL rows run on.
+BENCH_DEBIAN_PACKAGES := postgresql
+
+## deps: install the Debian packages the build needs (and, for `make test` and `make bench`, TEST_DEBIAN_PACKAGES and
+## BENCH_DEBIAN_PACKAGES), and python3 for the example provisioner the tests and the demo run (as root with apt-get;
+## otherwise print the command).
 deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES) $(if $(filter test,$(MAKECMDGOALS)),$(TEST_DEBIAN_PACKAGES)); do \
+	@missing=""; for p in $(DEBIAN_PACKAGES) $(if $(filter test,$(MAKECMDGOALS)),$(TEST_DEBIAN_PACKAGES)) \
+	  $(if $(filter bench,$(MAKECMDGOALS)),$(BENCH_DEBIAN_PACKAGES)); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
@@ -129,12 +134,19 @@ schemas: build
 
 ## bench: build in release, generate the inputs under $(BENCH_DIR)/ (reused while they match) and print one table of
 ## every figure beside its ceiling, also written to bench/results.md and README.md. BENCH_RUNS, BENCH_SIZES,
-## BENCH_QUICK=1 (a smoke run at 1k) and the other BENCH_* variables of converge-bench --help tune it.
+## BENCH_QUICK=1 (a smoke run at 1k) and the other BENCH_* variables of converge-bench --help tune it. The PostgreSQL
+## rows run on a throwaway PostgreSQL of their own on loopback (Tests/Scripts/postgres, as `make test` starts one),
+## stopped and removed afterwards, also when the bench fails.
 BENCH_DIR ?= .bench
 BENCH_RUNS ?= 3
 BENCH_CONFIGURATION ?= release
 bench: deps
 	swift build -c $(BENCH_CONFIGURATION) --product converge
 	swift build -c $(BENCH_CONFIGURATION) --product converge-bench
-	BENCH_DIR=$(BENCH_DIR) BENCH_RUNS=$(BENCH_RUNS) .build/$(BENCH_CONFIGURATION)/converge-bench \
+	@postgres=$$(mktemp -d /tmp/converge-bench-postgres.XXXXXX); \
+	trap 'Tests/Scripts/postgres stop "$$postgres"' EXIT; \
+	eval "$$(Tests/Scripts/postgres start "$$postgres")"; \
+	echo "PostgreSQL for the bench: $$CONVERGE_TEST_POSTGRES_URL"; \
+	BENCH_POSTGRES_URL="$$CONVERGE_TEST_POSTGRES_URL" BENCH_DIR=$(BENCH_DIR) BENCH_RUNS=$(BENCH_RUNS) \
+	  .build/$(BENCH_CONFIGURATION)/converge-bench \
 	  --converge .build/$(BENCH_CONFIGURATION)/converge --output bench/results.md --readme README.md

@@ -140,6 +140,8 @@ let package = Package(
             dependencies: [
                 "CCurl",
                 "CYAML",
+                "ConvergeAPI",
+                "ConvergeClient",
                 "ConvergeCore",
                 "ConvergeEngine",
                 "ConvergeManifests",
@@ -148,6 +150,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/ConvergeBench"
         ),

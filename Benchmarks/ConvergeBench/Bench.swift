@@ -18,8 +18,11 @@ struct Bench {
         let endToEnd = try RepositoryGenerator(instances: settings.endToEndSize, webhookURL: settings.webhookURL)
             .ensure(under: settings.directory)
         rows += await dispatchRows(repository: endToEnd, webhook: webhook)
-        let (daemonRows, converged) = await daemonRows(repository: endToEnd, loadSeconds: loadSeconds)
+        rows += await postgresDispatchRows(repository: endToEnd)
+        let (daemonRows, converged) = await daemonRows(
+            repository: endToEnd, loadSeconds: loadSeconds, webhook: webhook)
         rows += daemonRows
+        rows += await postgresDaemonRows(repository: endToEnd, webhook: webhook)
         rows += await resyncRows(converged: converged)
         rows += await historyAndMetricsRows(converged: converged)
         return rows
@@ -100,7 +103,7 @@ struct Bench {
             for run in 1...settings.runs {
                 rates.append(
                     try await DispatchBench.dispatch(
-                        .inProcess, repository: repository, count: count, directory: directory, run: run))
+                        .inProcess, on: .sqlite, repository: repository, count: count, directory: directory, run: run))
             }
             let ours = Sample(rates, unit: "/s", digits: 0)
             let ratio = ours.median / rawSample.median
@@ -120,7 +123,7 @@ struct Bench {
             for run in 1...settings.runs {
                 rates.append(
                     try await DispatchBench.dispatch(
-                        .webhook, repository: repository, count: count, directory: directory, run: run))
+                        .webhook, on: .sqlite, repository: repository, count: count, directory: directory, run: run))
             }
             var http: [Double] = []
             let body = webhook.sampleBody ?? "{}"
@@ -144,9 +147,9 @@ struct Bench {
 
     // MARK: daemon
 
-    func daemonRows(repository: RepositoryGenerator.Repository, loadSeconds: [Int: Double]) async -> (
-        [Row], DaemonBench.Run?
-    ) {
+    func daemonRows(
+        repository: RepositoryGenerator.Repository, loadSeconds: [Int: Double], webhook: InstantWebhook
+    ) async -> ([Row], DaemonBench.Run?) {
         var rows: [Row] = []
         let pendingTarget = "< 100 ms"
         var smallPending: [Double] = []
@@ -156,8 +159,8 @@ struct Bench {
                 let small = try RepositoryGenerator(instances: settings.smallSize, webhookURL: settings.webhookURL)
                     .ensure(under: settings.directory)
                 let run = try await DaemonBench.run(
-                    repository: small, settings: settings, edits: settings.runs, label: "daemon \(small.instances)",
-                    measureIdle: false)
+                    repository: small, store: .sqlite, settings: settings, webhook: webhook, edits: settings.runs,
+                    events: 0, label: "daemon \(small.instances)", measureIdle: false)
                 smallPending = run.pendingMilliseconds
             } catch {
                 smallError = error
@@ -169,7 +172,8 @@ struct Bench {
             do {
                 runs.append(
                     try await DaemonBench.run(
-                        repository: repository, settings: settings, edits: settings.runs,
+                        repository: repository, store: .sqlite, settings: settings, webhook: webhook,
+                        edits: settings.runs, events: settings.eventSamples,
                         label: "daemon \(repository.instances) run \(run)", measureIdle: true))
             } catch {
                 failure = error
@@ -187,6 +191,7 @@ struct Bench {
                     .failed(e2eName, target: "≤ 60 s", error: error),
                     .failed(rssName, target: "≤ 150 MB", error: error),
                     .failed(idleName, target: "< 2 % of a core", error: error),
+                    .failed(Self.eventsName("SQLite"), target: Self.eventsTarget, error: error),
                 ], nil
             )
         }
@@ -235,7 +240,137 @@ struct Bench {
                     name, ours: sample.text, target: pendingTarget, met: values.isEmpty ? nil : sample.median < 100,
                     note: note))
         }
+        rows.append(eventsRow(.sqlite, runs: runs))
         return (rows, runs.last)
+    }
+
+    static let eventsTarget = "p99 < 50 ms"
+
+    /// The event latency row's name on the store named `store`.
+    static func eventsName(_ store: String) -> String {
+        "status change → `/v1/watch` event at a client, \(store)"
+    }
+
+    /// The p50 and p99 of each run's status change → `/v1/watch` event latencies.
+    func eventsRow(_ store: BenchStore, runs: [DaemonBench.Run]) -> Row {
+        let p50 = Sample(runs.map { percentile($0.eventMilliseconds, 50) }, unit: "ms", digits: 2)
+        let p99 = Sample(runs.map { percentile($0.eventMilliseconds, 99) }, unit: "ms", digits: 2)
+        let wake =
+            switch store {
+            case .sqlite: "the stream wakes on the store's own commit signal"
+            case .postgres: "the stream wakes on the database's NOTIFY, through the store's LISTEN connection"
+            }
+        return Row(
+            Self.eventsName(store.name), ours: "p50 \(p50.text); p99 \(p99.text)", target: Self.eventsTarget,
+            met: runs.isEmpty ? nil : p99.median < 50,
+            note:
+                "\(settings.eventSamples) redeploys of app instances per run on the idle converged daemon, each timed "
+                + "twice: POST sent → PENDING event, and the instant webhook's answer → COMPLETED event (both a little "
+                + "more than change → event); \(wake); the safety-net poll is every 2 s")
+    }
+
+    // MARK: PostgreSQL
+
+    static let noPostgres = BenchError(
+        "no PostgreSQL server: run `make bench` (it starts one) or set BENCH_POSTGRES_URL")
+
+    /// Dispatch on PostgreSQL with one engine and with three on one database, beside raw commits on the same server.
+    func postgresDispatchRows(repository: RepositoryGenerator.Repository) async -> [Row] {
+        let count = settings.dispatchCount
+        let target = "≥ 1,000/s and ≥ 25 % of raw commits"
+        let names = [1, 3].map { daemons in
+            "dispatch on PostgreSQL, in-process instant provisioner, \(daemons == 1 ? "one engine" : "three engines on one database") "
+                + "(\(Self.short(count)) deployments)"
+        }
+        guard let server = settings.postgres else {
+            return names.map { .failed($0, target: target, error: Self.noPostgres) }
+        }
+        var raw: [Double] = []
+        var serverSettings = ""
+        do {
+            serverSettings = try await server.settings()
+            for run in 1...settings.runs {
+                raw.append(try await server.rawCommits(count: count))
+                progress("raw PostgreSQL run \(run): \(Int(raw.last!)) commits/s (\(serverSettings))")
+            }
+        } catch {
+            progress("raw PostgreSQL commits failed: \(error)")
+        }
+        let rawSample = Sample(raw, unit: "commits/s", digits: 0)
+        var rows: [Row] = []
+        for (daemons, name) in zip([1, 3], names) {
+            do {
+                var rates: [Double] = []
+                for run in 1...settings.runs {
+                    rates.append(
+                        try await DispatchBench.dispatch(
+                            .inProcess, on: .postgres(server), daemons: daemons, repository: repository, count: count,
+                            directory: settings.directory, run: run))
+                }
+                let ours = Sample(rates, unit: "/s", digits: 0)
+                let ratio = ours.median / rawSample.median
+                rows.append(
+                    Row(
+                        name, ours: ours.text, ceiling: "raw PostgreSQL, one connection: \(rawSample.text)",
+                        ratio: percent(ratio), target: target, met: ours.median >= 1_000 && ratio >= 0.25,
+                        note: "\(serverSettings), the throwaway server `make bench` starts (ceiling on the same "
+                            + "server); \(daemons) × \(DispatchBench.concurrency) at a time, each engine with a store "
+                            + "(pool, LISTEN connection, lease owner) of its own; " + Self.postgresDispatchBound))
+            } catch {
+                rows.append(.failed(name, target: target, error: error))
+            }
+        }
+        return rows
+    }
+
+    /// What bounds dispatch on PostgreSQL.
+    static let postgresDispatchBound =
+        "bound: each deployment is a claim (READ COMMITTED, SKIP LOCKED), an instance read, events appended and a "
+        + "SERIALIZABLE completion (lease check, update, audit, events), each a transaction of several round trips "
+        + "(BEGIN, SET TRANSACTION, its statements, COMMIT), and every NOTIFY wakes every engine to look for work; "
+        + "the ceiling is one INSERT per transaction. On this machine the server, the engines and the bench share "
+        + "the cores, so three engines add contention rather than throughput"
+
+    /// The real daemon on PostgreSQL: start → all COMPLETED, and status change → `/v1/watch` event.
+    func postgresDaemonRows(repository: RepositoryGenerator.Repository, webhook: InstantWebhook) async -> [Row] {
+        let name =
+            "end to end on PostgreSQL, \(Self.short(repository.instances)) instances, three waves: start → all COMPLETED"
+        guard let server = settings.postgres else {
+            return [
+                .failed(name, target: "≤ 60 s", error: Self.noPostgres),
+                .failed(Self.eventsName("PostgreSQL"), target: Self.eventsTarget, error: Self.noPostgres),
+            ]
+        }
+        var runs: [DaemonBench.Run] = []
+        var failure: (any Error)?
+        for run in 1...settings.runs {
+            do {
+                runs.append(
+                    try await DaemonBench.run(
+                        repository: repository, store: .postgres(server), settings: settings, webhook: webhook,
+                        edits: 0, events: settings.eventSamples,
+                        label: "daemon on PostgreSQL \(repository.instances) run \(run)", measureIdle: false))
+            } catch {
+                failure = error
+                progress("daemon on PostgreSQL run \(run) failed: \(error)")
+            }
+        }
+        guard !runs.isEmpty else {
+            let error = failure ?? BenchError("no run")
+            return [
+                .failed(name, target: "≤ 60 s", error: error),
+                .failed(Self.eventsName("PostgreSQL"), target: Self.eventsTarget, error: error),
+            ]
+        }
+        let converge = Sample(runs.map(\.convergeSeconds), unit: "s")
+        return [
+            Row(
+                name, ours: converge.text, target: "≤ 60 s", met: converge.median <= 60,
+                note: "one `converge serve` on a fresh database of the bench's server, default settings; "
+                    + "\(formatNumber(Double(runs.map(\.deployments).max() ?? 0), digits: 0)) deployments at convergence"
+                    + (failure.map { "; a run failed: \($0)" } ?? "")),
+            eventsRow(.postgres(server), runs: runs),
+        ]
     }
 
     // MARK: resync

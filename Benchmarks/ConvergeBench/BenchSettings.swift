@@ -1,3 +1,4 @@
+import ConvergeStore
 import Foundation
 
 /// What one `converge-bench` run measures and where it keeps its inputs, from `BENCH_*` variables and flags.
@@ -17,6 +18,11 @@ struct BenchSettings: Sendable {
     var dispatchCount = 2_000
     /// Rows of the large history database; the small one has 10,000.
     var historyRows = 1_000_000
+    /// Status changes timed to their `/v1/watch` event in each end-to-end run.
+    var eventSamples = 100
+    /// The PostgreSQL server of the PostgreSQL rows (`BENCH_POSTGRES_URL`, which `make bench` sets to a throwaway
+    /// server of its own); nil: those rows say so.
+    var postgres: BenchPostgres?
     var quick = false
     /// The scratch folder of generated inputs (git-ignored).
     var directory: URL
@@ -41,6 +47,7 @@ struct BenchSettings: Sendable {
             settings.endToEndSize = 1_000
             settings.dispatchCount = 500
             settings.historyRows = 100_000
+            settings.eventSamples = 20
         }
         func integer(_ name: String) throws -> Int? {
             guard let text = environment[name], !text.isEmpty else { return nil }
@@ -55,6 +62,10 @@ struct BenchSettings: Sendable {
         settings.historyRows = try integer("BENCH_HISTORY_ROWS") ?? settings.historyRows
         settings.webhookPort = try integer("BENCH_WEBHOOK_PORT") ?? settings.webhookPort
         settings.daemonPort = try integer("BENCH_DAEMON_PORT") ?? settings.daemonPort
+        settings.eventSamples = try integer("BENCH_EVENTS") ?? settings.eventSamples
+        if let url = environment["BENCH_POSTGRES_URL"], !url.isEmpty {
+            settings.postgres = BenchPostgres(url: try PostgresURL(url))
+        }
         if let sizes = environment["BENCH_SIZES"], !sizes.isEmpty {
             settings.loadSizes = try sizes.split(separator: ",").map { text in
                 guard let size = Int(text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")),
@@ -93,7 +104,9 @@ struct BenchSettings: Sendable {
         usage: converge-bench [--output FILE] [--converge PATH]
           BENCH_RUNS (3), BENCH_SIZES (1000,10000,40000), BENCH_E2E_SIZE (10000), BENCH_DISPATCH (2000),
           BENCH_HISTORY_ROWS (1000000), BENCH_DIR (.bench), BENCH_QUICK=1 (a smoke run at 1k),
-          BENCH_WEBHOOK_PORT (18790), BENCH_DAEMON_PORT (18787)
+          BENCH_WEBHOOK_PORT (18790), BENCH_DAEMON_PORT (18787), BENCH_EVENTS (100 status changes per run),
+          BENCH_POSTGRES_URL (postgres://USER@HOST:PORT/DB?sslmode=disable, a server the bench may create and drop
+          databases on; `make bench` starts a throwaway one)
         """
 
     var webhookURL: String { "http://127.0.0.1:\(webhookPort)/deployments" }

@@ -79,13 +79,27 @@ struct ConvergeBench {
                 + "single-row INSERT transactions (BEGIN IMMEDIATE) through a GRDB `DatabasePool` opened as the store "
                 + "opens its own, and loopback POSTs through `CurlHTTPClient` with the body of a real provisioner "
                 + "request, \(DispatchBench.concurrency) at a time.",
+            "Dispatch on PostgreSQL: the same, on a fresh database of the bench's PostgreSQL server (`make bench` "
+                + "starts a throwaway one with Tests/Scripts/postgres: fsync, synchronous_commit and full_page_writes "
+                + "off), with one engine, and with three engines on the one database, each with a `PostgresStore` (a "
+                + "pool, a LISTEN connection and a lease owner) of its own, as three daemons have, "
+                + "\(DispatchBench.concurrency) at a time each. Ceiling: single-row INSERT transactions (BEGIN, "
+                + "INSERT, COMMIT, a round trip each, as pgbench sends them) in a loop on one postgres-nio connection "
+                + "to the same server.",
             "End to end: `converge serve` (the binary above, default settings) on a copy of the repository and a "
-                + "fresh database; from process start until every instance is PROVISIONED (read from the database). "
+                + "fresh database (a SQLite file; on PostgreSQL, a fresh database of the bench's server); from process "
+                + "start until every instance is PROVISIONED (read from the database). "
                 + "Peak RSS is VmHWM of /proc/PID/status after convergence; idle CPU is utime+stime over "
                 + "\(DaemonBench.idleWindow) starting 1 s after convergence (the default 10 s manifest poll included).",
             "Edit → PENDING: with the daemon converged, one stack file is rewritten (its queue's params) and "
                 + "`POST /v1/sync` is sent; the figure is the time from the request until the database has a new "
                 + "deployment row for that queue (polled every millisecond).",
+            "Status change → `/v1/watch` event: on each end-to-end run's daemon, once idle after convergence, a "
+                + "client of `/v1/watch` (`ConvergeClient.watch`, as `converge watch` reads it) and "
+                + "\(settings.eventSamples) redeploys of app instances (`POST /v1/instances/{id}/deployments`, nothing "
+                + "downstream), one at a time; each PENDING event is timed from the request sent, each COMPLETED event "
+                + "from the instant webhook's answer, so both figures include a little more than change → event. "
+                + "p50 and p99 of each run.",
             "No-op resync: in process, an `Engine` over a copy of the converged database, manifests loaded, then "
                 + "`reconciler.reconcile(id)` for every instance with two concurrent workers; nothing may be created.",
             "History: `store.history(of:after:limit:)` with limit 50 (an API page) and "

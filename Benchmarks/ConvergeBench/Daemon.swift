@@ -14,12 +14,15 @@ final class Daemon: @unchecked Sendable {
         self.token = token
     }
 
-    /// Starts `converge serve` on `manifests` and `database`, listening on 127.0.0.1:`port`; its log goes to `log`.
+    /// Starts `converge serve` on `manifests` and the store `database` (its `--db`), listening on
+    /// 127.0.0.1:`port`; its log goes to `log`. Its secrets key and tokens are the files `files`.key and
+    /// `files`.tokens (beside a SQLite database).
     static func start(
-        binary: URL, manifests: URL, database: String, port: Int, log: URL, extraArguments: [String] = []
+        binary: URL, manifests: URL, database: String, files: String, port: Int, log: URL,
+        extraArguments: [String] = []
     ) throws -> Daemon {
-        // The daemon refuses to start without a secrets key: one beside the database, made once.
-        let key = database + ".key"
+        // The daemon refuses to start without a secrets key: one per database, made once.
+        let key = files + ".key"
         if !FileManager.default.fileExists(atPath: key) {
             let initKey = Process()
             initKey.executableURL = binary
@@ -29,7 +32,7 @@ final class Daemon: @unchecked Sendable {
             initKey.waitUntilExit()
         }
         // A token of its own for every start: a token is printed only when it is made.
-        let tokens = database + ".tokens"
+        let tokens = files + ".tokens"
         let create = Process()
         create.executableURL = binary
         create.arguments = [
@@ -46,7 +49,7 @@ final class Daemon: @unchecked Sendable {
         process.executableURL = binary
         process.arguments =
             [
-                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)",
+                "serve", "--manifests", manifests.path, "--db", database, "--listen", "127.0.0.1:\(port)",
                 "--secrets-key-file", key, "--tokens-file", tokens,
             ] + extraArguments
         FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -98,12 +101,12 @@ final class Daemon: @unchecked Sendable {
     }
 }
 
-/// A read-only view of a daemon's database from the bench process, for polling what a user would see.
-struct DatabaseProbe {
+/// A daemon's SQLite database, opened read-only.
+struct SQLiteProbe: DatabaseProbe {
     let queue: DatabaseQueue
 
     /// Opens `path` read-only once it exists and its schema is migrated.
-    static func open(_ path: String, deadline: ContinuousClock.Instant) async throws -> DatabaseProbe {
+    static func open(_ path: String, deadline: ContinuousClock.Instant) async throws -> SQLiteProbe {
         while true {
             if FileManager.default.fileExists(atPath: path) {
                 var configuration = Configuration()
@@ -113,7 +116,7 @@ struct DatabaseProbe {
                     (try? await queue.read({ try $0.tableExists("deployments") && $0.tableExists("instances") }))
                         == true
                 {
-                    return DatabaseProbe(queue: queue)
+                    return SQLiteProbe(queue: queue)
                 }
             }
             guard ContinuousClock.now < deadline else { throw BenchError("\(path) was never created") }
@@ -121,7 +124,11 @@ struct DatabaseProbe {
         }
     }
 
-    func count(_ sql: String, _ arguments: StatementArguments = []) throws -> Int {
-        try queue.read { db in try Int.fetchOne(db, sql: sql, arguments: arguments) ?? 0 }
+    func count(_ sql: String, _ arguments: [String]) async throws -> Int {
+        try await queue.read { db in try Int.fetchOne(db, sql: sql, arguments: StatementArguments(arguments)) ?? 0 }
+    }
+
+    func close() async {
+        try? queue.close()
     }
 }

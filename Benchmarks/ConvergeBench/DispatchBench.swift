@@ -54,32 +54,87 @@ enum DispatchBench {
         case webhook
     }
 
-    /// Deployments per second from the first claim to the last completion of `count` PENDING deployments.
+    /// Deployments per second from the first claim to the last completion of `count` PENDING deployments, on a
+    /// fresh database of `store` served by `daemons` engines (each with a store of its own, as a daemon has: on
+    /// PostgreSQL its own pool and `LISTEN` connection, and its own lease owner).
     static func dispatch(
-        _ path: Path, repository: RepositoryGenerator.Repository, count: Int, directory: URL, run: Int
+        _ path: Path, on store: BenchStore, daemons: Int = 1, repository: RepositoryGenerator.Repository, count: Int,
+        directory: URL, run: Int
     ) async throws -> Double {
-        let database = directory.appendingPathComponent("dispatch.sqlite").path
-        removeDatabase(at: database)
-        defer { removeDatabase(at: database) }
         let logger = Logger(label: "converge-bench", factory: { _ in SwiftLogNoOpLogHandler() })
-        let store = try SQLiteStore(path: database, logger: logger)
-        let configuration = EngineConfiguration(manifests: repository.directory)
-        let engine = try await Engine(
-            configuration: configuration, store: store, clock: SystemClock(),
-            makeProvisioner: { declared in
-                switch path {
-                case .inProcess:
-                    return InstantProvisioner()
-                case .webhook:
-                    return WebhookProvisioner(declared.webhook!, settings: .init(), logger: logger)
+        var stores: [any Store] = []
+        var listeners: [Task<Void, Never>] = []
+        let sqlitePath = directory.appendingPathComponent("dispatch.sqlite").path
+        switch store {
+        case .sqlite:
+            guard daemons == 1 else { throw BenchError("a SQLite database is one daemon's") }
+            removeDatabase(at: sqlitePath)
+            stores = [try SQLiteStore(path: sqlitePath, logger: logger)]
+        case .postgres(let server):
+            let url = try await server.freshDatabase("converge_bench_dispatch")
+            for _ in 0..<daemons {
+                let postgres = try PostgresStore(url: url, password: nil, logger: logger)
+                if stores.isEmpty {
+                    do { try await postgres.migrate() } catch {
+                        await postgres.close()
+                        throw error
+                    }
                 }
-            }, logger: logger)
-        guard await engine.manifests.load(), let state = engine.manifests.current?.state else {
-            throw BenchError("the engine cannot load \(repository.directory.path)")
+                stores.append(postgres)
+                listeners.append(Task { try? await postgres.run() })
+            }
         }
+        // Stops the PostgreSQL stores' listeners, which closes their pools, or removes the SQLite file.
+        func close() async {
+            for listener in listeners {
+                listener.cancel()
+                await listener.value
+            }
+            if case .sqlite = store { removeDatabase(at: sqlitePath) }
+        }
+        do {
+            let rate = try await dispatch(
+                path, stores: stores, repository: repository, count: count, logger: logger)
+            progress(
+                "dispatch \(path) on \(store.name), \(daemons) engine\(daemons == 1 ? "" : "s"), run \(run): "
+                    + "\(String(format: "%.0f", rate))/s")
+            await close()
+            return rate
+        } catch {
+            await close()
+            throw error
+        }
+    }
+
+    /// Deployments per second of an engine per store of `stores` (one database), from the first claim to the last
+    /// completion of `count` PENDING deployments created through the first.
+    private static func dispatch(
+        _ path: Path, stores: [any Store], repository: RepositoryGenerator.Repository, count: Int, logger: Logger
+    ) async throws -> Double {
+        var engines: [Engine] = []
+        for engineStore in stores {
+            // A configuration of its own for each: a lease owner of its own.
+            let engine = try await Engine(
+                configuration: EngineConfiguration(manifests: repository.directory), store: engineStore,
+                clock: SystemClock(),
+                makeProvisioner: { declared in
+                    switch path {
+                    case .inProcess:
+                        return InstantProvisioner()
+                    case .webhook:
+                        return WebhookProvisioner(declared.webhook!, settings: .init(), logger: logger)
+                    }
+                }, logger: logger)
+            guard await engine.manifests.load(), engine.manifests.current != nil else {
+                throw BenchError("the engine cannot load \(repository.directory.path)")
+            }
+            engines.append(engine)
+        }
+        let state = engines[0].manifests.current!.state
+        let first = stores[0]
         for id in repository.instanceIDs.prefix(count) {
             let instance = state.instances[id]!
-            _ = try await store.createDeployment(
+            _ = try await first.createDeployment(
                 DeploymentRequest(
                     instanceID: id,
                     snapshot: DeploymentSnapshot(
@@ -88,29 +143,31 @@ enum DispatchBench {
                     mode: .direct, actor: "converge-bench"))
         }
         let start = ContinuousClock.now
-        let dispatcher = Task { try await engine.dispatcher.run() }
-        engine.dispatcher.wakeUp()
+        let dispatchers = engines.map { engine in Task { try await engine.dispatcher.run() } }
+        for engine in engines { engine.dispatcher.wakeUp() }
         var finished = 0
         var failed = 0
         let deadline = ContinuousClock.now + .seconds(300)
         while finished < count {
             guard ContinuousClock.now < deadline else {
-                dispatcher.cancel()
+                for dispatcher in dispatchers { dispatcher.cancel() }
                 throw BenchError("dispatch did not finish within 300 s (\(finished) of \(count))")
             }
-            try await Task.sleep(for: .milliseconds(2))
-            let counts = try await store.deploymentCounts()
+            // Often enough to time a run of a second or more within 1 %, rarely enough not to load PostgreSQL.
+            try await Task.sleep(for: .milliseconds(10))
+            let counts = try await first.deploymentCounts()
             failed = counts[.failed] ?? 0
             finished = (counts[.completed] ?? 0) + failed
         }
         let elapsed = seconds(since: start)
-        dispatcher.cancel()
-        _ = await dispatcher.result
+        for dispatcher in dispatchers {
+            dispatcher.cancel()
+            _ = await dispatcher.result
+        }
         guard failed == 0 else {
-            let page = try await store.history(of: repository.instanceIDs[0], after: nil, limit: 1)
+            let page = try await first.history(of: repository.instanceIDs[0], after: nil, limit: 1)
             throw BenchError("\(failed) deployments failed, e.g. \(page.items.first?.error ?? "?")")
         }
-        progress("dispatch \(path) run \(run): \(count) in \(String(format: "%.2f", elapsed)) s")
         return Double(count) / elapsed
     }
 

@@ -28,9 +28,11 @@ final class InstantWebhook: Sendable {
             let body = try await request.body.collect(upTo: 16 << 20)
             let text = String(buffer: body)
             if counter.count.add(1, ordering: .relaxed).oldValue == 0 { counter.sample.withLock { $0 = text } }
+            let (instance, answer) = answer(to: text)
+            counter.lastAnswer.withLock { $0 = (instance, .now) }
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: answer(to: text))))
+                body: .init(byteBuffer: ByteBuffer(string: answer)))
         }
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
@@ -56,16 +58,20 @@ final class InstantWebhook: Sendable {
     /// The body of the first request, a real provisioner request for the loopback HTTP ceiling.
     var sampleBody: String? { counter.sample.withLock { $0 } }
 
-    /// Holds the request counter and a sample body across the router's closures.
+    /// The instance of the last request answered, and when its answer was made (just before it is sent).
+    var lastAnswer: (instance: String, at: ContinuousClock.Instant)? { counter.lastAnswer.withLock { $0 } }
+
+    /// Holds the request counter, a sample body and the last answer across the router's closures.
     private final class Counter: Sendable {
         let count = Atomic<Int>(0)
         let sample = Mutex<String?>(nil)
+        let lastAnswer = Mutex<(instance: String, at: ContinuousClock.Instant)?>(nil)
     }
 
-    /// The answer to a provisioner request: completed, with an output per artifact.
-    static func answer(to body: String) -> String {
+    /// The instance a provisioner request names, and the answer to it: completed, with an output per artifact.
+    static func answer(to body: String) -> (instance: String, answer: String) {
         guard let request = try? Value(json: body), let artifacts = request["artifacts"]?.objectValue else {
-            return #"{"status":"completed","outputs":{}}"#
+            return ("unknown", #"{"status":"completed","outputs":{}}"#)
         }
         let instance = request["deployment"]?["instance"]?.stringValue ?? "unknown"
         var outputs: [String: Value] = [:]
@@ -75,7 +81,7 @@ final class InstantWebhook: Sendable {
                 "endpoint": .string("https://\(instance).\(name).bench.internal:443"),
             ]
         }
-        return Value.object(["status": "completed", "outputs": .object(outputs)]).canonicalJSON
+        return (instance, Value.object(["status": "completed", "outputs": .object(outputs)]).canonicalJSON)
     }
 
     func stop() async {

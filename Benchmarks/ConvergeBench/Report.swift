@@ -176,6 +176,10 @@ func runCommand(_ arguments: [String]) throws -> String {
 
 /// Seconds since `start`.
 func seconds(since start: ContinuousClock.Instant) -> Double {
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    milliseconds(ContinuousClock.now - start) / 1000
+}
+
+/// `duration` in milliseconds.
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
