@@ -6,8 +6,9 @@ SWIFT_FORMAT := swift format
 .PHONY: deps python-tools build install lint format test validate schemas demo bench
 
 ## TEST_DEBIAN_PACKAGES: what `make test` needs beyond the build: systemd-analyze (package systemd) checks the unit of
-## manifests/deploy/; openssl makes the certificates of the TLS tests, and curl is their client.
-TEST_DEBIAN_PACKAGES := systemd openssl curl
+## manifests/deploy/; openssl makes the certificates of the TLS tests, and curl is their client; postgresql is the
+## server every PostgreSQL test runs on (a throwaway one, started for the run).
+TEST_DEBIAN_PACKAGES := systemd openssl curl postgresql
 
 ## deps: install the Debian packages the build needs (and, for `make test`, TEST_DEBIAN_PACKAGES), and python3 for the
 ## example provisioner the tests and the demo run (as root with apt-get; otherwise print the command).
@@ -63,13 +64,19 @@ format:
 
 ## test: also checks that the editor schemas accept the examples (Tests/Scripts/check_schemas.py), the CI
 ## example's structure (Tests/Scripts/check_ci_workflow.py), and the Kubernetes manifests and the systemd unit of
-## manifests/deploy/ (Tests/Scripts/check_deploy.py).
+## manifests/deploy/ (Tests/Scripts/check_deploy.py). The tests run with a throwaway PostgreSQL on loopback
+## (Tests/Scripts/postgres), stopped and removed afterwards, also when they fail; TEST_FILTER narrows them
+## (`make test TEST_FILTER=PostgresStore`).
 test: deps lint python-tools
 	swift build --build-tests
 	$(PYTHON) Tests/Scripts/check_schemas.py .build/debug/converge
 	$(PYTHON) Tests/Scripts/check_ci_workflow.py .build/debug/converge "$(DEBIAN_PACKAGES)"
 	$(PYTHON) Tests/Scripts/check_deploy.py .build/debug/converge
-	swift test --skip-build --disable-xctest
+	@postgres=$$(mktemp -d /tmp/converge-test-postgres.XXXXXX); \
+	trap 'Tests/Scripts/postgres stop "$$postgres"' EXIT; \
+	eval "$$(Tests/Scripts/postgres start "$$postgres")"; \
+	echo "PostgreSQL for the tests: $$CONVERGE_TEST_POSTGRES_URL"; \
+	swift test --skip-build --disable-xctest $(if $(TEST_FILTER),--filter '$(TEST_FILTER)')
 
 validate: build
 	swift run converge validate examples/gitops

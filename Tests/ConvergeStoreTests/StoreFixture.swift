@@ -83,9 +83,7 @@ final class StoreFixture: @unchecked Sendable {
     }
 
     static func openPostgres(database: String, clock: ManualClock) throws -> PostgresStore {
-        var url = try TestPostgres.url()
-        url.database = database
-        return try PostgresStore(url: url, password: nil, clock: { clock.now }, logger: logger)
+        try PostgresStore(url: try TestPostgres.url(of: database), password: nil, clock: { clock.now }, logger: logger)
     }
 
     static func instance(_ id: String, environment: String = "shop-dev") -> DesiredResource {
