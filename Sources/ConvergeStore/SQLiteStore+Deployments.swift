@@ -53,31 +53,15 @@ extension SQLiteStore {
         """
 
     public func createDeployment(_ request: DeploymentRequest) async throws -> DeploymentCreation {
-        if request.mode == .proposal && request.snapshot.action == .plan {
-            throw ConvergeError(.invalidArgument, "only provision and decommission deployments can be proposed")
-        }
-        if request.retryOf != nil && request.mode != .direct {
-            throw ConvergeError(.invalidArgument, "a retry enters the queue directly; it cannot be proposed")
-        }
-        if request.planID != nil && request.mode != .proposal {
-            throw ConvergeError(.invalidArgument, "only a proposal follows a plan and awaits its approval")
-        }
+        try request.checkMode()
         return try await transaction { db in
             let instance = try Self.fetchInstance(db, request.instanceID)
-            if let planID = request.planID {
-                let plan = try Self.fetchDeployment(db, planID)
-                guard plan.action == .plan, plan.instanceID == instance.id else {
-                    throw ConvergeError(
-                        .failedPrecondition,
-                        "deployment \(planID) is a \(plan.action.rawValue) of \(plan.instanceID), not a plan of "
-                            + instance.id)
-                }
-            }
+            if let planID = request.planID { try request.checkPlan(try Self.fetchDeployment(db, planID)) }
             let now = self.now
             let id = DeploymentID.make(now: date(now))
             var snapshot = request.snapshot
             snapshot.metadata = snapshot.metadata.merged(with: ["deploymentId": .string(id)])
-            let status: Deployment.Status = request.mode == .direct ? .pending : .proposed
+            let status = request.initialStatus
             try db.run(
                 sql: """
                     INSERT INTO deployments (id, instance_id, environment, action, params, connection_params, version,
@@ -91,7 +75,7 @@ extension SQLiteStore {
                     snapshot.connectionParams.canonicalJSON, snapshot.version, snapshot.metadata.canonicalJSON,
                     snapshot.desiredHash, status.rawValue, request.actor,
                     request.mode == .proposal ? request.actor : nil, now, now, request.retryOf, request.rollbackOf,
-                    request.planID == nil ? nil : Deployment.ApprovalStep.plan.rawValue, request.planID,
+                    request.initialApprovalStep?.rawValue, request.planID,
                 ])
             guard db.changesCount == 1 else {
                 let existing = try Self.fetchDeployment(
@@ -102,11 +86,7 @@ extension SQLiteStore {
             }
             let deployment = try Self.fetchDeployment(db, id)
             if request.mode == .direct { try self.advanceInstance(db, to: deployment) }
-            try self.record(
-                db, deployment, kind: .status,
-                message: "created as \(status.rawValue)" + (request.retryOf.map { ", retrying \($0)" } ?? "")
-                    + (request.rollbackOf.map { ", rolling back to \($0)" } ?? "")
-                    + (request.planID.map { ", awaiting the plan approval of plan \($0)" } ?? ""))
+            try self.record(db, deployment, kind: .status, message: request.creationMessage)
             try self.audit(
                 db, actor: request.actor, action: "deployment.create", kind: "Deployment", id: id, before: nil,
                 after: deployment.auditValue)
@@ -120,7 +100,7 @@ extension SQLiteStore {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
             let decision = try Self.decide(db, .approve(step: expected), of: deployment, by: approver, rule: rule)
-            guard case .approve(let step, let next) = decision else { throw Self.refusal(decision) }
+            guard case .approve(let step, let next) = decision else { throw decision.refusal }
             try db.run(
                 sql: "INSERT INTO deployment_approvals (deployment_id, step, principal, at) VALUES (?, ?, ?, ?)",
                 arguments: [id, step.rawValue, approver.name, self.now])
@@ -137,11 +117,10 @@ extension SQLiteStore {
                     """,
                 arguments: [self.now, deployment.sequence])
             guard db.changesCount == 1 else {
-                throw ConvergeError(.aborted, "deployment \(id) changed concurrently; retry")
+                throw ConvergeError.deploymentChanged(id)
             }
             let moved = try Self.fetchDeployment(db, id)
-            try self.record(
-                db, moved, kind: .status, message: "plan approved by \(approver.name); awaiting the apply approval")
+            try self.record(db, moved, kind: .status, message: Deployment.planApprovedMessage(by: approver.name))
             try self.audit(
                 db, actor: approver.name, action: "deployment.planApproved", kind: "Deployment", id: id,
                 before: deployment.auditValue, after: moved.auditValue)
@@ -155,7 +134,7 @@ extension SQLiteStore {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
             let decision = try Self.decide(db, .reject, of: deployment, by: approver, rule: rule)
-            guard case .reject = decision else { throw Self.refusal(decision) }
+            guard case .reject = decision else { throw decision.refusal }
             return try self.move(
                 db, deployment, to: .rejected, actor: approver.name, because: reason,
                 set: ["error": reason, "finished_at": self.now])
@@ -183,14 +162,6 @@ extension SQLiteStore {
             request, of: deployment, by: approver, in: environment ?? "", rule: rule, supersededBy: newer)
     }
 
-    /// The error of a refusal (any other decision here is a bug in the caller's match).
-    private static func refusal(_ decision: ApprovalDecision) -> ConvergeError {
-        guard case .refuse(let error) = decision else {
-            return ConvergeError(.internal, "unexpected approval decision \(decision)")
-        }
-        return error
-    }
-
     public func abort(_ id: String, actor: String, reason: String?) async throws -> Deployment {
         try await transaction { db in
             let deployment = try Self.fetchDeployment(db, id)
@@ -216,7 +187,7 @@ extension SQLiteStore {
                     db, head, to: .running, actor: owner,
                     set: [
                         "attempt": head.attempt + 1, "lease_owner": owner, "lease_epoch": head.leaseEpoch + 1,
-                        "lease_expires_at": now + Self.millis(leaseDuration), "started_at": now,
+                        "lease_expires_at": now + millis(leaseDuration), "started_at": now,
                     ])
             }
         }
@@ -245,13 +216,10 @@ extension SQLiteStore {
                         WHERE seq = ? AND status = 'RUNNING' AND lease_epoch = ?
                         """,
                     arguments: [
-                        owner, now + Self.millis(leaseDuration), now, deployment.sequence, deployment.leaseEpoch,
+                        owner, now + millis(leaseDuration), now, deployment.sequence, deployment.leaseEpoch,
                     ])
                 let taken = try Self.fetchDeployment(db, deployment.id)
-                try self.record(
-                    db, taken, kind: .phase,
-                    message: "lease of \(deployment.lease?.owner ?? "nobody") expired; \(owner) resumes attempt "
-                        + "\(taken.attempt) under the same idempotency key")
+                try self.record(db, taken, kind: .phase, message: deployment.takeOverMessage(by: owner))
                 try self.audit(
                     db, actor: owner, action: "deployment.takeOverLease", kind: "Deployment", id: deployment.id,
                     before: deployment.auditValue, after: taken.auditValue)
@@ -267,7 +235,7 @@ extension SQLiteStore {
             let deployment = try self.leased(db, id, owner: owner, epoch: epoch)
             try db.run(
                 sql: "UPDATE deployments SET lease_expires_at = ?, updated_at = ? WHERE seq = ?",
-                arguments: [self.now + Self.millis(leaseDuration), self.now, deployment.sequence])
+                arguments: [self.now + millis(leaseDuration), self.now, deployment.sequence])
             return try Self.fetchDeployment(db, id)
         }
     }
@@ -367,8 +335,7 @@ extension SQLiteStore {
 
 extension SQLiteStore {
     /// Moves a deployment to `status` if `transition(from:to:)` allows it, with a compare-and-set on its current
-    /// status, and records the change in its event log and the audit log. The event of an ending that is not a
-    /// success (REJECTED, FAILED, ABORTED) names the actor and `reason`, so a deployment's log alone tells why.
+    /// status, and records the change in its event log and the audit log.
     func move(
         _ db: Database, _ deployment: Deployment, to status: Deployment.Status, actor: String,
         because reason: String? = nil, set columns: [String: (any DatabaseValueConvertible)?] = [:]
@@ -383,18 +350,13 @@ extension SQLiteStore {
         arguments += [deployment.sequence, deployment.status.rawValue]
         try db.run(sql: sql, arguments: arguments)
         guard db.changesCount == 1 else {
-            throw ConvergeError(.aborted, "deployment \(deployment.id) changed concurrently; retry")
+            throw ConvergeError.deploymentChanged(deployment.id)
         }
         let moved = try Self.fetchDeployment(db, deployment.id)
-        var message = "\(deployment.status.rawValue) -> \(status.rawValue)"
-        var data: Value?
-        if [.rejected, .failed, .aborted].contains(status) {
-            message += " by \(actor)" + (reason.map { ": \($0)" } ?? "")
-            data = ["actor": .string(actor), "reason": reason.map(Value.string) ?? .null]
-        }
-        try record(db, moved, kind: .status, message: message, data: data)
+        let event = deployment.statusEvent(to: status, actor: actor, because: reason)
+        try record(db, moved, kind: .status, message: event.message, data: event.data)
         try audit(
-            db, actor: actor, action: "deployment.\(status.rawValue.lowercased())", kind: "Deployment",
+            db, actor: actor, action: Deployment.auditAction(movingTo: status), kind: "Deployment",
             id: deployment.id, before: deployment.auditValue, after: moved.auditValue)
         return moved
     }
@@ -410,10 +372,9 @@ extension SQLiteStore {
         let finished = try move(db, deployment, to: status, actor: actor, because: reason, set: columns)
         if let instanceStatus = InstanceStatus.after(finished.action, endedWith: status) {
             let outputs: String? =
-                switch (finished.action, status) {
-                case (.provision, .completed): finished.outputs?.canonicalJSON
-                case (.decommission, .completed): nil
-                default:
+                switch finished.instanceOutputs(endingAs: status) {
+                case .replace(let outputs): outputs?.canonicalJSON
+                case .keep:
                     try String.fetchOne(
                         db, sql: "SELECT outputs FROM instances WHERE id = ?", arguments: [finished.instanceID])
                 }
@@ -424,20 +385,10 @@ extension SQLiteStore {
         return finished
     }
 
-    /// The RUNNING deployment `id` whose current lease `owner` holds under `epoch`, or why not. An expired lease
-    /// that nobody took over still counts: expiry only opens it to a takeover.
+    /// The RUNNING deployment `id` whose current lease `owner` holds under `epoch`, or why not.
     func leased(_ db: Database, _ id: String, owner: String, epoch: Int64) throws -> Deployment {
         let deployment = try Self.fetchDeployment(db, id)
-        guard deployment.status == .running, let lease = deployment.lease else {
-            throw ConvergeError(.failedPrecondition, "deployment \(id) is \(deployment.status.rawValue), not RUNNING")
-        }
-        guard lease.owner == owner, lease.epoch == epoch else {
-            throw ConvergeError(
-                .failedPrecondition,
-                "the lease of deployment \(id) was taken over: \(lease.owner) holds epoch \(lease.epoch), "
-                    + "not \(owner) epoch \(epoch)",
-                details: ["reason": "lease_lost", "owner": .string(lease.owner), "epoch": .int(Int(lease.epoch))])
-        }
+        try deployment.checkLease(owner: owner, epoch: epoch)
         return deployment
     }
 
@@ -462,7 +413,7 @@ extension SQLiteStore {
 
     static func fetchDeployment(_ db: Database, _ id: String) throws -> Deployment {
         guard let deployment = try fetchDeployment(db, where: "id = ?", arguments: [id]) else {
-            throw ConvergeError(.notFound, "deployment \(id) not found")
+            throw ConvergeError.deploymentNotFound(id)
         }
         return deployment
     }
@@ -505,9 +456,7 @@ extension SQLiteStore {
     }
 
     static func deployment(from row: Row) throws -> Deployment {
-        let leaseOwner: String? = row["lease_owner"]
-        let leaseExpiry: Int64? = row["lease_expires_at"]
-        let status: String = row["status"]
+        let status = Deployment.Status(rawValue: row["status"])!
         let action: String = row["action"]
         return Deployment(
             id: row["id"], sequence: row["seq"], instanceID: row["instance_id"],
@@ -515,54 +464,18 @@ extension SQLiteStore {
                 action: Deployment.Action(rawValue: action)!, params: try Value(json: row["params"]),
                 connectionParams: try Value(json: row["connection_params"]), version: row["version"],
                 metadata: try Value(json: row["md_metadata"])),
-            desiredHash: row["desired_hash"], status: Deployment.Status(rawValue: status)!,
+            desiredHash: row["desired_hash"], status: status,
             proposedBy: row["proposed_by"], approvedBy: row["approved_by"], createdBy: row["created_by"],
             createdAt: date(row["created_at"]), updatedAt: date(row["updated_at"]),
             startedAt: (row["started_at"] as Int64?).map(date), finishedAt: (row["finished_at"] as Int64?).map(date),
             attempt: row["attempt"],
-            lease: status == "RUNNING"
-                ? zip(leaseOwner, leaseExpiry).map {
-                    Deployment.Lease(owner: $0, epoch: row["lease_epoch"], expiresAt: date($1))
-                } : nil,
+            lease: Deployment.lease(
+                status: status, owner: row["lease_owner"], epoch: row["lease_epoch"],
+                expiresAt: row["lease_expires_at"]),
             error: row["error"], outputs: try (row["outputs"] as String?).map(Value.init(json:)),
             planResult: try (row["plan_result"] as String?).map(Value.init(json:)), retryOf: row["retry_of"],
             rollbackOf: row["rollback_of"],
             approvalStep: (row["approval_step"] as String?).flatMap(Deployment.ApprovalStep.init(rawValue:)),
             planDeploymentID: row["plan_id"])
     }
-
-    /// Milliseconds in `seconds`.
-    static func millis(_ seconds: TimeInterval) -> Int64 { Int64((seconds * 1000).rounded()) }
-}
-
-/// Both values when both are there.
-private func zip<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
-    guard let a, let b else { return nil }
-    return (a, b)
-}
-
-extension Deployment {
-    /// What the audit log records of a deployment before and after a change.
-    var auditValue: Value {
-        var value: [String: Value] = [
-            "id": .string(id), "instance": .string(instanceID), "action": .string(action.rawValue),
-            "status": .string(status.rawValue), "attempt": .int(attempt),
-        ]
-        if let lease {
-            value["leaseOwner"] = .string(lease.owner)
-            value["leaseEpoch"] = .int(Int(lease.epoch))
-        }
-        if let error { value["error"] = .string(error) }
-        if let approvedBy { value["approvedBy"] = .string(approvedBy) }
-        if let retryOf { value["retryOf"] = .string(retryOf) }
-        if let rollbackOf { value["rollbackOf"] = .string(rollbackOf) }
-        if let approvalStep { value["approvalStep"] = .string(approvalStep.rawValue) }
-        if let planDeploymentID { value["planDeployment"] = .string(planDeploymentID) }
-        return .object(value)
-    }
-}
-
-extension Deployment {
-    /// The epoch of the current or last lease; 0 before the first claim.
-    var leaseEpoch: Int64 { lease?.epoch ?? 0 }
 }

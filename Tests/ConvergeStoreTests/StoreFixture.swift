@@ -159,6 +159,27 @@ final class StoreFixture: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` while another connection of the store holds a transaction open that has run raw SQL (SQLite's
+    /// spelling, as for `refusal`), such as a lock another store's calls must not wait for; PostgreSQL only. The
+    /// transaction is rolled back when `body` returns (committed with `thenCommit`) or throws.
+    func whileTransactionHolds<T: Sendable>(
+        _ sql: String, _ arguments: [any Sendable] = [], thenCommit: Bool = false, _ body: () async throws -> T
+    ) async throws -> T {
+        try await (store as! PostgresStore).client.withConnection { connection in
+            try await connection.query("BEGIN", logger: Self.logger)
+            do {
+                try await connection.query(Self.postgresQuery(sql, arguments), logger: Self.logger)
+                let result = try await body()
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: thenCommit ? "COMMIT" : "ROLLBACK"), logger: Self.logger)
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: Self.logger)
+                throw error
+            }
+        }
+    }
+
     /// The first column of the first row of a raw query, as an integer (SQLite's spelling, as for `refusal`).
     func integer(_ sql: String, _ arguments: [any Sendable] = []) async throws -> Int {
         switch engine {
