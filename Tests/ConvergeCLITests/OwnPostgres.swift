@@ -70,11 +70,27 @@ final class OwnPostgres {
             ])
     }
 
+    /// Runs a server tool as the server's user. Its output goes to a file, not to a pipe: the server that
+    /// `pg_ctl start` leaves running would hold a pipe open, and a read of it would never end.
     private func asServerUser(_ executable: String, _ arguments: [String]) throws {
-        if getuid() == 0 {
-            try Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments)
-        } else {
-            try Self.run(executable, arguments)
+        let command = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable] : [executable]
+        let output = directory.appendingPathComponent("tools.log")
+        if !FileManager.default.fileExists(atPath: output.path) {
+            FileManager.default.createFile(atPath: output.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: output)
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst()) + arguments
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let log = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+            throw TestPostgresError("\(executable) \(arguments.joined(separator: " ")) failed:\n\(log)")
         }
     }
 
