@@ -354,9 +354,10 @@ public final class ManifestSource: Service, Sendable {
         do {
             let previous = current
             let revision: DesiredStateRevision
+            var delta: (changed: [DesiredResource], removed: [ResourceKey]) = ([], [])
             if let previous {
                 // Only what differs from the last recorded load goes to the store; nothing, when nothing changed.
-                let delta = loaded.records(changedFrom: previous.state)
+                delta = loaded.records(changedFrom: previous.state)
                 if delta.changed.isEmpty && delta.removed.isEmpty {
                     state.withLock { $0.current?.commit = commit }
                     accept(now: now)
@@ -395,9 +396,13 @@ public final class ManifestSource: Service, Sendable {
                 await queue.add(Set(loaded.instances.keys).union(try await store.instanceIDs()).sorted())
                 return true
             }
+            // What this load changed, whoever recorded it first: a daemon of the same database may have recorded the
+            // same manifests a moment before (the revision is then empty) and died before reconciling them all.
+            // Reconciling again is idempotent; it creates nothing twice.
             var touched = Set<String>()
-            for key in revision.added + revision.changed { touched.formUnion(next.affected(by: key)) }
-            for key in revision.removed { touched.formUnion(previous.affected(by: key)) }
+            let changed = revision.added + revision.changed + delta.changed.map { ResourceKey($0.kind, $0.id) }
+            for key in changed { touched.formUnion(next.affected(by: key)) }
+            for key in revision.removed + delta.removed { touched.formUnion(previous.affected(by: key)) }
             await queue.add(touched.sorted())
             return true
         } catch {

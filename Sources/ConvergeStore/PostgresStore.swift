@@ -34,6 +34,11 @@ public final class PostgresStore: Store, Service {
             tls: try url.tls())
         configuration.options.maximumConnections = url.maximumConnections
         configuration.options.connectTimeout = .seconds(5)
+        // A daemon paused in the middle of a transaction (SIGSTOP, a stalled host) would hold its locks, the status
+        // changes' among them, and so stop every other daemon until it wakes: the database ends such a session.
+        configuration.options.additionalStartupParameters = [
+            ("idle_in_transaction_session_timeout", String(Int(Self.idleInTransactionTimeout * 1000)))
+        ]
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         pool = Task { await client.run() }
@@ -81,6 +86,10 @@ public final class PostgresStore: Store, Service {
 
     /// The current time in Unix milliseconds.
     var now: Int64 { unixMillis(clock()) }
+
+    /// Seconds a transaction may wait for its daemon between statements before the database ends its session; the
+    /// store's transactions wait only for the daemon's own computing between statements, a few milliseconds.
+    static let idleInTransactionTimeout: TimeInterval = 5
 
     /// How often a write transaction is tried when PostgreSQL aborts it for a conflict with another.
     static let attempts = 20

@@ -8,9 +8,12 @@ import Logging
     import FoundationNetworking
 #endif
 
-/// A `converge serve` process on a temporary SQLite file and manifests directory, as a user would run it.
+/// A `converge serve` process on a temporary SQLite file (or a PostgreSQL database) and manifests directory, as a user
+/// would run it.
 final class DaemonProcess {
     let directory: URL
+    /// The PostgreSQL database the daemon runs on (`postgres://…`); nil: its own SQLite file, `database`.
+    let databaseURL: String?
     /// The port the daemon listens on; a start that finds it taken by another process moves to a free one.
     private(set) var port: Int
     var process: Process?
@@ -22,13 +25,16 @@ final class DaemonProcess {
 
     var manifests: URL { directory.appendingPathComponent("manifests") }
     var database: String { directory.appendingPathComponent("converge.sqlite").path }
+    /// What `--db` says.
+    var databaseArgument: String { databaseURL ?? "sqlite:\(database)" }
     var log: URL { directory.appendingPathComponent("daemon.log") }
     var tokensFile: String { directory.appendingPathComponent("tokens.json").path }
     /// The daemon's secrets key, made by `converge init-key` for every test daemon.
     var secretsKeyFile: String { directory.appendingPathComponent("converge.key").path }
 
     /// A daemon whose manifests are `files` (path → YAML); `arguments` are added to `serve`'s.
-    init(files: [String: String], arguments: [String] = []) throws {
+    init(files: [String: String], arguments: [String] = [], databaseURL: String? = nil) throws {
+        self.databaseURL = databaseURL
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "converge-daemon-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -81,7 +87,7 @@ final class DaemonProcess {
         let poll = arguments.contains("--poll-seconds") ? [] : ["--poll-seconds", "1"]
         process.arguments =
             [
-                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database)", "--listen", "127.0.0.1:\(port)",
+                "serve", "--manifests", manifests.path, "--db", databaseArgument, "--listen", "127.0.0.1:\(port)",
                 "--tokens-file", tokensFile, "--secrets-key-file", secretsKeyFile,
             ] + poll + arguments
         if !FileManager.default.fileExists(atPath: log.path) {
@@ -118,9 +124,9 @@ final class DaemonProcess {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// GETs a path of the daemon's HTTP API.
-    func get(_ path: String) async throws -> (status: Int, body: [String: Any]) {
-        try await request("GET", path)
+    /// GETs a path of the daemon's HTTP API, waiting at most `timeout` seconds for the answer.
+    func get(_ path: String, timeout: TimeInterval = 60) async throws -> (status: Int, body: [String: Any]) {
+        try await request("GET", path, timeout: timeout)
     }
 
     func post(_ path: String, body: Data = Data(), headers: [String: String] = [:]) async throws -> (
@@ -129,10 +135,11 @@ final class DaemonProcess {
         try await request("POST", path, body: body, headers: headers)
     }
 
-    private func request(_ method: String, _ path: String, body: Data = Data(), headers: [String: String] = [:])
-        async throws -> (status: Int, body: [String: Any])
-    {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+    private func request(
+        _ method: String, _ path: String, body: Data = Data(), headers: [String: String] = [:],
+        timeout: TimeInterval = 60
+    ) async throws -> (status: Int, body: [String: Any]) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!, timeoutInterval: timeout)
         request.httpMethod = method
         if method == "POST" {
             request.httpBody = body
@@ -304,7 +311,8 @@ extension DaemonProcess {
         let poll = arguments.contains("--poll-seconds") ? [] : ["--poll-seconds", "1"]
         second.arguments =
             [
-                "serve", "--manifests", manifests.path, "--db", "sqlite:\(database ?? self.database)", "--listen",
+                "serve", "--manifests", manifests.path, "--db", database.map { "sqlite:\($0)" } ?? databaseArgument,
+                "--listen",
                 "127.0.0.1:\(try Self.freePort())", "--secrets-key-file", secretsKeyFile,
             ] + poll + arguments
         second.standardOutput = FileHandle.nullDevice
