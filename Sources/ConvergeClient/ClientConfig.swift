@@ -9,10 +9,19 @@ public struct ClientConfig: Codable, Equatable, Sendable {
     public struct Context: Codable, Equatable, Sendable {
         public var server: String
         public var token: String?
+        /// The PEM file of the certificate authorities the daemon's certificate must chain to (kubeconfig's
+        /// `certificate-authority`); nil trusts the system's store.
+        public var certificateAuthority: String?
 
-        public init(server: String, token: String?) {
+        enum CodingKeys: String, CodingKey {
+            case server, token
+            case certificateAuthority = "certificate-authority"
+        }
+
+        public init(server: String, token: String?, certificateAuthority: String? = nil) {
             self.server = server
             self.token = token
+            self.certificateAuthority = certificateAuthority
         }
     }
 

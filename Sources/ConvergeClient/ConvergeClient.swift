@@ -21,21 +21,27 @@ public struct APIFailure: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(message) (\(code))" }
 }
 
-/// Where the daemon is and who calls it, resolved from flags (`--server`, `--token`, `--context`), then
-/// `CONVERGE_SERVER` / `CONVERGE_TOKEN`, then the config file's current context (`ClientConfig`), then the default
-/// server `http://127.0.0.1:8787`.
+/// Where the daemon is, who calls it and which certificate authorities vouch for it, resolved from flags
+/// (`--server`, `--token`, `--certificate-authority`, `--context`), then `CONVERGE_SERVER` / `CONVERGE_TOKEN` /
+/// `CONVERGE_CERTIFICATE_AUTHORITY`, then the config file's current context (`ClientConfig`), then the default server
+/// `http://127.0.0.1:8787` and the system's certificate store.
 public struct ClientSettings: Equatable, Sendable {
     public var server: URL
     public var token: String?
+    /// A PEM file of the certificate authorities an https daemon's certificate must chain to; nil trusts the
+    /// system's store.
+    public var certificateAuthority: String?
 
-    public init(server: URL, token: String?) {
+    public init(server: URL, token: String?, certificateAuthority: String? = nil) {
         self.server = server
         self.token = token
+        self.certificateAuthority = certificateAuthority
     }
 
     /// The settings from the layers, first given wins; `context` names a context of `config` (at `path`).
     public static func resolve(
-        server: String?, token: String?, context: String?, config: ClientConfig, path: String,
+        server: String?, token: String?, certificateAuthority: String? = nil, context: String?, config: ClientConfig,
+        path: String,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> ClientSettings {
         let named = try context.map { try config.context(named: $0, path: path) }
@@ -45,7 +51,13 @@ public struct ClientSettings: Equatable, Sendable {
         let text =
             first(server, named?.server, environment["CONVERGE_SERVER"], current?.server) ?? "http://127.0.0.1:8787"
         let token = first(token, named?.token, environment["CONVERGE_TOKEN"], current?.token)
-        return ClientSettings(server: try url(text), token: token)
+        let authority = first(
+            certificateAuthority, named?.certificateAuthority, environment["CONVERGE_CERTIFICATE_AUTHORITY"],
+            current?.certificateAuthority)
+        if let authority, !FileManager.default.isReadableFile(atPath: authority) {
+            throw ConvergeError(.invalidArgument, "certificate authority \(authority): no readable file there")
+        }
+        return ClientSettings(server: try url(text), token: token, certificateAuthority: authority)
     }
 
     /// `text` as a daemon's URL: http or https, with a host; a trailing slash is dropped.
@@ -65,9 +77,10 @@ public struct ConvergeClient: Sendable {
     /// The generated client, for the operations the CLI calls.
     public let api: Client
 
-    public init(settings: ClientSettings, transport: CurlClientTransport = CurlClientTransport()) {
+    public init(settings: ClientSettings, limits: CurlClientTransport.Settings = .standard) {
         api = Client(
-            serverURL: settings.server, transport: transport,
+            serverURL: settings.server,
+            transport: CurlClientTransport(settings: limits, certificateAuthority: settings.certificateAuthority),
             middlewares: [BearerTokenMiddleware(token: settings.token), ErrorAnswerMiddleware()])
     }
 

@@ -32,11 +32,15 @@ public struct CurlClientTransport: ClientTransport {
     }
 
     public let settings: Settings
+    /// The PEM file of the certificate authorities an https daemon's certificate must chain to; nil trusts the
+    /// system's store.
+    public let certificateAuthority: String?
     private let client = CurlHTTPClient()
 
     /// A transport with `settings`, on the process's shared connections.
-    public init(settings: Settings = .standard) {
+    public init(settings: Settings = .standard, certificateAuthority: String? = nil) {
         self.settings = settings
+        self.certificateAuthority = certificateAuthority
     }
 
     /// Sends `request` (and `body`) to `baseURL` joined with the request's path, and returns the response, whatever
@@ -54,7 +58,7 @@ public struct CurlClientTransport: ClientTransport {
             method: request.method.rawValue, url: url,
             headers: request.headerFields.map { (name: $0.name.rawName, value: $0.value) }, body: bytes,
             connectTimeout: settings.connectTimeout, timeout: settings.timeout,
-            maxResponseBytes: settings.maxResponseBytes)
+            maxResponseBytes: settings.maxResponseBytes, certificateAuthority: certificateAuthority)
         do {
             if Self.acceptsEventStream(request.headerFields) {
                 let response = try await client.stream(curlRequest)

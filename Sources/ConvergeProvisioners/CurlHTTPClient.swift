@@ -18,13 +18,18 @@ public struct HTTPRequest: Sendable {
     public var maxResponseBytes: Int
     /// Signs the request with AWS Signature Version 4 (libcurl's `CURLOPT_AWS_SIGV4`); nil sends it unsigned.
     public var aws: AWSSigning?
+    /// A PEM file of the certificate authorities an https server's certificate must chain to, instead of the
+    /// system's (libcurl's `CURLOPT_CAINFO`); nil trusts the system's store.
+    public var certificateAuthority: String?
 
     /// A request; `method` defaults to the webhook's POST.
     public init(
         method: String = "POST", url: String, headers: [(name: String, value: String)], body: [UInt8]?,
-        connectTimeout: Duration, timeout: Duration, maxResponseBytes: Int, aws: AWSSigning? = nil
+        connectTimeout: Duration, timeout: Duration, maxResponseBytes: Int, aws: AWSSigning? = nil,
+        certificateAuthority: String? = nil
     ) {
         self.aws = aws
+        self.certificateAuthority = certificateAuthority
         self.method = method
         self.url = url
         self.headers = headers

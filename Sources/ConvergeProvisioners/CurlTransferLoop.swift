@@ -287,6 +287,9 @@ final class CurlTransfer: @unchecked Sendable {
         converge_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         converge_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
         converge_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+        if let authority = request.certificateAuthority {
+            converge_curl_setopt_string(handle, CURLOPT_CAINFO, authority)
+        }
         converge_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeout.milliseconds)
         converge_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeout?.milliseconds ?? 0)
         // A proxy's answer to CONNECT is not the response's head.

@@ -15,6 +15,13 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "The bearer token (default: $CONVERGE_TOKEN or the config file; prefer those to this flag).")
     var token: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "A PEM file of the certificate authorities an https daemon's certificate must chain to (default: "
+                + "$CONVERGE_CERTIFICATE_AUTHORITY, the config file, or the system's store).", valueName: "file"),
+        completion: .file())
+    var certificateAuthority: String?
+
     @Option(help: "The context of the config file to use (default: its current context; see converge login).")
     var context: String?
 
@@ -31,7 +38,9 @@ struct ClientOptions: ParsableArguments {
     /// to others.
     func settings() throws -> ClientSettings {
         let (config, path) = try ClientConfig.current()
-        return try ClientSettings.resolve(server: server, token: token, context: context, config: config, path: path)
+        return try ClientSettings.resolve(
+            server: server, token: token, certificateAuthority: certificateAuthority, context: context,
+            config: config, path: path)
     }
 
     /// Prints `value` (an API object or page) in the chosen format.

@@ -22,6 +22,12 @@ struct Login: AsyncParsableCommand {
     var token: String?
     @Option(help: "A file holding the token.") var tokenFile: String?
     @Option(help: "The context's name (default: the server's host and port).") var context: String?
+    @Option(
+        help: ArgumentHelp(
+            "A PEM file of the certificate authorities the daemon's certificate must chain to, saved with the "
+                + "context (default: the system's store).", valueName: "file"),
+        completion: .file())
+    var certificateAuthority: String?
 
     func validate() throws {
         guard (token == nil) != (tokenFile == nil) else {
@@ -31,13 +37,18 @@ struct Login: AsyncParsableCommand {
 
     func run() async throws {
         try await withDaemon {
-            let url = try ClientSettings.url(server)
             let secret = try readToken()
-            let principal = try await ConvergeClient(settings: ClientSettings(server: url, token: secret)).api
-                .getPrincipal().ok.body.json
+            // The same checks as every command's: an http(s) URL, a readable authority file (saved absolute).
+            let settings = try ClientSettings.resolve(
+                server: server, token: secret,
+                certificateAuthority: certificateAuthority.map { URL(fileURLWithPath: $0).path }, context: nil,
+                config: ClientConfig(), path: "", environment: [:])
+            let url = settings.server
+            let principal = try await ConvergeClient(settings: settings).api.getPrincipal().ok.body.json
             var (config, path) = try ClientConfig.current()
             let name = context ?? url.host.map { host in url.port.map { "\(host):\($0)" } ?? host } ?? server
-            config.contexts[name] = ClientConfig.Context(server: url.absoluteString, token: secret)
+            config.contexts[name] = ClientConfig.Context(
+                server: url.absoluteString, token: secret, certificateAuthority: settings.certificateAuthority)
             config.currentContext = name
             try config.save(path: path)
             print(

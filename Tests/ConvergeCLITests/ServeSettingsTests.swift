@@ -96,10 +96,13 @@ private func runServeBlocking(_ arguments: [String], environment: [String: Strin
             case "secretsKeyFile": "k.key"
             case "dbPasswordFile": "db.password"
             case "allowExecCommand": "/usr/bin/tofu"
+            case "tlsCertFile", "tlsKeyFile": "tls.pem"
             default: "\(ServeSettings.integers[name]!.range.upperBound)"
             }
         let manifests = name == "manifests" ? [] : ["--manifests", directory.manifests]
-        let command = try Serve.parse([ServeSettings.flag(for: name), value] + manifests)
+        // The certificate and its key go together.
+        let pair = ["tlsCertFile": ["--tls-key-file", "tls.pem"], "tlsKeyFile": ["--tls-cert-file", "tls.pem"]]
+        let command = try Serve.parse([ServeSettings.flag(for: name), value] + manifests + pair[name, default: []])
         let settings = try command.settings(environment: ["HOME": "/root"])
         #expect(settings.origins[name] == .commandLine)
     }

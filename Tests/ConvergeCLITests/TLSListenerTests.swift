@@ -41,6 +41,33 @@ import Testing
         let plain = try Self.curl(["http://127.0.0.1:\(daemon.port)/healthz"])
         #expect(plain.status != 0, "plain HTTP is not served on a TLS listener: \(plain.output)")
 
+        // The CLI verifies the daemon: with the authority that signed its certificate it works (by flag, by the
+        // environment, by the context `converge login` saved); with another, or the system's store, it refuses.
+        let token = try await daemon.token("tls", role: "admin")
+        let https = ["CONVERGE_SERVER": base]
+        let viaFlag = try await daemon.cli(
+            token, environment: https, ["get", "instances", "--certificate-authority", first.authority])
+        #expect(viaFlag.status == 0 && viaFlag.stdout.contains("p-dev-a"), "\(viaFlag)")
+        let viaEnvironment = try await daemon.cli(
+            token, environment: https.merging(["CONVERGE_CERTIFICATE_AUTHORITY": first.authority]) { $1 },
+            ["get", "instances"])
+        #expect(viaEnvironment.status == 0, "\(viaEnvironment)")
+        for refused in [
+            try await daemon.cli(
+                token, environment: https, ["get", "instances", "--certificate-authority", second.authority]),
+            try await daemon.cli(token, environment: https, ["get", "instances"]),
+        ] {
+            #expect(refused.status != 0 && refused.stderr.contains("certificate"), "\(refused)")
+        }
+        let missing = try await daemon.cli(
+            token, environment: https, ["get", "instances", "--certificate-authority", "/nonexistent.pem"])
+        #expect(missing.status != 0 && missing.stderr.contains("/nonexistent.pem"), "\(missing)")
+        let login = try await daemon.cli(
+            nil, "login", "--server", base, "--token", token, "--certificate-authority", first.authority)
+        #expect(login.status == 0, "\(login)")
+        let viaContext = try await daemon.cli(nil, environment: ["CONVERGE_SERVER": ""], ["get", "instances"])
+        #expect(viaContext.status == 0 && viaContext.stdout.contains("p-dev-a"), "\(viaContext)")
+
         // The provisioner is told an https callback URL, and its callbacks end the deployment through it.
         try await eventually("the provisioner is called") { await server.requests.count == 1 }
         let callback = try #require(await server.requests.first?.json?["callback"] as? [String: String])
