@@ -118,11 +118,17 @@ public struct DeploymentRequest: Sendable {
     /// The PLAN of the same instance whose result a two-phase proposal shows: with it, the proposal needs a plan
     /// approval and then an apply approval. Only for a proposal.
     public var planID: String?
+    /// The sequence of the instance's newest deployment the request was decided from (0 for none), for a
+    /// reconciler's request: the store creates the deployment only while that is still the newest, and refuses it
+    /// (`aborted`) when a deployment was created meanwhile — by a reconciler of another daemon of the database, whose
+    /// change this request would otherwise apply a second time. Nil creates it whatever was created meanwhile.
+    public var decidedAfter: Int64?
 
     public init(
         instanceID: String, snapshot: DeploymentSnapshot, mode: Mode, actor: String, retryOf: String? = nil,
-        rollbackOf: String? = nil, planID: String? = nil
+        rollbackOf: String? = nil, planID: String? = nil, decidedAfter: Int64? = nil
     ) {
+        self.decidedAfter = decidedAfter
         self.instanceID = instanceID
         self.snapshot = snapshot
         self.mode = mode

@@ -129,7 +129,7 @@ struct DeploymentRunner: Sendable {
         do {
             switch outcome {
             case .completed(let outputs, let planResult):
-                _ = try await retryingBusy {
+                _ = try await retryingTransient {
                     try await store.complete(
                         deployment.id, owner: lease.owner, epoch: lease.epoch, outputs: outputs,
                         planResult: planResult)
@@ -140,7 +140,7 @@ struct DeploymentRunner: Sendable {
                     label: MetricFamily.provisionerErrors.name,
                     dimensions: [("kind", ProvisionerErrorKind(error: error).rawValue)]
                 ).increment()
-                _ = try await retryingBusy {
+                _ = try await retryingTransient {
                     try await store.fail(deployment.id, owner: lease.owner, epoch: lease.epoch, error: error)
                 }
                 logger.info("deployment failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
@@ -172,19 +172,30 @@ struct DeploymentRunner: Sendable {
         }
     }
 
-    /// Runs a store write again while the database is busy (`aborted`), a few times with a short backoff.
-    private func retryingBusy<T: Sendable>(_ write: () async throws -> T) async throws -> T {
-        var delay: UInt64 = 20_000_000
-        for _ in 0..<5 {
+    /// Runs a store write again while the database is busy (`aborted`), a few times with a short backoff, and while
+    /// it is unreachable, for up to `unreachableRetry` with a backoff capped at a second: an outcome the provisioner
+    /// gave is recorded once the database is back (under the lease it was given, if nobody took it over meanwhile),
+    /// rather than lost and the deployment sent again.
+    private func retryingTransient<T: Sendable>(_ write: () async throws -> T) async throws -> T {
+        var delay = Duration.milliseconds(20)
+        var busy = 0
+        let giveUp = ContinuousClock.now + Self.unreachableRetry
+        while true {
             do {
                 return try await write()
-            } catch let error as ConvergeError where error.code == .aborted {
-                try? await Task.sleep(nanoseconds: delay)
-                delay *= 2
+            } catch let error as ConvergeError
+                where (error.code == .aborted && busy < 5)
+                || (error.details?["reason"] == "unreachable" && ContinuousClock.now < giveUp)
+            {
+                if error.code == .aborted { busy += 1 }
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(1))
             }
         }
-        return try await write()
     }
+
+    /// How long an outcome waits for an unreachable database.
+    static let unreachableRetry = Duration.seconds(300)
 
     /// Reconciles the instance of a finished deployment and everything connected downstream of it.
     func requeue(after deployment: Deployment) async {

@@ -112,11 +112,14 @@ public final class Dispatcher: Service, Sendable {
         }
     }
 
-    private func fill(_ take: (Int) async throws -> [Deployment]) async -> [Deployment] {
+    /// Takes up to the free slots' worth of deployments with `take`; a store that does not answer within a lease
+    /// (the database gone, a connection that never answers) is given up on, so the dispatch loop goes on: what a call
+    /// given up on took meanwhile is RUNNING under a lease nobody renews, and is taken over once it expires.
+    private func fill(_ take: @escaping @Sendable (Int) async throws -> [Deployment]) async -> [Deployment] {
         let free = maxConcurrent - running
         guard free > 0 else { return [] }
         do {
-            let taken = try await take(free)
+            let taken = try await withDeadline(.seconds(max(leaseDuration, 5))) { try await take(free) }
             inFlight.withLock { $0.formUnion(taken.map(\.id)) }
             return taken
         } catch {
@@ -141,12 +144,25 @@ public final class Dispatcher: Service, Sendable {
         let prepared: PreparedDeployment
         do {
             prepared = try await runner.prepare(deployment)
+        } catch let error as ConvergeError where error.details?["reason"] == "unreachable" {
+            // Nothing was sent: the deployment stays RUNNING under its lease, and is resumed (by whichever daemon
+            // takes the expired lease over, this one included) once the database answers again.
+            logger.warning(
+                "cannot prepare the deployment while the database is unreachable; it resumes once its lease expires",
+                metadata: metadata.merging(["error": "\(error.message)"]) { $1 })
+            return
         } catch {
             await runner.record(.failed("\(error)"), of: deployment, lease: lease)
             return
         }
         guard clock.now < prepared.deadline else {
             await runner.record(.failed(timedOut(prepared)), of: deployment, lease: lease)
+            return
+        }
+        // A pause (SIGSTOP, a stalled host or database) since the claim may have let the lease expire and another
+        // daemon take the deployment over and send it: a lease past half its time is renewed before the call, and the
+        // call is not sent when the lease is no longer this daemon's.
+        if clock.now >= lease.expiresAt.addingTimeInterval(-leaseDuration / 2), await !renew(lease, of: deployment) {
             return
         }
         let outcome = await whileHolding(lease, of: deployment) {

@@ -84,7 +84,31 @@ public final class Reconciler: Service, Sendable {
         let plan = ReconcilePlanner.plan(context, now: clock.now)
         if let environment = context.environment?.id, rollouts.isRunning(in: environment) { rollouts.wakeUp() }
         let metadata: Logger.Metadata = ["instance.id": "\(id)"]
-        for step in plan.steps {
+        // What this reconcile creates, it creates only while no deployment of the instance was created since it read
+        // them: another daemon's reconciler may have decided the same change a moment before.
+        let decidedAfter = context.history.first?.sequence ?? 0
+        do {
+            try await apply(plan.steps, of: id, decidedAfter: decidedAfter, metadata: metadata)
+        } catch let error as ConvergeError where error == .decidedFromAnOlderView(id) {
+            logger.debug("a deployment of the instance was created meanwhile; reconciling again", metadata: metadata)
+            return 0
+        }
+        if let record {
+            let conditions = InstanceCondition.merge(old: record.conditions, new: plan.conditions)
+            if conditions != record.conditions || record.observedGeneration != context.generation {
+                try await store.updateInstanceStatus(id, observedGeneration: context.generation, conditions: conditions)
+                await updateDriftedGauge(from: record.conditions, to: conditions)
+            }
+        }
+        return plan.requeueAfter
+    }
+
+    /// Carries out a reconcile's steps for instance `id`, each creation only while `decidedAfter` is still the
+    /// sequence of the instance's newest deployment.
+    private func apply(
+        _ steps: [ReconcilePlan.Step], of id: String, decidedAfter: Int64, metadata: Logger.Metadata
+    ) async throws {
+        for step in steps {
             switch step {
             case .supersede(let deploymentID):
                 do {
@@ -97,28 +121,22 @@ public final class Reconciler: Service, Sendable {
                 }
             case .create(let snapshot, let mode):
                 try await create(
-                    DeploymentRequest(instanceID: id, snapshot: snapshot, mode: mode, actor: ReconcilePlanner.actor))
+                    DeploymentRequest(
+                        instanceID: id, snapshot: snapshot, mode: mode, actor: ReconcilePlanner.actor,
+                        decidedAfter: decidedAfter))
             case .proposeAfterPlan(let snapshot, let planID):
                 try await create(
                     DeploymentRequest(
                         instanceID: id, snapshot: snapshot, mode: .proposal, actor: ReconcilePlanner.actor,
-                        planID: planID))
+                        planID: planID, decidedAfter: decidedAfter))
             case .retry(let failedID):
                 let failed = try await store.deployment(failedID)
                 try await create(
                     DeploymentRequest(
                         instanceID: id, snapshot: failed.snapshot, mode: .direct, actor: ReconcilePlanner.actor,
-                        retryOf: failed.id))
+                        retryOf: failed.id, decidedAfter: decidedAfter))
             }
         }
-        if let record {
-            let conditions = InstanceCondition.merge(old: record.conditions, new: plan.conditions)
-            if conditions != record.conditions || record.observedGeneration != context.generation {
-                try await store.updateInstanceStatus(id, observedGeneration: context.generation, conditions: conditions)
-                await updateDriftedGauge(from: record.conditions, to: conditions)
-            }
-        }
-        return plan.requeueAfter
     }
 
     /// What a reconcile of `id` reads, from the manifests in force and the store; nil when neither knows the

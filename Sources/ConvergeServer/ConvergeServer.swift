@@ -98,13 +98,13 @@ public struct ConvergeServer: Sendable {
         var storeCheck: Value = "ok"
         var serving = true
         do {
-            try await Self.within(Self.storePingDeadline) { [store] in try await store.ping() }
+            try await withDeadline(Self.storePingDeadline) { [store] in try await store.ping() }
         } catch {
             storeCheck = .string("unreachable: \(error)")
             serving = false
         }
         do {
-            if serving { try await store.checkWritable() }
+            if serving { try await withDeadline(Self.storePingDeadline) { [store] in try await store.checkWritable() } }
         } catch {
             storeCheck = .string((error as? ConvergeError)?.message ?? "\(error)")
             serving = false
@@ -124,7 +124,9 @@ public struct ConvergeServer: Sendable {
         }
         if status.current == nil { serving = false }
         var checks: [String: Value] = ["store": storeCheck, "manifests": .object(manifests)]
-        if let daemons = try? await store.daemonsAlive() {
+        if storeCheck == "ok",
+            let daemons = try? await withDeadline(Self.storePingDeadline, { [store] in try await store.daemonsAlive() })
+        {
             checks["daemons"] = .array(
                 daemons.map { daemon in
                     [
@@ -139,24 +141,6 @@ public struct ConvergeServer: Sendable {
     /// How long readiness waits for the store to answer: a probe (Kubernetes waits 1 s by default) must get an answer,
     /// and a database that takes longer is not one to send traffic to.
     static let storePingDeadline: Duration = .milliseconds(900)
-
-    /// `body`'s result, or a `ConvergeError` when it has not answered within `deadline` (it is cancelled then).
-    static func within<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable () async throws -> T)
-        async throws -> T
-    {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: deadline)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let result = try await group.next()!, let value = result as T? else {
-                throw ConvergeError(.internal, "no answer within \(deadline)")
-            }
-            return value
-        }
-    }
 
     /// The metrics in the Prometheus text format, with the gauges read at scrape time brought up to date: the
     /// deployments by status, the work queue, whether the latest manifest load was refused, and the process.

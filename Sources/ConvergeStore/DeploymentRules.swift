@@ -32,6 +32,13 @@ extension DeploymentRequest {
             + (planID.map { ", awaiting the plan approval of plan \($0)" } ?? "")
     }
 
+    /// Refuses a request decided from an older view of the instance than its newest deployment, `newest` (the
+    /// sequence; 0 for none).
+    func checkDecided(newest: Int64) throws {
+        guard let decidedAfter, decidedAfter != newest else { return }
+        throw ConvergeError.decidedFromAnOlderView(instanceID)
+    }
+
     /// Refuses a plan that is not a plan of the instance it is for.
     func checkPlan(_ plan: Deployment) throws {
         guard plan.action == .plan, plan.instanceID == instanceID else {
@@ -147,6 +154,18 @@ extension ConvergeError {
     /// moved it first.
     static func deploymentChanged(_ id: String) -> ConvergeError {
         ConvergeError(.aborted, "deployment \(id) changed concurrently; retry")
+    }
+
+    /// The database did not answer (down, restarting, or the network to it lost): nothing was written, and a retry
+    /// once it answers may succeed. Its details say so (`reason: unreachable`) to callers that wait for it.
+    static func databaseUnreachable(_ why: String) -> ConvergeError {
+        ConvergeError(.internal, "the database is unreachable: \(why)", details: ["reason": "unreachable"])
+    }
+
+    /// A reconciler's request refused because the instance got a deployment after the reconciler read it.
+    public static func decidedFromAnOlderView(_ instanceID: String) -> ConvergeError {
+        ConvergeError(
+            .aborted, "instance \(instanceID) got a deployment after this change was decided; reconcile again")
     }
 }
 

@@ -10,6 +10,12 @@ extension PostgresStore: DeploymentStore, DispatchStore {
         try request.checkMode()
         return try await transaction { connection in
             let instance = try await self.fetchInstance(connection, request.instanceID)
+            if request.decidedAfter != nil {
+                try request.checkDecided(
+                    newest: try await connection.one(
+                        "SELECT COALESCE(MAX(seq), 0) FROM deployments WHERE instance_id = \(instance.id)", Int64.self,
+                        logger: self.logger)!)
+            }
             if let planID = request.planID { try request.checkPlan(try await self.fetchDeployment(connection, planID)) }
             let now = self.now
             let id = DeploymentID.make(now: date(now))

@@ -50,7 +50,18 @@ extension PostgresStore {
         if filter.statuses?.isEmpty == true {
             throw ConvergeError(.invalidArgument, "a status filter must name at least one status")
         }
-        let before = try Paging.sequence(of: cursor, default: Int64.max)
+        let query = Self.deploymentListing(
+            filter, before: try Paging.sequence(of: cursor, default: Int64.max), limit: limit)
+        return try await read { connection in
+            let items = try await self.fetchDeployments(connection, query)
+            return Page(
+                items: Array(items.prefix(limit)),
+                nextCursor: items.count > limit ? String(items[limit - 1].sequence) : nil)
+        }
+    }
+
+    /// The deployments that match `filter` before sequence `before`, newest first, at most `limit + 1`.
+    static func deploymentListing(_ filter: DeploymentFilter, before: Int64, limit: Int) -> PostgresQuery {
         var bindings = PostgresBindings()
         let conditions = Self.pageConditions(
             [
@@ -68,16 +79,10 @@ extension PostgresStore {
             return "(SELECT * FROM deployments WHERE \(branch.joined(separator: " AND ")) ORDER BY seq DESC "
                 + "LIMIT \(limitParameter))"
         }
-        let query = PostgresQuery(
+        return PostgresQuery(
             unsafeSQL: "SELECT * FROM (\(branches.joined(separator: " UNION ALL "))) AS listed ORDER BY seq DESC "
                 + "LIMIT \(limitParameter)",
             binds: bindings)
-        return try await read { connection in
-            let items = try await self.fetchDeployments(connection, query)
-            return Page(
-                items: Array(items.prefix(limit)),
-                nextCursor: items.count > limit ? String(items[limit - 1].sequence) : nil)
-        }
     }
 
     public func latestDeploymentChange() async throws -> Int64 {
@@ -89,16 +94,8 @@ extension PostgresStore {
 
     public func auditLog(_ filter: AuditFilter, after cursor: String?, limit: Int) async throws -> Page<AuditEntry> {
         try Paging.checkLimit(limit)
-        let before = try Paging.sequence(of: cursor, default: Int64.max)
-        var bindings = PostgresBindings()
-        let conditions = Self.pageConditions(
-            [
-                ("target_id", filter.targetID), ("actor", filter.actor), ("action", filter.action),
-                ("target_kind", filter.targetKind),
-            ], before: before, limit: limit, bindings: &bindings)
-        let query = PostgresQuery(
-            unsafeSQL: "SELECT * FROM audit_log WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC "
-                + "LIMIT $\(bindings.count)", binds: bindings)
+        let query = Self.auditListing(
+            filter, before: try Paging.sequence(of: cursor, default: Int64.max), limit: limit)
         return try await read { connection in
             let rows = try await connection.rows(query, logger: logger)
             let items = try rows.prefix(limit).map { row in
@@ -111,6 +108,19 @@ extension PostgresStore {
             }
             return Page(items: items, nextCursor: rows.count > limit ? String(items[limit - 1].sequence) : nil)
         }
+    }
+
+    /// The audit log entries that match `filter` before sequence `before`, newest first, at most `limit + 1`.
+    static func auditListing(_ filter: AuditFilter, before: Int64, limit: Int) -> PostgresQuery {
+        var bindings = PostgresBindings()
+        let conditions = Self.pageConditions(
+            [
+                ("target_id", filter.targetID), ("actor", filter.actor), ("action", filter.action),
+                ("target_kind", filter.targetKind),
+            ], before: before, limit: limit, bindings: &bindings)
+        return PostgresQuery(
+            unsafeSQL: "SELECT * FROM audit_log WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC "
+                + "LIMIT $\(bindings.count)", binds: bindings)
     }
 
     public func instances(

@@ -140,7 +140,7 @@ public final class PostgresStore: Store, Service {
         if let error = error as? ConvergeError { return (error, false) }
         guard let error = error as? PSQLError else { return (ConvergeError(.internal, "\(error)"), false) }
         guard error.code == .server, let state = error.serverInfo?[.sqlState] else {
-            return (ConvergeError(.internal, "the database is unreachable: \(error.code)"), false)
+            return (.databaseUnreachable("\(error.code)"), false)
         }
         let message = error.serverInfo?[.message] ?? "\(error)"
         switch state {
@@ -151,7 +151,7 @@ public final class PostgresStore: Store, Service {
         case "23505", "23503", "23514", "P0001":
             return (ConvergeError(.failedPrecondition, message.lowercased()), false)
         case "57P01", "57P02", "57P03", "08000", "08003", "08006":
-            return (ConvergeError(.internal, "the database is unreachable: \(message)"), false)
+            return (.databaseUnreachable(message), false)
         default:
             return (ConvergeError(.internal, "database error \(state): \(message)"), false)
         }

@@ -56,6 +56,12 @@ extension SQLiteStore {
         try request.checkMode()
         return try await transaction { db in
             let instance = try Self.fetchInstance(db, request.instanceID)
+            if request.decidedAfter != nil {
+                try request.checkDecided(
+                    newest: try Int64.fetchOne(
+                        db, sql: "SELECT COALESCE(MAX(seq), 0) FROM deployments WHERE instance_id = ?",
+                        arguments: [instance.id])!)
+            }
             if let planID = request.planID { try request.checkPlan(try Self.fetchDeployment(db, planID)) }
             let now = self.now
             let id = DeploymentID.make(now: date(now))

@@ -193,7 +193,14 @@ import Testing
         } catch {
             print("database outage test stopped: \(error)")
             print("deployments by status: \((try? statuses()) ?? [:])")
-            for daemon in cluster.daemons { print("daemon on port \(daemon.port):\n\(daemon.logTail(30))") }
+            let deployed = Set(
+                (try? server.psql("SELECT DISTINCT instance_id FROM deployments"))?.split(separator: "\n") ?? [])
+            print("instances without a deployment: \(names.filter { !deployed.contains("p-dev-\($0)") })")
+            for daemon in cluster.daemons {
+                let warnings = daemon.logText.split(separator: "\n").filter { !$0.contains(" info ") }
+                print(
+                    "daemon on port \(daemon.port), its last warnings:\n\(warnings.suffix(40).joined(separator: "\n"))")
+            }
             throw error
         }
         await cluster.stop()

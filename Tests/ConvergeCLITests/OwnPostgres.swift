@@ -70,27 +70,30 @@ final class OwnPostgres {
             ])
     }
 
-    /// Runs a server tool as the server's user. Its output goes to a file, not to a pipe: the server that
-    /// `pg_ctl start` leaves running would hold a pipe open, and a read of it would never end.
+    /// Runs a server tool as the server's user, its output appended to a file: the server that `pg_ctl start` leaves
+    /// running would hold a pipe open, and a read of it would never end. Spawned and reaped here (posix_spawn and
+    /// waitpid) rather than through Foundation's `Process`, whose wait could miss the exit of a child whose own child
+    /// (the server) lives on, and hang the test.
     private func asServerUser(_ executable: String, _ arguments: [String]) throws {
-        let command = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable] : [executable]
-        let output = directory.appendingPathComponent("tools.log")
-        if !FileManager.default.fileExists(atPath: output.path) {
-            FileManager.default.createFile(atPath: output.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: output)
-        defer { try? handle.close() }
-        handle.seekToEndOfFile()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst()) + arguments
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let log = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-            throw TestPostgresError("\(executable) \(arguments.joined(separator: " ")) failed:\n\(log)")
+        let command =
+            (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable] : [executable]) + arguments
+        let output = directory.appendingPathComponent("tools.log").path
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var argv = command.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, command[0], &actions, nil, &argv, environ)
+        guard spawned == 0 else { throw TestPostgresError("cannot run \(command[0]): error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        guard status == 0 else {
+            let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            throw TestPostgresError("\(executable) \(arguments.joined(separator: " ")) failed (\(status)):\n\(log)")
         }
     }
 

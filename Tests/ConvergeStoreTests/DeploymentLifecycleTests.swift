@@ -311,4 +311,31 @@ import Testing
             await convergeError { try await fixture.store.appendEvents([], to: "dnope") }
                 == ConvergeError(.notFound, "deployment dnope not found"))
     }
+
+    /// Two daemons' reconcilers decide the same change from the same read: the first creates it; the second, decided
+    /// from the view before it, is refused and creates nothing, also after the first completed (when the index of
+    /// open deployments no longer stops it).
+    @Test(arguments: StoreEngine.allCases)
+    func aReconcilersRequest_decidedBeforeANewerDeployment_isRefusedAndCreatesNothing(_ engine: StoreEngine)
+        async throws
+    {
+        let fixture = try await StoreFixture(engine)
+        let store = fixture.store
+        func request(_ decidedAfter: Int64) -> DeploymentRequest {
+            DeploymentRequest(
+                instanceID: "shop-dev-db", snapshot: StoreFixture.snapshot(["size": 1]), mode: .direct,
+                actor: "reconciler", decidedAfter: decidedAfter)
+        }
+        let first = try await store.createDeployment(request(0))
+        #expect(first.created)
+        _ = try await store.claimNextDeployments(owner: "w", leaseDuration: 30, limit: 1)
+        _ = try await store.complete(first.deployment.id, owner: "w", epoch: 1, outputs: [:], planResult: nil)
+        let refused = await convergeError { try await store.createDeployment(request(0)) }
+        #expect(refused == .decidedFromAnOlderView("shop-dev-db"))
+        #expect(try await store.history("shop-dev-db").count == 1)
+        let next = DeploymentRequest(
+            instanceID: "shop-dev-db", snapshot: StoreFixture.snapshot(["size": 2]), mode: .direct, actor: "reconciler",
+            decidedAfter: first.deployment.sequence)
+        #expect(try await store.createDeployment(next).created)
+    }
 }

@@ -82,7 +82,7 @@ import Testing
     static func promptly<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws
         -> T
     {
-        try await started(body).value(what, within: .seconds(2))
+        try await started(body).value(what, within: .seconds(10))
     }
 
     /// `body`, started beside the caller.
