@@ -71,9 +71,11 @@ format:
 ## example's structure (Tests/Scripts/check_ci_workflow.py), and the Kubernetes manifests and the systemd unit of
 ## manifests/deploy/ (Tests/Scripts/check_deploy.py). The tests run with a throwaway PostgreSQL on loopback
 ## (Tests/Scripts/postgres), stopped and removed afterwards, also when they fail; TEST_FILTER narrows them
-## (`make test TEST_FILTER=PostgresStore`). The suites that run several daemons under load (HEAVY_TESTS) run after the
-## others, on their own, so that neither starves the other's timing on a two-core machine.
-HEAVY_TESTS := HighAvailabilityTests|PauseTests|FaultTests
+## (`make test TEST_FILTER=PostgresStore`). The store tests (on both engines, many PostgreSQL connections) and the
+## suites that run several daemons under load (DAEMON_TESTS) each run after the others, on their own, so that none
+## starves another's timing on a two-core machine.
+STORE_TESTS := ConvergeStoreTests
+DAEMON_TESTS := HighAvailabilityTests|PauseTests|FaultTests
 test: deps lint python-tools
 	swift build --build-tests
 	$(PYTHON) Tests/Scripts/check_schemas.py .build/debug/converge
@@ -84,8 +86,9 @@ test: deps lint python-tools
 	eval "$$(Tests/Scripts/postgres start "$$postgres")"; \
 	echo "PostgreSQL for the tests: $$CONVERGE_TEST_POSTGRES_URL"; \
 	if [ -n "$(TEST_FILTER)" ]; then swift test --skip-build --disable-xctest --filter '$(TEST_FILTER)'; else \
-	  swift test --skip-build --disable-xctest --skip '$(HEAVY_TESTS)' && \
-	  swift test --skip-build --disable-xctest --filter '$(HEAVY_TESTS)'; fi
+	  swift test --skip-build --disable-xctest --skip '$(STORE_TESTS)|$(DAEMON_TESTS)' && \
+	  swift test --skip-build --disable-xctest --filter '$(STORE_TESTS)' && \
+	  swift test --skip-build --disable-xctest --filter '$(DAEMON_TESTS)'; fi
 
 validate: build
 	swift run converge validate examples/gitops
